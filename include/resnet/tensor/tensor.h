@@ -1,0 +1,76 @@
+#pragma once
+// Tensor: a shape, a dtype and 64-byte aligned storage, always dense and row-major
+// (plain NCHW for images). Copies share storage, like PyTorch; clone() copies data.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace resnet {
+
+using Shape = std::vector<int64_t>;
+
+enum class DType { f32, bf16, i8, u8, i64 };
+
+// Bytes per element of `dtype`.
+size_t dtype_size(DType dtype);
+// "f32", "bf16", "i8", "u8", "i64".
+std::string dtype_name(DType dtype);
+// Number of elements of `shape` (1 for a scalar), checked against overflow.
+int64_t shape_numel(const Shape& shape);
+// "[3, 5, 7, 9]".
+std::string shape_str(const Shape& shape);
+
+class Tensor {
+ public:
+  Tensor() = default;
+  // Zero-filled tensor of the given shape.
+  explicit Tensor(Shape shape, DType dtype = DType::f32);
+
+  static Tensor zeros(Shape shape, DType dtype = DType::f32) { return Tensor(std::move(shape), dtype); }
+  static Tensor full(Shape shape, float value);
+  // A tensor holding `values`, with `shape` (numel must match).
+  static Tensor from_vector(Shape shape, const std::vector<float>& values);
+
+  bool defined() const { return storage_ != nullptr; }
+  const Shape& shape() const { return shape_; }
+  int rank() const { return static_cast<int>(shape_.size()); }
+  int64_t dim(int i) const;  // negative i counts from the end
+  int64_t numel() const { return numel_; }
+  DType dtype() const { return dtype_; }
+  size_t nbytes() const { return static_cast<size_t>(numel_) * dtype_size(dtype_); }
+  std::string shape_str() const { return resnet::shape_str(shape_); }
+
+  // Typed access; the dtype must match (checked).
+  float* f32();
+  const float* f32() const;
+  int64_t* i64();
+  const int64_t* i64() const;
+  std::span<float> values();
+  std::span<const float> values() const;
+  void* raw() { return storage_.get(); }
+  const void* raw() const { return storage_.get(); }
+
+  Tensor clone() const;
+  // Copies `src` into this tensor's storage; shapes and dtypes must match.
+  void copy_from(const Tensor& src);
+  void fill(float value);
+  // Same storage, new shape with the same number of elements.
+  Tensor reshape(Shape shape) const;
+
+ private:
+  Shape shape_;
+  int64_t numel_ = 0;
+  DType dtype_ = DType::f32;
+  std::shared_ptr<std::byte> storage_;
+};
+
+// Largest |x| over the tensor (0 for an empty tensor).
+float max_abs(const Tensor& t);
+// Largest |a - b|; shapes must match.
+float max_abs_diff(const Tensor& a, const Tensor& b);
+
+}  // namespace resnet

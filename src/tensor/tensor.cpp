@@ -1,0 +1,152 @@
+#include "resnet/tensor/tensor.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+
+#include "resnet/core/error.h"
+
+namespace resnet {
+
+size_t dtype_size(DType dtype) {
+  switch (dtype) {
+    case DType::f32: return 4;
+    case DType::bf16: return 2;
+    case DType::i8: return 1;
+    case DType::u8: return 1;
+    case DType::i64: return 8;
+  }
+  return 0;
+}
+
+std::string dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::f32: return "f32";
+    case DType::bf16: return "bf16";
+    case DType::i8: return "i8";
+    case DType::u8: return "u8";
+    case DType::i64: return "i64";
+  }
+  return "?";
+}
+
+int64_t shape_numel(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    RESNET_CHECK(d >= 0, "tensor: expected non-negative dimensions, got " << shape_str(shape));
+    RESNET_CHECK(d == 0 || n <= std::numeric_limits<int64_t>::max() / d,
+                 "tensor: shape " << shape_str(shape) << " overflows 64-bit element count");
+    n *= d;
+  }
+  return n;
+}
+
+std::string shape_str(const Shape& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(shape[i]);
+  }
+  return s + "]";
+}
+
+namespace {
+constexpr size_t kAlignment = 64;
+
+std::shared_ptr<std::byte> allocate_zeroed(size_t nbytes) {
+  size_t rounded = (std::max<size_t>(nbytes, 1) + kAlignment - 1) / kAlignment * kAlignment;
+  void* p = std::aligned_alloc(kAlignment, rounded);
+  RESNET_CHECK(p != nullptr, "tensor: cannot allocate " << nbytes << " bytes");
+  std::memset(p, 0, rounded);
+  return std::shared_ptr<std::byte>(static_cast<std::byte*>(p), [](std::byte* q) { std::free(q); });
+}
+}  // namespace
+
+Tensor::Tensor(Shape shape, DType dtype)
+    : shape_(std::move(shape)), numel_(shape_numel(shape_)), dtype_(dtype) {
+  storage_ = allocate_zeroed(nbytes());
+}
+
+Tensor Tensor::full(Shape shape, float value) {
+  Tensor t(std::move(shape));
+  t.fill(value);
+  return t;
+}
+
+Tensor Tensor::from_vector(Shape shape, const std::vector<float>& values) {
+  Tensor t(std::move(shape));
+  RESNET_CHECK(static_cast<int64_t>(values.size()) == t.numel(),
+               "tensor: expected " << t.numel() << " values for shape " << t.shape_str() << ", got "
+                                   << values.size());
+  std::copy(values.begin(), values.end(), t.f32());
+  return t;
+}
+
+int64_t Tensor::dim(int i) const {
+  int r = rank();
+  int j = i < 0 ? i + r : i;
+  RESNET_CHECK(j >= 0 && j < r, "tensor: dimension " << i << " out of range for shape " << shape_str());
+  return shape_[j];
+}
+
+float* Tensor::f32() {
+  RESNET_CHECK(dtype_ == DType::f32, "tensor: expected dtype f32, got " << dtype_name(dtype_));
+  return reinterpret_cast<float*>(storage_.get());
+}
+const float* Tensor::f32() const { return const_cast<Tensor*>(this)->f32(); }
+
+int64_t* Tensor::i64() {
+  RESNET_CHECK(dtype_ == DType::i64, "tensor: expected dtype i64, got " << dtype_name(dtype_));
+  return reinterpret_cast<int64_t*>(storage_.get());
+}
+const int64_t* Tensor::i64() const { return const_cast<Tensor*>(this)->i64(); }
+
+std::span<float> Tensor::values() { return {f32(), static_cast<size_t>(numel_)}; }
+std::span<const float> Tensor::values() const { return {f32(), static_cast<size_t>(numel_)}; }
+
+Tensor Tensor::clone() const {
+  if (!defined()) return {};
+  Tensor t(shape_, dtype_);
+  std::memcpy(t.raw(), raw(), nbytes());
+  return t;
+}
+
+void Tensor::copy_from(const Tensor& src) {
+  RESNET_CHECK(src.shape_ == shape_ && src.dtype_ == dtype_,
+               "tensor: copy expected " << dtype_name(dtype_) << shape_str() << ", got "
+                                        << dtype_name(src.dtype_) << src.shape_str());
+  std::memcpy(raw(), src.raw(), nbytes());
+}
+
+void Tensor::fill(float value) { std::fill_n(f32(), numel_, value); }
+
+Tensor Tensor::reshape(Shape shape) const {
+  RESNET_CHECK(shape_numel(shape) == numel_,
+               "tensor: cannot reshape " << shape_str() << " to " << resnet::shape_str(shape));
+  Tensor t = *this;
+  t.shape_ = std::move(shape);
+  return t;
+}
+
+float max_abs(const Tensor& t) {
+  float m = 0.f;
+  for (float v : t.values()) m = std::max(m, std::fabs(v));
+  return m;
+}
+
+float max_abs_diff(const Tensor& a, const Tensor& b) {
+  RESNET_CHECK(a.shape() == b.shape(),
+               "max_abs_diff: expected equal shapes, got " << a.shape_str() << " and " << b.shape_str());
+  float m = 0.f;
+  auto av = a.values(), bv = b.values();
+  for (size_t i = 0; i < av.size(); ++i) {
+    float d = std::fabs(av[i] - bv[i]);
+    if (std::isnan(d)) return std::numeric_limits<float>::quiet_NaN();
+    m = std::max(m, d);
+  }
+  return m;
+}
+
+}  // namespace resnet
