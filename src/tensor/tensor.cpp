@@ -12,22 +12,32 @@ namespace resnet {
 
 size_t dtype_size(DType dtype) {
   switch (dtype) {
-    case DType::f32: return 4;
-    case DType::bf16: return 2;
-    case DType::i8: return 1;
-    case DType::u8: return 1;
-    case DType::i64: return 8;
+    case DType::f32:
+      return 4;
+    case DType::bf16:
+      return 2;
+    case DType::i8:
+      return 1;
+    case DType::u8:
+      return 1;
+    case DType::i64:
+      return 8;
   }
   return 0;
 }
 
 std::string dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::f32: return "f32";
-    case DType::bf16: return "bf16";
-    case DType::i8: return "i8";
-    case DType::u8: return "u8";
-    case DType::i64: return "i64";
+    case DType::f32:
+      return "f32";
+    case DType::bf16:
+      return "bf16";
+    case DType::i8:
+      return "i8";
+    case DType::u8:
+      return "u8";
+    case DType::i64:
+      return "i64";
   }
   return "?";
 }
@@ -55,18 +65,28 @@ std::string shape_str(const Shape& shape) {
 namespace {
 constexpr size_t kAlignment = 64;
 
-std::shared_ptr<std::byte> allocate_zeroed(size_t nbytes) {
-  size_t rounded = (std::max<size_t>(nbytes, 1) + kAlignment - 1) / kAlignment * kAlignment;
-  void* p = std::aligned_alloc(kAlignment, rounded);
-  RESNET_CHECK(p != nullptr, "tensor: cannot allocate " << nbytes << " bytes");
-  std::memset(p, 0, rounded);
-  return std::shared_ptr<std::byte>(static_cast<std::byte*>(p), [](std::byte* q) { std::free(q); });
-}
 }  // namespace
+
+Tensor::Storage::Storage(size_t nbytes) {
+  size_t rounded = (std::max<size_t>(nbytes, 1) + kAlignment - 1) / kAlignment * kAlignment;
+  data = std::aligned_alloc(kAlignment, rounded);
+  RESNET_CHECK(data != nullptr, "tensor: cannot allocate " << nbytes << " bytes");
+  std::memset(data, 0, rounded);
+}
+
+Tensor::Storage::~Storage() {
+  std::free(data);
+}
 
 Tensor::Tensor(Shape shape, DType dtype)
     : shape_(std::move(shape)), numel_(shape_numel(shape_)), dtype_(dtype) {
-  storage_ = allocate_zeroed(nbytes());
+  storage_ = std::make_shared<Storage>(nbytes());
+}
+
+void* Tensor::raw() {
+  if (!storage_) return nullptr;
+  ++storage_->version;
+  return storage_->data;
 }
 
 Tensor Tensor::full(Shape shape, float value) {
@@ -87,24 +107,35 @@ Tensor Tensor::from_vector(Shape shape, const std::vector<float>& values) {
 int64_t Tensor::dim(int i) const {
   int r = rank();
   int j = i < 0 ? i + r : i;
-  RESNET_CHECK(j >= 0 && j < r, "tensor: dimension " << i << " out of range for shape " << shape_str());
+  RESNET_CHECK(j >= 0 && j < r,
+               "tensor: dimension " << i << " out of range for shape " << shape_str());
   return shape_[j];
 }
 
 float* Tensor::f32() {
   RESNET_CHECK(dtype_ == DType::f32, "tensor: expected dtype f32, got " << dtype_name(dtype_));
-  return reinterpret_cast<float*>(storage_.get());
+  return static_cast<float*>(raw());
 }
-const float* Tensor::f32() const { return const_cast<Tensor*>(this)->f32(); }
+const float* Tensor::f32() const {
+  RESNET_CHECK(dtype_ == DType::f32, "tensor: expected dtype f32, got " << dtype_name(dtype_));
+  return static_cast<const float*>(raw());
+}
 
 int64_t* Tensor::i64() {
   RESNET_CHECK(dtype_ == DType::i64, "tensor: expected dtype i64, got " << dtype_name(dtype_));
-  return reinterpret_cast<int64_t*>(storage_.get());
+  return static_cast<int64_t*>(raw());
 }
-const int64_t* Tensor::i64() const { return const_cast<Tensor*>(this)->i64(); }
+const int64_t* Tensor::i64() const {
+  RESNET_CHECK(dtype_ == DType::i64, "tensor: expected dtype i64, got " << dtype_name(dtype_));
+  return static_cast<const int64_t*>(raw());
+}
 
-std::span<float> Tensor::values() { return {f32(), static_cast<size_t>(numel_)}; }
-std::span<const float> Tensor::values() const { return {f32(), static_cast<size_t>(numel_)}; }
+std::span<float> Tensor::values() {
+  return {f32(), static_cast<size_t>(numel_)};
+}
+std::span<const float> Tensor::values() const {
+  return {f32(), static_cast<size_t>(numel_)};
+}
 
 Tensor Tensor::clone() const {
   if (!defined()) return {};
@@ -120,7 +151,9 @@ void Tensor::copy_from(const Tensor& src) {
   std::memcpy(raw(), src.raw(), nbytes());
 }
 
-void Tensor::fill(float value) { std::fill_n(f32(), numel_, value); }
+void Tensor::fill(float value) {
+  std::fill_n(f32(), numel_, value);
+}
 
 Tensor Tensor::reshape(Shape shape) const {
   RESNET_CHECK(shape_numel(shape) == numel_,
@@ -137,8 +170,8 @@ float max_abs(const Tensor& t) {
 }
 
 float max_abs_diff(const Tensor& a, const Tensor& b) {
-  RESNET_CHECK(a.shape() == b.shape(),
-               "max_abs_diff: expected equal shapes, got " << a.shape_str() << " and " << b.shape_str());
+  RESNET_CHECK(a.shape() == b.shape(), "max_abs_diff: expected equal shapes, got "
+                                           << a.shape_str() << " and " << b.shape_str());
   float m = 0.f;
   auto av = a.values(), bv = b.values();
   for (size_t i = 0; i < av.size(); ++i) {

@@ -18,13 +18,13 @@ class Error : public std::runtime_error {
 }  // namespace resnet
 
 // RESNET_CHECK(cond, "conv1: expected 4-D input, got " << x.shape_str());
-#define RESNET_CHECK(cond, message)              \
-  do {                                           \
-    if (!(cond)) {                               \
-      std::ostringstream resnet_check_stream_;   \
-      resnet_check_stream_ << message;           \
+#define RESNET_CHECK(cond, message)                      \
+  do {                                                   \
+    if (!(cond)) {                                       \
+      std::ostringstream resnet_check_stream_;           \
+      resnet_check_stream_ << message;                   \
       throw ::resnet::Error(resnet_check_stream_.str()); \
-    }                                            \
+    }                                                    \
   } while (0)
 
 #define RESNET_FAIL(message) RESNET_CHECK(false, message)

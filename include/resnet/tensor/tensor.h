@@ -30,7 +30,9 @@ class Tensor {
   // Zero-filled tensor of the given shape.
   explicit Tensor(Shape shape, DType dtype = DType::f32);
 
-  static Tensor zeros(Shape shape, DType dtype = DType::f32) { return Tensor(std::move(shape), dtype); }
+  static Tensor zeros(Shape shape, DType dtype = DType::f32) {
+    return Tensor(std::move(shape), dtype);
+  }
   static Tensor full(Shape shape, float value);
   // A tensor holding `values`, with `shape` (numel must match).
   static Tensor from_vector(Shape shape, const std::vector<float>& values);
@@ -51,8 +53,13 @@ class Tensor {
   const int64_t* i64() const;
   std::span<float> values();
   std::span<const float> values() const;
-  void* raw() { return storage_.get(); }
-  const void* raw() const { return storage_.get(); }
+  void* raw();
+  const void* raw() const { return storage_ ? storage_->data : nullptr; }
+  // Counts mutable accesses to the storage (every non-const data accessor bumps it), so
+  // that caches derived from a tensor (packed or folded weights) can tell it changed.
+  uint64_t version() const { return storage_ ? storage_->version : 0; }
+  // True when both share one storage.
+  bool same_storage(const Tensor& other) const { return storage_ == other.storage_; }
 
   Tensor clone() const;
   // Copies `src` into this tensor's storage; shapes and dtypes must match.
@@ -65,7 +72,15 @@ class Tensor {
   Shape shape_;
   int64_t numel_ = 0;
   DType dtype_ = DType::f32;
-  std::shared_ptr<std::byte> storage_;
+  struct Storage {
+    void* data = nullptr;
+    uint64_t version = 0;
+    explicit Storage(size_t nbytes);
+    ~Storage();
+    Storage(const Storage&) = delete;
+    Storage& operator=(const Storage&) = delete;
+  };
+  std::shared_ptr<Storage> storage_;
 };
 
 // Largest |x| over the tensor (0 for an empty tensor).

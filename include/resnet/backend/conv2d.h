@@ -1,0 +1,53 @@
+#pragma once
+// 2-D convolution on plain NCHW f32 tensors through oneDNN. Primitives (forward,
+// backward-data, backward-weights) are created on first use for an input shape and
+// reused after; inside, oneDNN picks its preferred blocked layouts and the kernel
+// reorders at its edges.
+
+#include <memory>
+
+#include "resnet/tensor/tensor.h"
+
+namespace resnet::backend {
+
+struct Conv2dConfig {
+  int64_t in_channels = 0, out_channels = 0;
+  int64_t kernel_h = 1, kernel_w = 1;
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t pad_h = 0, pad_w = 0;
+  int64_t dilation_h = 1, dilation_w = 1;
+  int64_t groups = 1;
+  bool bias = false;
+
+  // Output spatial size for an input of H x W (floor, as PyTorch).
+  int64_t out_h(int64_t h) const {
+    return (h + 2 * pad_h - dilation_h * (kernel_h - 1) - 1) / stride_h + 1;
+  }
+  int64_t out_w(int64_t w) const {
+    return (w + 2 * pad_w - dilation_w * (kernel_w - 1) - 1) / stride_w + 1;
+  }
+};
+
+class Conv2dKernel {
+ public:
+  explicit Conv2dKernel(const Conv2dConfig& config);
+  ~Conv2dKernel();
+  Conv2dKernel(const Conv2dKernel&) = delete;
+  Conv2dKernel& operator=(const Conv2dKernel&) = delete;
+
+  // src [N, IC, H, W], weight [OC, IC/groups, KH, KW], bias [OC] or undefined.
+  // Returns dst [N, OC, OH, OW].
+  Tensor forward(const Tensor& src, const Tensor& weight, const Tensor& bias);
+  // Returns diff_src [N, IC, H, W].
+  Tensor backward_data(const Tensor& diff_dst, const Tensor& weight, const Shape& src_shape);
+  // Adds the weight gradient into diff_weight and, if defined, the bias gradient into
+  // diff_bias.
+  void backward_weights(const Tensor& diff_dst, const Tensor& src, Tensor& diff_weight,
+                        Tensor& diff_bias);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace resnet::backend

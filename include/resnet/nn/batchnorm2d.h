@@ -1,0 +1,55 @@
+#pragma once
+// BatchNorm2d: torch.nn.BatchNorm2d(num_features, eps=1e-5, momentum=0.1, affine=True,
+// track_running_stats=True). Input and output [N, C, H, W].
+// Training mode normalizes with the batch mean and biased variance, and updates
+//   running_mean = (1 - momentum) * running_mean + momentum * mean
+//   running_var  = (1 - momentum) * running_var  + momentum * var * n / (n - 1)
+// (unbiased variance, n = N*H*W) and counts num_batches_tracked. Eval mode normalizes
+// with the running statistics.
+// Parameters weight [C] (1) and bias [C] (0); buffers running_mean [C] (0),
+// running_var [C] (1), num_batches_tracked (i64 scalar, 0).
+
+#include <memory>
+
+#include "resnet/backend/batchnorm2d.h"
+#include "resnet/nn/module.h"
+
+namespace resnet::nn {
+
+struct BatchNorm2dOptions {
+  int64_t num_features = 0;
+  double eps = 1e-5;
+  double momentum = 0.1;
+};
+
+class BatchNorm2d : public Module {
+ public:
+  explicit BatchNorm2d(int64_t num_features);
+  explicit BatchNorm2d(const BatchNorm2dOptions& options);
+
+  const BatchNorm2dOptions& options() const { return options_; }
+  Parameter& weight() { return *weight_; }
+  Parameter& bias() { return *bias_; }
+  Tensor& running_mean() { return *running_mean_; }
+  Tensor& running_var() { return *running_var_; }
+  Tensor& num_batches_tracked() { return *num_batches_tracked_; }
+
+ protected:
+  Tensor forward_impl(const Tensor& x) override;
+  Tensor backward_impl(const Tensor& grad_output) override;
+  std::string extra_repr() const override;
+
+ private:
+  BatchNorm2dOptions options_;
+  Parameter* weight_;
+  Parameter* bias_;
+  Tensor* running_mean_;
+  Tensor* running_var_;
+  Tensor* num_batches_tracked_;
+  std::unique_ptr<backend::BatchNorm2dKernel> kernel_;
+  // What backward needs: the input and the statistics it was normalized with.
+  Tensor saved_input_, saved_mean_, saved_var_;
+  bool saved_used_batch_stats_ = false;
+};
+
+}  // namespace resnet::nn

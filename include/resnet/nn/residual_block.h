@@ -1,0 +1,53 @@
+#pragma once
+// ResidualBlock: the seed's block (SEED.md), child for child as its PyTorch code:
+//   conv1    Conv2d(in, out, 3, stride, padding 1, no bias)
+//   bn1      BatchNorm2d(out)
+//   relu     ReLU(inplace=True), applied twice
+//   conv2    Conv2d(out, out, 3, 1, padding 1, no bias)
+//   bn2      BatchNorm2d(out)
+//   shortcut Sequential(): the identity when stride == 1 and in == out, otherwise
+//            Sequential(Conv2d(in, out, 1, stride, no bias), BatchNorm2d(out))
+// forward: relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)).
+// Input [N, in, H, W] -> output [N, out, OH, OW], OH = floor((H - 1) / stride) + 1.
+
+#include <memory>
+
+#include "resnet/nn/batchnorm2d.h"
+#include "resnet/nn/conv2d.h"
+#include "resnet/nn/relu.h"
+#include "resnet/nn/sequential.h"
+
+namespace resnet::nn {
+
+namespace detail {
+struct FusedBlockPlan;
+}
+
+class ResidualBlock : public Module {
+ public:
+  ResidualBlock(int64_t in_channels, int64_t out_channels, int64_t stride = 1);
+  ~ResidualBlock() override;
+
+  bool has_identity_shortcut() const { return shortcut_->empty(); }
+
+ protected:
+  Tensor forward_impl(const Tensor& x) override;
+  Tensor backward_impl(const Tensor& grad_output) override;
+  void on_mode_change() override;
+
+ private:
+  int64_t in_channels_, out_channels_, stride_;
+  std::shared_ptr<Conv2d> conv1_;
+  std::shared_ptr<BatchNorm2d> bn1_;
+  std::shared_ptr<ReLU> relu_;
+  std::shared_ptr<Conv2d> conv2_;
+  std::shared_ptr<BatchNorm2d> bn2_;
+  std::shared_ptr<Sequential> shortcut_;
+  // Saved for backward: the outputs of the two ReLUs.
+  Tensor saved_hidden_, saved_output_;
+  // Eval-mode inference without gradients runs a fused plan (BN folded into the
+  // convolutions, ReLU and the residual add as oneDNN post-ops).
+  std::unique_ptr<detail::FusedBlockPlan> fused_;
+};
+
+}  // namespace resnet::nn

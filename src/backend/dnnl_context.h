@@ -1,0 +1,54 @@
+#pragma once
+// Private to src/backend/: the only header that includes dnnl.hpp. Holds the engine and
+// stream, the one reorder helper, and the translation of dnnl::error into resnet::Error.
+
+#include <dnnl.hpp>
+
+#include <string>
+#include <unordered_map>
+
+#include "resnet/core/error.h"
+#include "resnet/tensor/tensor.h"
+
+namespace resnet::backend::detail {
+
+using dnnl::memory;
+using tag = dnnl::memory::format_tag;
+using dt = dnnl::memory::data_type;
+
+dnnl::engine& engine();
+dnnl::stream& stream();
+
+memory::dims to_dims(const Shape& shape);
+// Plain row-major descriptor for a tensor of this rank (nchw, nc, x, ...).
+memory::desc plain_desc(const Shape& shape, dt type = dt::f32);
+// Wraps the tensor's storage (no copy) as plain memory.
+memory wrap(const Tensor& t);
+// Returns `m` itself when it already has `desc`, otherwise a new memory holding `m`
+// reordered into `desc`. The reorder primitive is cached per (from, to) pair.
+memory reorder_to(const memory& m, const memory::desc& desc);
+// Reorders `src` into existing memory `dst`.
+void reorder_into(const memory& src, const memory& dst);
+
+// Runs `fn`, translating dnnl::error into resnet::Error prefixed with `who`.
+template <typename Fn>
+auto guarded(const std::string& who, Fn&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const dnnl::error& e) {
+    throw Error(who + ": oneDNN failed: " + e.what());
+  }
+}
+
+// A hashable key for plan caches: the dims that define a primitive.
+struct ShapeKeyHash {
+  size_t operator()(const std::vector<int64_t>& v) const {
+    size_t h = v.size();
+    for (int64_t x : v) h = h * 1000003u ^ static_cast<size_t>(x);
+    return h;
+  }
+};
+template <typename Plan>
+using PlanCache = std::unordered_map<std::vector<int64_t>, Plan, ShapeKeyHash>;
+
+}  // namespace resnet::backend::detail

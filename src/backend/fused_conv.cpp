@@ -1,0 +1,184 @@
+#include "resnet/backend/fused_conv.h"
+
+#include <cstring>
+#include <optional>
+
+#include "dnnl_context.h"
+
+namespace resnet::backend {
+
+using namespace detail;
+
+struct Activation::Impl {
+  memory mem;
+  // Borrowed memory belongs to a caller's tensor and must never be written.
+  bool borrowed = false;
+  Tensor keep_alive;
+};
+
+Activation::Activation() = default;
+Activation::~Activation() = default;
+Activation::Activation(const Activation&) = default;
+Activation& Activation::operator=(const Activation&) = default;
+
+Activation Activation::borrow(const Tensor& plain) {
+  RESNET_CHECK(plain.rank() == 4, "activation: expected a 4-D tensor, got " << plain.shape_str());
+  Activation a;
+  a.impl_ = std::make_shared<Impl>();
+  a.impl_->mem = wrap(plain);
+  a.impl_->borrowed = true;
+  a.impl_->keep_alive = plain;
+  return a;
+}
+
+Tensor Activation::to_tensor() const {
+  RESNET_CHECK(impl_ != nullptr, "activation: empty");
+  Tensor t(shape());
+  reorder_into(impl_->mem, wrap(t));
+  return t;
+}
+
+Shape Activation::shape() const {
+  RESNET_CHECK(impl_ != nullptr, "activation: empty");
+  return impl_->mem.get_desc().dims();
+}
+
+struct FusedConv2d::Impl {
+  FusedConv2dConfig cfg;
+  Tensor weight, bias;
+
+  struct Plan {
+    dnnl::convolution_forward::primitive_desc pd;
+    dnnl::convolution_forward prim;
+    memory packed_weight, packed_bias;
+    uint64_t weight_version = ~0ull, bias_version = ~0ull;
+    const void* weight_data = nullptr;
+  };
+  PlanCache<Plan> plans;
+
+  // Winograd is much faster for 3x3 stride-1 convolutions where oneDNN has it
+  // (AVX-512 inference); elsewhere creating it throws and we use direct convolution.
+  static bool winograd_candidate(const Conv2dConfig& c) {
+    return c.kernel_h == 3 && c.kernel_w == 3 && c.stride_h == 1 && c.stride_w == 1 &&
+           c.dilation_h == 1 && c.dilation_w == 1 && c.groups == 1;
+  }
+
+  Plan make_plan(const Shape& src_shape) {
+    const Conv2dConfig& c = cfg.conv;
+    const int64_t h = src_shape[2], w = src_shape[3];
+    Shape dst_shape = {src_shape[0], c.out_channels, c.out_h(h), c.out_w(w)};
+    auto any = [](const Shape& s) { return memory::desc(to_dims(s), dt::f32, tag::any); };
+    memory::desc wd = c.groups == 1
+                          ? any({c.out_channels, c.in_channels, c.kernel_h, c.kernel_w})
+                          : memory::desc({c.groups, c.out_channels / c.groups,
+                                          c.in_channels / c.groups, c.kernel_h, c.kernel_w},
+                                         dt::f32, tag::any);
+    memory::dims pad_r = {
+        (c.out_h(h) - 1) * c.stride_h + c.dilation_h * (c.kernel_h - 1) + 1 - h - c.pad_h,
+        (c.out_w(w) - 1) * c.stride_w + c.dilation_w * (c.kernel_w - 1) + 1 - w - c.pad_w};
+    dnnl::post_ops ops;
+    if (cfg.add_residual) ops.append_sum(1.f);
+    if (cfg.relu) ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+    dnnl::primitive_attr attr;
+    attr.set_post_ops(ops);
+    auto create = [&](dnnl::algorithm alg) {
+      dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, alg, any(src_shape), wd,
+                                        memory::desc({c.out_channels}, dt::f32, tag::any),
+                                        any(dst_shape), {c.stride_h, c.stride_w},
+                                        {c.dilation_h - 1, c.dilation_w - 1}, {c.pad_h, c.pad_w},
+                                        pad_r);
+      return dnnl::convolution_forward::primitive_desc(d, attr, engine());
+    };
+    std::optional<dnnl::convolution_forward::primitive_desc> pd;
+    if (winograd_candidate(c)) {
+      try {
+        pd.emplace(create(dnnl::algorithm::convolution_winograd));
+      } catch (const dnnl::error&) {
+      }
+    }
+    if (!pd) pd.emplace(create(dnnl::algorithm::convolution_direct));
+    return Plan{*pd, dnnl::convolution_forward(*pd), memory(), memory()};
+  }
+
+  void pack_weights(Plan& p) {
+    // Read through const references: the non-const accessors would bump the versions.
+    const Tensor& weight = this->weight;
+    const Tensor& bias = this->bias;
+    if (p.weight_version == weight.version() && p.bias_version == bias.version() &&
+        p.weight_data == weight.raw())
+      return;
+    const Conv2dConfig& c = cfg.conv;
+    memory::desc plain_w = c.groups == 1
+                               ? plain_desc(weight.shape())
+                               : memory::desc({c.groups, c.out_channels / c.groups,
+                                               c.in_channels / c.groups, c.kernel_h, c.kernel_w},
+                                              dt::f32, tag::goihw);
+    p.packed_weight = memory(p.pd.weights_desc(), engine());
+    reorder_into(memory(plain_w, engine(), const_cast<void*>(weight.raw())), p.packed_weight);
+    p.packed_bias = memory(p.pd.bias_desc(), engine());
+    reorder_into(wrap(bias), p.packed_bias);
+    p.weight_version = weight.version();
+    p.bias_version = bias.version();
+    p.weight_data = weight.raw();
+  }
+};
+
+FusedConv2d::FusedConv2d(const FusedConv2dConfig& config) : impl_(std::make_unique<Impl>()) {
+  impl_->cfg = config;
+}
+FusedConv2d::~FusedConv2d() = default;
+
+void FusedConv2d::set_weights(const Tensor& weight, const Tensor& bias) {
+  const Conv2dConfig& c = impl_->cfg.conv;
+  Shape expected = {c.out_channels, c.in_channels / c.groups, c.kernel_h, c.kernel_w};
+  RESNET_CHECK(weight.shape() == expected, "fused conv: expected weight " << shape_str(expected)
+                                                                          << ", got "
+                                                                          << weight.shape_str());
+  RESNET_CHECK(bias.shape() == Shape{c.out_channels},
+               "fused conv: expected bias [" << c.out_channels << "], got " << bias.shape_str());
+  impl_->weight = weight;
+  impl_->bias = bias;
+}
+
+Activation FusedConv2d::run(const Activation& src, Activation residual) {
+  return guarded("fused conv", [&] {
+    RESNET_CHECK(impl_->weight.defined(), "fused conv: weights not set");
+    Shape src_shape = src.shape();
+    RESNET_CHECK(src_shape[1] == impl_->cfg.conv.in_channels,
+                 "fused conv: expected " << impl_->cfg.conv.in_channels << " input channels, got "
+                                         << src_shape[1]);
+    auto it = impl_->plans.find(src_shape);
+    if (it == impl_->plans.end())
+      it = impl_->plans.emplace(src_shape, impl_->make_plan(src_shape)).first;
+    Impl::Plan& p = it->second;
+    impl_->pack_weights(p);
+    memory src_m = reorder_to(src.impl_->mem, p.pd.src_desc());
+    Activation out;
+    out.impl_ = std::make_shared<Activation::Impl>();
+    if (impl_->cfg.add_residual) {
+      RESNET_CHECK(residual.impl_ != nullptr, "fused conv: expected a residual input");
+      const memory& r = residual.impl_->mem;
+      RESNET_CHECK(r.get_desc().dims() == p.pd.dst_desc().dims(),
+                   "fused conv: expected residual " << shape_str(p.pd.dst_desc().dims()) << ", got "
+                                                    << shape_str(r.get_desc().dims()));
+      // The sum post-op accumulates into dst, so dst starts as (a private copy of) the
+      // residual; when the residual is already ours and laid out right, reuse it.
+      if (!residual.impl_->borrowed && r.get_desc() == p.pd.dst_desc()) {
+        out.impl_->mem = r;
+      } else {
+        out.impl_->mem = memory(p.pd.dst_desc(), engine());
+        reorder_into(r, out.impl_->mem);
+      }
+    } else {
+      out.impl_->mem = memory(p.pd.dst_desc(), engine());
+    }
+    p.prim.execute(stream(), {{DNNL_ARG_SRC, src_m},
+                              {DNNL_ARG_WEIGHTS, p.packed_weight},
+                              {DNNL_ARG_BIAS, p.packed_bias},
+                              {DNNL_ARG_DST, out.impl_->mem}});
+    stream().wait();
+    return out;
+  });
+}
+
+}  // namespace resnet::backend

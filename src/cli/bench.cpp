@@ -1,0 +1,112 @@
+// resnet bench: times forward (infer) or forward + backward (train) passes of a model
+// on synthetic input and reports latency percentiles and throughput.
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "command.h"
+#include "model_loading.h"
+#include "resnet/backend/eltwise.h"
+#include "resnet/core/error.h"
+#include "resnet/nn/init.h"
+
+namespace resnet::cli {
+
+namespace {
+struct BenchArgs {
+  std::string model, weights, mode = "infer";
+  int64_t batch = 1, size = 224, iters = 20, warmup = 3;
+  int threads = 0;
+  bool json = false;
+  models::ModelOptions options;
+  bool in_channels_set = false;
+};
+
+double percentile(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  double pos = q * static_cast<double>(v.size() - 1);
+  size_t lo = static_cast<size_t>(pos);
+  size_t hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
+}
+
+void bench(BenchArgs a) {
+  if (a.threads > 0) backend::set_num_threads(a.threads);
+  LoadedModel m = load_model(a.model, a.weights, a.options);
+  nn::Module& model = *m.module;
+  const bool train = a.mode == "train";
+  model.train(train);
+  const int64_t channels = models::expected_in_channels(m.name, m.options);
+  RESNET_CHECK(!a.in_channels_set || a.options.in_channels == channels,
+               "--in-channels: model " << m.name << " expects " << channels
+                                       << " input channels, got " << a.options.in_channels);
+  Tensor x({a.batch, channels, a.size, a.size});
+  nn::init::manual_seed(1);
+  nn::init::uniform_(x, -1.f, 1.f);
+
+  Tensor grad;
+  auto step = [&] {
+    Tensor y = model.forward(x);
+    if (train) {
+      if (!grad.defined()) grad = Tensor::full(y.shape(), 1.f / static_cast<float>(y.numel()));
+      model.zero_grad();
+      model.backward(grad);
+    }
+  };
+  for (int64_t i = 0; i < a.warmup; ++i) step();
+  std::vector<double> ms;
+  for (int64_t i = 0; i < a.iters; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    step();
+    ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  const double p50 = percentile(ms, 0.5), p90 = percentile(ms, 0.9);
+  const double images_per_s = static_cast<double>(a.batch) * 1000.0 / p50;
+  if (a.json) {
+    nlohmann::ordered_json j = {{"model", m.name},       {"mode", a.mode},
+                                {"batch", a.batch},      {"in_channels", channels},
+                                {"size", a.size},        {"threads", backend::num_threads()},
+                                {"iters", a.iters},      {"latency_ms_p50", p50},
+                                {"latency_ms_p90", p90}, {"images_per_s", images_per_s}};
+    std::cout << j.dump() << "\n";
+  } else {
+    std::printf("%s %s batch %lld, %lldx%lldx%lld, %d threads, %lld iterations\n", m.name.c_str(),
+                a.mode.c_str(), static_cast<long long>(a.batch), static_cast<long long>(channels),
+                static_cast<long long>(a.size), static_cast<long long>(a.size),
+                backend::num_threads(), static_cast<long long>(a.iters));
+    std::printf("latency p50 %.3f ms, p90 %.3f ms, %.1f images/s\n", p50, p90, images_per_s);
+  }
+}
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  auto* cmd =
+      app.add_subcommand("bench", "Time forward (infer) or forward+backward (train) passes");
+  auto a = std::make_shared<BenchArgs>();
+  cmd->add_option("--model", a->model, "Zoo name or .safetensors checkpoint")->required();
+  cmd->add_option("--weights", a->weights, "state_dict as .safetensors");
+  cmd->add_option("--mode", a->mode, "infer or train")->check(CLI::IsMember({"infer", "train"}));
+  cmd->add_option("--batch", a->batch, "Batch size")->check(CLI::PositiveNumber);
+  auto* in_ch = cmd->add_option("--in-channels", a->options.in_channels, "Input channels")
+                    ->check(CLI::PositiveNumber);
+  cmd->add_option("--size", a->size, "Input height and width")->check(CLI::PositiveNumber);
+  cmd->add_option("--threads", a->threads, "Threads (default: all cores)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--iters", a->iters, "Timed iterations")->check(CLI::PositiveNumber);
+  cmd->add_option("--warmup", a->warmup, "Untimed iterations first")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--num-classes", a->options.num_classes, "Classifier outputs")
+      ->check(CLI::PositiveNumber);
+  cmd->add_flag("--json", a->json, "Print one JSON line");
+  cmd->callback([a, in_ch] {
+    BenchArgs args = *a;
+    args.in_channels_set = in_ch->count() > 0;
+    bench(args);
+  });
+}
+
+}  // namespace resnet::cli

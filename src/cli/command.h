@@ -1,0 +1,12 @@
+#pragma once
+// Each subcommand lives in its own file and registers itself on the application.
+
+#include <CLI/CLI.hpp>
+
+namespace resnet::cli {
+
+void add_summary_command(CLI::App& app);
+void add_run_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
+
+}  // namespace resnet::cli

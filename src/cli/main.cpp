@@ -1,0 +1,34 @@
+// resnet: the command-line tool. Every failure ends as one line on stderr and a
+// non-zero exit status.
+
+#include <cstdio>
+#include <exception>
+#include <iostream>
+
+#include "command.h"
+#include "resnet/core/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"resnet: residual networks in C++, identical to PyTorch"};
+  app.require_subcommand(1);
+  resnet::cli::add_summary_command(app);
+  resnet::cli::add_run_command(app);
+  resnet::cli::add_bench_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "resnet: error: " << e.what() << " (see --help)\n";
+    return e.get_exit_code() != 0 ? e.get_exit_code() : 2;
+  } catch (const resnet::Error& e) {
+    std::cerr << "resnet: error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "resnet: internal error: " << e.what() << "\n";
+    return 3;
+  }
+  return 0;
+}

@@ -1,0 +1,55 @@
+#include "model_loading.h"
+
+#include <charconv>
+
+#include "resnet/core/error.h"
+#include "resnet/io/checkpoint.h"
+#include "resnet/io/safetensors.h"
+
+namespace resnet::cli {
+
+namespace {
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+int64_t metadata_int(const SafetensorsFile& file, const std::string& path, const std::string& key,
+                     int64_t fallback) {
+  auto it = file.metadata.find(key);
+  if (it == file.metadata.end()) return fallback;
+  int64_t v = 0;
+  auto [ptr, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), v);
+  RESNET_CHECK(ec == std::errc() && ptr == it->second.data() + it->second.size() && v > 0,
+               path << ": metadata '" << key << "': expected a positive integer, got '"
+                    << it->second << "'");
+  return v;
+}
+}  // namespace
+
+LoadedModel load_model(const std::string& model, const std::string& weights,
+                       models::ModelOptions options) {
+  LoadedModel loaded;
+  std::string weights_path = weights;
+  if (ends_with(model, ".safetensors")) {
+    SafetensorsFile file = read_safetensors(model);
+    auto it = file.metadata.find("model");
+    RESNET_CHECK(it != file.metadata.end(),
+                 model << ": expected __metadata__ naming the architecture (key 'model'); for a "
+                          "bare state_dict "
+                          "use --model NAME --weights "
+                       << model);
+    loaded.name = it->second;
+    options.num_classes = metadata_int(file, model, "num_classes", options.num_classes);
+    options.in_channels = metadata_int(file, model, "in_channels", options.in_channels);
+    if (weights_path.empty()) weights_path = model;
+  } else {
+    loaded.name = model;
+  }
+  loaded.options = options;
+  loaded.module = models::build(loaded.name, options);
+  if (!weights_path.empty()) io::load_state_dict(*loaded.module, weights_path);
+  return loaded;
+}
+
+}  // namespace resnet::cli

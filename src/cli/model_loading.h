@@ -1,0 +1,24 @@
+#pragma once
+// What several subcommands share: turning --model (a zoo name or a checkpoint path) and
+// --weights into a ready module.
+
+#include <string>
+
+#include "resnet/models/zoo.h"
+#include "resnet/nn/module.h"
+
+namespace resnet::cli {
+
+struct LoadedModel {
+  nn::ModulePtr module;
+  std::string name;  // the zoo name it was built from
+  models::ModelOptions options;
+};
+
+// MODEL is a zoo name, or a .safetensors checkpoint whose __metadata__ names its
+// architecture ("model", "num_classes", "in_channels"). `weights` (optional) is then
+// loaded strictly.
+LoadedModel load_model(const std::string& model, const std::string& weights,
+                       models::ModelOptions options);
+
+}  // namespace resnet::cli

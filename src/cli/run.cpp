@@ -1,0 +1,70 @@
+// resnet run: one forward pass (and optionally one backward pass) on tensors from .npy
+// files, writing everything a port check against PyTorch compares.
+
+#include "command.h"
+#include "model_loading.h"
+#include "resnet/core/error.h"
+#include "resnet/io/checkpoint.h"
+#include "resnet/io/npy.h"
+
+namespace resnet::cli {
+
+namespace {
+struct RunArgs {
+  std::string model, weights, input, output;
+  bool train = false;
+  std::string grad_output, grad_input, grads, state_out;
+  models::ModelOptions options;
+};
+
+void run(const RunArgs& a) {
+  LoadedModel m = load_model(a.model, a.weights, a.options);
+  nn::Module& model = *m.module;
+  model.train(a.train);
+  Tensor x = read_npy(a.input);
+  const int64_t channels = models::expected_in_channels(m.name, m.options);
+  RESNET_CHECK(x.rank() == 4 && x.dim(1) == channels,
+               a.input << ": expected a 4-D input [N, " << channels << ", H, W] for " << m.name
+                       << ", got " << x.shape_str());
+  const bool backward = !a.grad_output.empty();
+  RESNET_CHECK(backward || (a.grad_input.empty() && a.grads.empty()),
+               "--grad-input and --grads: expected --grad-output as well, got none");
+  nn::GradEnabledGuard grad_guard(backward);
+  Tensor y = model.forward(x);
+  write_npy(a.output, y);
+  if (backward) {
+    Tensor dy = read_npy(a.grad_output);
+    RESNET_CHECK(dy.shape() == y.shape(), a.grad_output << ": expected the output's shape "
+                                                        << y.shape_str() << ", got "
+                                                        << dy.shape_str());
+    model.zero_grad();
+    Tensor dx = model.backward(dy);
+    if (!a.grad_input.empty()) write_npy(a.grad_input, dx);
+    if (!a.grads.empty()) io::save_gradients(model, a.grads);
+  }
+  if (!a.state_out.empty()) io::save_state_dict(model, a.state_out);
+}
+}  // namespace
+
+void add_run_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("run", "One forward (and optional backward) pass on .npy tensors");
+  auto a = std::make_shared<RunArgs>();
+  cmd->add_option("--model", a->model, "Zoo name or .safetensors checkpoint")->required();
+  cmd->add_option("--weights", a->weights, "state_dict as .safetensors (strict load)");
+  cmd->add_option("--input", a->input, "Input [N, C, H, W] as .npy (<f4)")->required();
+  cmd->add_option("--output", a->output, "Where to write the output .npy")->required();
+  cmd->add_flag("--train", a->train,
+                "Training mode (batch statistics; running statistics are updated)");
+  cmd->add_option("--grad-output", a->grad_output, "Output gradient .npy: runs one backward pass");
+  cmd->add_option("--grad-input", a->grad_input, "Where to write the input gradient .npy");
+  cmd->add_option("--grads", a->grads, "Where to write every parameter's gradient (.safetensors)");
+  cmd->add_option("--state-out", a->state_out,
+                  "Where to write the state_dict after the pass (.safetensors)");
+  cmd->add_option("--num-classes", a->options.num_classes, "Classifier outputs")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--in-channels", a->options.in_channels, "Input image channels")
+      ->check(CLI::PositiveNumber);
+  cmd->callback([a] { run(*a); });
+}
+
+}  // namespace resnet::cli

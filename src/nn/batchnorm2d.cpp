@@ -1,0 +1,81 @@
+#include "resnet/nn/batchnorm2d.h"
+
+#include <cstdio>
+
+#include "resnet/core/error.h"
+
+namespace resnet::nn {
+
+BatchNorm2d::BatchNorm2d(int64_t num_features) : BatchNorm2d(BatchNorm2dOptions{num_features}) {}
+
+BatchNorm2d::BatchNorm2d(const BatchNorm2dOptions& o) : Module("BatchNorm2d"), options_(o) {
+  RESNET_CHECK(o.num_features > 0,
+               "BatchNorm2d: expected a positive num_features, got " << o.num_features);
+  RESNET_CHECK(o.eps > 0, "BatchNorm2d: expected a positive eps, got " << o.eps);
+  const int64_t c = o.num_features;
+  weight_ = &register_parameter("weight", Tensor::full({c}, 1.f));
+  bias_ = &register_parameter("bias", Tensor({c}));
+  running_mean_ = &register_buffer("running_mean", Tensor({c}));
+  running_var_ = &register_buffer("running_var", Tensor::full({c}, 1.f));
+  num_batches_tracked_ = &register_buffer("num_batches_tracked", Tensor({}, DType::i64));
+  kernel_ = std::make_unique<backend::BatchNorm2dKernel>(o.eps);
+}
+
+Tensor BatchNorm2d::forward_impl(const Tensor& x) {
+  const int64_t c = options_.num_features;
+  RESNET_CHECK(x.rank() == 4,
+               "BatchNorm2d(" << c << "): expected 4-D input [N, C, H, W], got " << x.shape_str());
+  RESNET_CHECK(x.dim(1) == c, "BatchNorm2d(" << c << "): expected input with " << c
+                                             << " channels, got " << x.dim(1));
+  if (!is_training()) {
+    if (keeps_for_backward()) {
+      saved_input_ = x;
+      saved_mean_ = running_mean_->clone();
+      saved_var_ = running_var_->clone();
+      saved_used_batch_stats_ = false;
+    }
+    return kernel_->forward_eval(x, weight_->value, bias_->value, *running_mean_, *running_var_);
+  }
+  const int64_t n = x.dim(0) * x.dim(2) * x.dim(3);
+  // PyTorch refuses this too: the unbiased variance of one value is undefined.
+  RESNET_CHECK(n > 1, "BatchNorm2d("
+                          << c
+                          << "): expected more than 1 value per channel when training, got input "
+                          << x.shape_str());
+  Tensor mean({c}), var({c});
+  Tensor y = kernel_->forward_train(x, weight_->value, bias_->value, mean, var);
+  const float m = static_cast<float>(options_.momentum);
+  const float unbias = static_cast<float>(n) / static_cast<float>(n - 1);
+  float* rm = running_mean_->f32();
+  float* rv = running_var_->f32();
+  for (int64_t i = 0; i < c; ++i) {
+    rm[i] = (1.f - m) * rm[i] + m * mean.f32()[i];
+    rv[i] = (1.f - m) * rv[i] + m * var.f32()[i] * unbias;
+  }
+  num_batches_tracked_->i64()[0] += 1;
+  saved_input_ = x;
+  saved_mean_ = mean;
+  saved_var_ = var;
+  saved_used_batch_stats_ = true;
+  return y;
+}
+
+Tensor BatchNorm2d::backward_impl(const Tensor& grad_output) {
+  RESNET_CHECK(grad_output.shape() == saved_input_.shape(),
+               "BatchNorm2d: expected output gradient " << saved_input_.shape_str() << ", got "
+                                                        << grad_output.shape_str());
+  return kernel_->backward(grad_output, saved_input_, weight_->value, bias_->value, saved_mean_,
+                           saved_var_, !saved_used_batch_stats_, weight_->grad, bias_->grad);
+}
+
+std::string BatchNorm2d::extra_repr() const {
+  // Python prints these floats with repr(); %g writes the same text for short values
+  // such as 1e-05, 0.001 and 0.1.
+  char eps[32], momentum[32];
+  std::snprintf(eps, sizeof eps, "%g", options_.eps);
+  std::snprintf(momentum, sizeof momentum, "%g", options_.momentum);
+  return std::to_string(options_.num_features) + ", eps=" + eps + ", momentum=" + momentum +
+         ", affine=True, track_running_stats=True";
+}
+
+}  // namespace resnet::nn
