@@ -1,5 +1,6 @@
 #include "resnet/backend/fused_conv.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 
@@ -63,7 +64,9 @@ struct FusedConv2d::Impl {
            c.dilation_h == 1 && c.dilation_w == 1 && c.groups == 1;
   }
 
-  Plan make_plan(const Shape& src_shape) {
+  // src_pin / dst_pin: a layout to use as is (an activation already in it), or a zero
+  // descriptor to let oneDNN choose. Pins that no implementation accepts are dropped.
+  Plan make_plan(const Shape& src_shape, const memory::desc& src_pin, const memory::desc& dst_pin) {
     const Conv2dConfig& c = cfg.conv;
     const int64_t h = src_shape[2], w = src_shape[3];
     Shape dst_shape = {src_shape[0], c.out_channels, c.out_h(h), c.out_w(w)};
@@ -81,23 +84,48 @@ struct FusedConv2d::Impl {
     if (cfg.relu) ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
     dnnl::primitive_attr attr;
     attr.set_post_ops(ops);
-    auto create = [&](dnnl::algorithm alg) {
-      dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, alg, any(src_shape), wd,
-                                        memory::desc({c.out_channels}, dt::f32, tag::any),
-                                        any(dst_shape), {c.stride_h, c.stride_w},
-                                        {c.dilation_h - 1, c.dilation_w - 1}, {c.pad_h, c.pad_w},
-                                        pad_r);
-      return dnnl::convolution_forward::primitive_desc(d, attr, engine());
+    auto create = [&](dnnl::algorithm alg,
+                      bool pinned) -> std::optional<dnnl::convolution_forward::primitive_desc> {
+      memory::desc src_md = pinned && !src_pin.is_zero() ? src_pin : any(src_shape);
+      memory::desc dst_md = pinned && !dst_pin.is_zero() ? dst_pin : any(dst_shape);
+      try {
+        dnnl::convolution_forward::desc d(
+            dnnl::prop_kind::forward_inference, alg, src_md, wd,
+            memory::desc({c.out_channels}, dt::f32, tag::any), dst_md, {c.stride_h, c.stride_w},
+            {c.dilation_h - 1, c.dilation_w - 1}, {c.pad_h, c.pad_w}, pad_r);
+        return dnnl::convolution_forward::primitive_desc(d, attr, engine());
+      } catch (const dnnl::error&) {
+        return std::nullopt;
+      }
     };
     std::optional<dnnl::convolution_forward::primitive_desc> pd;
-    if (winograd_candidate(c)) {
-      try {
-        pd.emplace(create(dnnl::algorithm::convolution_winograd));
-      } catch (const dnnl::error&) {
-      }
-    }
-    if (!pd) pd.emplace(create(dnnl::algorithm::convolution_direct));
+    if (winograd_candidate(c) && winograd_enabled())
+      pd = create(dnnl::algorithm::convolution_winograd, true);
+    if (!pd) pd = create(dnnl::algorithm::convolution_direct, true);
+    if (!pd) pd = create(dnnl::algorithm::convolution_direct, false);
+    RESNET_CHECK(pd.has_value(),
+                 "fused conv: oneDNN has no implementation for input " << shape_str(src_shape));
     return Plan{*pd, dnnl::convolution_forward(*pd), memory(), memory()};
+  }
+
+  static bool winograd_enabled() {
+    static const bool enabled = [] {
+      const char* v = std::getenv("RESNET_WINOGRAD");
+      return v == nullptr || std::string(v) != "0";
+    }();
+    return enabled;
+  }
+
+  static memory::desc pin_of(const Activation::Impl* a) {
+    return a != nullptr && !a->borrowed ? a->mem.get_desc() : memory::desc();
+  }
+
+  Plan& plan_for(const Shape& src_shape, const Activation::Impl* src,
+                 const Activation::Impl* residual) {
+    auto it = plans.find(src_shape);
+    if (it == plans.end())
+      it = plans.emplace(src_shape, make_plan(src_shape, pin_of(src), pin_of(residual))).first;
+    return it->second;
   }
 
   void pack_weights(Plan& p) {
@@ -140,6 +168,17 @@ void FusedConv2d::set_weights(const Tensor& weight, const Tensor& bias) {
   impl_->bias = bias;
 }
 
+Activation FusedConv2d::adopt(const Activation& src) {
+  return guarded("fused conv", [&] {
+    Impl::Plan& p = impl_->plan_for(src.shape(), src.impl_.get(), nullptr);
+    if (src.impl_->mem.get_desc() == p.pd.src_desc()) return src;
+    Activation out;
+    out.impl_ = std::make_shared<Activation::Impl>();
+    out.impl_->mem = reorder_to(src.impl_->mem, p.pd.src_desc());
+    return out;
+  });
+}
+
 Activation FusedConv2d::run(const Activation& src, Activation residual) {
   return guarded("fused conv", [&] {
     RESNET_CHECK(impl_->weight.defined(), "fused conv: weights not set");
@@ -147,10 +186,7 @@ Activation FusedConv2d::run(const Activation& src, Activation residual) {
     RESNET_CHECK(src_shape[1] == impl_->cfg.conv.in_channels,
                  "fused conv: expected " << impl_->cfg.conv.in_channels << " input channels, got "
                                          << src_shape[1]);
-    auto it = impl_->plans.find(src_shape);
-    if (it == impl_->plans.end())
-      it = impl_->plans.emplace(src_shape, impl_->make_plan(src_shape)).first;
-    Impl::Plan& p = it->second;
+    Impl::Plan& p = impl_->plan_for(src_shape, src.impl_.get(), residual.impl_.get());
     impl_->pack_weights(p);
     memory src_m = reorder_to(src.impl_->mem, p.pd.src_desc());
     Activation out;

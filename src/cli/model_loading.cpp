@@ -14,8 +14,8 @@ bool ends_with(const std::string& s, const std::string& suffix) {
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-int64_t metadata_int(const SafetensorsFile& file, const std::string& path, const std::string& key,
-                     int64_t fallback) {
+int64_t metadata_int(const io::SafetensorsFile& file, const std::string& path,
+                     const std::string& key, int64_t fallback) {
   auto it = file.metadata.find(key);
   if (it == file.metadata.end()) return fallback;
   int64_t v = 0;
@@ -32,7 +32,7 @@ LoadedModel load_model(const std::string& model, const std::string& weights,
   LoadedModel loaded;
   std::string weights_path = weights;
   if (ends_with(model, ".safetensors")) {
-    SafetensorsFile file = read_safetensors(model);
+    io::SafetensorsFile file = io::read_safetensors(model);
     auto it = file.metadata.find("model");
     RESNET_CHECK(it != file.metadata.end(),
                  model << ": expected __metadata__ naming the architecture (key 'model'); for a "

@@ -21,7 +21,7 @@ void run(const RunArgs& a) {
   LoadedModel m = load_model(a.model, a.weights, a.options);
   nn::Module& model = *m.module;
   model.train(a.train);
-  Tensor x = read_npy(a.input);
+  Tensor x = io::read_npy(a.input);
   const int64_t channels = models::expected_in_channels(m.name, m.options);
   RESNET_CHECK(x.rank() == 4 && x.dim(1) == channels,
                a.input << ": expected a 4-D input [N, " << channels << ", H, W] for " << m.name
@@ -31,15 +31,15 @@ void run(const RunArgs& a) {
                "--grad-input and --grads: expected --grad-output as well, got none");
   nn::GradEnabledGuard grad_guard(backward);
   Tensor y = model.forward(x);
-  write_npy(a.output, y);
+  io::write_npy(a.output, y);
   if (backward) {
-    Tensor dy = read_npy(a.grad_output);
+    Tensor dy = io::read_npy(a.grad_output);
     RESNET_CHECK(dy.shape() == y.shape(), a.grad_output << ": expected the output's shape "
                                                         << y.shape_str() << ", got "
                                                         << dy.shape_str());
     model.zero_grad();
     Tensor dx = model.backward(dy);
-    if (!a.grad_input.empty()) write_npy(a.grad_input, dx);
+    if (!a.grad_input.empty()) io::write_npy(a.grad_input, dx);
     if (!a.grads.empty()) io::save_gradients(model, a.grads);
   }
   if (!a.state_out.empty()) io::save_state_dict(model, a.state_out);

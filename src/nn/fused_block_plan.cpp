@@ -63,6 +63,10 @@ void FoldedConvBn::refresh() {
   source_versions_ = versions;
 }
 
+backend::Activation FoldedConvBn::adopt(const backend::Activation& src) {
+  return fused_.adopt(src);
+}
+
 backend::Activation FoldedConvBn::run(const backend::Activation& src,
                                       backend::Activation residual) {
   refresh();
@@ -80,7 +84,9 @@ Tensor FusedBlockPlan::run(const Tensor& x, Conv2d& conv1, BatchNorm2d& bn1, Con
                                          static_cast<BatchNorm2d&>((*shortcut)[1]), false, false);
     }
   }
-  backend::Activation input = backend::Activation::borrow(x);
+  // Convert the plain input once, into conv1's layout; the projection then reads it
+  // in that layout too.
+  backend::Activation input = first_->adopt(backend::Activation::borrow(x));
   backend::Activation hidden = first_->run(input);
   backend::Activation residual = projection_ ? projection_->run(input) : input;
   return second_->run(hidden, std::move(residual)).to_tensor();

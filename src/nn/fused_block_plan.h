@@ -16,6 +16,7 @@ class FoldedConvBn {
  public:
   FoldedConvBn(Conv2d& conv, BatchNorm2d& bn, bool add_residual, bool relu);
   backend::Activation run(const backend::Activation& src, backend::Activation residual = {});
+  backend::Activation adopt(const backend::Activation& src);
 
  private:
   // Refolds when any source tensor changed since the last fold.

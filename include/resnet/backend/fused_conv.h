@@ -49,6 +49,9 @@ class FusedConv2d {
   // weight [OC, IC/groups, KH, KW], bias [OC]. The tensors are kept by reference
   // (shared storage) and repacked when their version changes.
   void set_weights(const Tensor& weight, const Tensor& bias);
+  // `src` converted into the layout this convolution reads (itself when it already is),
+  // so that several convolutions reading one input convert it once.
+  Activation adopt(const Activation& src);
   // `residual` (required iff add_residual) is consumed: the output may be written
   // into its buffer.
   Activation run(const Activation& src, Activation residual = Activation());

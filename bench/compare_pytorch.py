@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Benchmarks `resnet bench` against PyTorch on the same machine, in the same run.
+
+Rounds alternate ours and PyTorch's (each a fresh process), so that a slow spell of a
+noisy machine hits both; the report gives the median of each and the ratio
+ours / PyTorch in images per second.
+
+    bench/compare_pytorch.py --model block:64,128,2 --batch 32 --size 56 --mode infer
+
+PyTorch comes from Debian (python3-torch); run this with /usr/bin/python3. When torch
+cannot be imported, PyTorch's side is skipped and the script says so.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tools"))
+
+
+def torch_bench(args):
+    """Times PyTorch in this process and prints one JSON line like `resnet bench --json`."""
+    import time
+    import torch
+    import torch_reference as ref
+
+    torch.set_num_threads(args.threads)
+    model = ref.build_model(args.model, num_classes=args.num_classes)
+    in_channels = model.conv1.in_channels
+    if not args.model.startswith("block:") and args.in_channels:
+        in_channels = args.in_channels
+    x = torch.rand(args.batch, in_channels, args.size, args.size) * 2 - 1
+    train = args.mode == "train"
+    model.train(train)
+
+    def step():
+        if train:
+            y = model(x)
+            model.zero_grad()
+            y.backward(torch.full_like(y, 1.0 / y.numel()))
+        else:
+            with torch.no_grad():
+                model(x)
+
+    for _ in range(args.warmup):
+        step()
+    times = []
+    for _ in range(args.iters):
+        t0 = time.perf_counter()
+        step()
+        times.append((time.perf_counter() - t0) * 1000)
+    p50 = statistics.median(times)
+    print(json.dumps({"peer": "pytorch", "torch": torch.__version__, "latency_ms_p50": p50,
+                      "images_per_s": args.batch * 1000.0 / p50}))
+
+
+def run_json(cmd):
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="block:64,128,2")
+    p.add_argument("--mode", default="infer", choices=["infer", "train"])
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--size", type=int, default=56)
+    p.add_argument("--in-channels", type=int, default=0)
+    p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--iters", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--resnet", default=os.path.join(HERE, "..", "build", "resnet"))
+    p.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.torch_worker:
+        torch_bench(args)
+        return
+
+    common = ["--model", args.model, "--mode", args.mode, "--batch", str(args.batch), "--size", str(args.size),
+              "--threads", str(args.threads), "--iters", str(args.iters), "--warmup", str(args.warmup)]
+    if args.in_channels:
+        common += ["--in-channels", str(args.in_channels)]
+    ours_cmd = [args.resnet, "bench", "--json"] + common
+    torch_cmd = [sys.executable, os.path.abspath(__file__), "--torch-worker", "--num-classes",
+                 str(args.num_classes)] + common
+    try:
+        subprocess.run([sys.executable, "-c", "import torch"], check=True, capture_output=True)
+        have_torch = True
+    except subprocess.CalledProcessError:
+        have_torch = False
+        print("PyTorch is not installed (python3-torch): its column is skipped", file=sys.stderr)
+
+    ours, theirs = [], []
+    for r in range(args.rounds):
+        ours.append(run_json(ours_cmd)["images_per_s"])
+        if have_torch:
+            theirs.append(run_json(torch_cmd)["images_per_s"])
+        print(f"round {r + 1}: resnet {ours[-1]:.1f} images/s" +
+              (f", pytorch {theirs[-1]:.1f} images/s" if have_torch else ""), file=sys.stderr)
+    med_ours = statistics.median(ours)
+    result = {"model": args.model, "mode": args.mode, "batch": args.batch, "size": args.size,
+              "threads": args.threads, "rounds": args.rounds, "resnet_images_per_s": med_ours}
+    if have_torch:
+        med_theirs = statistics.median(theirs)
+        result.update({"pytorch_images_per_s": med_theirs, "ratio": med_ours / med_theirs})
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
