@@ -1,6 +1,6 @@
 #include "resnet/nn/residual_block.h"
 
-#include "fused_block_plan.h"
+#include "fused_chain.h"
 #include "resnet/backend/eltwise.h"
 #include "resnet/core/error.h"
 
@@ -42,9 +42,17 @@ Tensor ResidualBlock::forward_impl(const Tensor& x) {
                                 << "): expected input with " << in_channels_ << " channels, got "
                                 << x.dim(1) << " (shape " << x.shape_str() << ")");
   if (!keeps_for_backward()) {
-    if (!fused_) fused_ = std::make_unique<detail::FusedBlockPlan>();
-    return fused_->run(x, *conv1_, *bn1_, *conv2_, *bn2_,
-                       shortcut_->empty() ? nullptr : &*shortcut_);
+    if (!fused_) {
+      using Chain = detail::FusedChain;
+      std::vector<detail::FusedChainStep> path = {{conv1_.get(), bn1_.get(), true},
+                                                  {conv2_.get(), bn2_.get(), true}};
+      fused_ = shortcut_->empty()
+                   ? std::make_unique<Chain>(path, Chain::Shortcut::identity)
+                   : std::make_unique<Chain>(path, Chain::Shortcut::projection,
+                                             &static_cast<Conv2d&>((*shortcut_)[0]),
+                                             &static_cast<BatchNorm2d&>((*shortcut_)[1]));
+    }
+    return fused_->run(x);
   }
   Tensor hidden = backend::relu_forward(bn1_->forward(conv1_->forward(x)));
   Tensor branch = bn2_->forward(conv2_->forward(hidden));

@@ -20,7 +20,7 @@
 namespace resnet::nn {
 
 namespace detail {
-struct FusedBlockPlan;
+class FusedChain;
 }
 
 class ResidualBlock : public Module {
@@ -47,7 +47,7 @@ class ResidualBlock : public Module {
   Tensor saved_hidden_, saved_output_;
   // Eval-mode inference without gradients runs a fused plan (BN folded into the
   // convolutions, ReLU and the residual add as oneDNN post-ops).
-  std::unique_ptr<detail::FusedBlockPlan> fused_;
+  std::unique_ptr<detail::FusedChain> fused_;
 };
 
 }  // namespace resnet::nn

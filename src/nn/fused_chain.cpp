@@ -1,4 +1,4 @@
-#include "fused_block_plan.h"
+#include "fused_chain.h"
 
 #include <cmath>
 #include <utility>
@@ -73,23 +73,39 @@ backend::Activation FoldedConvBn::run(const backend::Activation& src,
   return fused_.run(src, std::move(residual));
 }
 
-Tensor FusedBlockPlan::run(const Tensor& x, Conv2d& conv1, BatchNorm2d& bn1, Conv2d& conv2,
-                           BatchNorm2d& bn2, Sequential* shortcut) {
-  if (!first_) {
-    first_ = std::make_unique<FoldedConvBn>(conv1, bn1, false, true);
-    second_ = std::make_unique<FoldedConvBn>(conv2, bn2, true, true);
-    if (shortcut) {
-      projection_ =
-          std::make_unique<FoldedConvBn>(static_cast<Conv2d&>((*shortcut)[0]),
-                                         static_cast<BatchNorm2d&>((*shortcut)[1]), false, false);
-    }
+FusedChain::FusedChain(std::vector<FusedChainStep> main_path, Shortcut kind,
+                       Conv2d* projection_conv, BatchNorm2d* projection_bn, CustomShortcut custom)
+    : kind_(kind), custom_(std::move(custom)) {
+  for (size_t i = 0; i < main_path.size(); ++i) {
+    const bool last = i + 1 == main_path.size();
+    steps_.push_back(std::make_unique<FoldedConvBn>(
+        *main_path[i].conv, *main_path[i].bn, last && kind != Shortcut::none, main_path[i].relu));
   }
-  // Convert the plain input once, into conv1's layout; the projection then reads it
-  // in that layout too.
-  backend::Activation input = first_->adopt(backend::Activation::borrow(x));
-  backend::Activation hidden = first_->run(input);
-  backend::Activation residual = projection_ ? projection_->run(input) : input;
-  return second_->run(hidden, std::move(residual)).to_tensor();
+  if (kind == Shortcut::projection)
+    projection_ = std::make_unique<FoldedConvBn>(*projection_conv, *projection_bn, false, false);
+}
+
+Tensor FusedChain::run(const Tensor& x) {
+  // Convert the plain input once, into the first convolution's layout; the projection
+  // then reads it in that layout too.
+  backend::Activation input = steps_.front()->adopt(backend::Activation::borrow(x));
+  backend::Activation residual;
+  switch (kind_) {
+    case Shortcut::none:
+      break;
+    case Shortcut::identity:
+      residual = input;
+      break;
+    case Shortcut::projection:
+      residual = projection_->run(input);
+      break;
+    case Shortcut::custom:
+      residual = backend::Activation::borrow(custom_(x));
+      break;
+  }
+  backend::Activation h = input;
+  for (size_t i = 0; i + 1 < steps_.size(); ++i) h = steps_[i]->run(h);
+  return steps_.back()->run(h, std::move(residual)).to_tensor();
 }
 
 }  // namespace resnet::nn::detail
