@@ -1,7 +1,13 @@
 #pragma once
 // The zoo: MODEL name -> network. Names (DESIGN.md section 3):
 //   block:IN,OUT[,STRIDE]   the seed's ResidualBlock
-// Further families register here as they arrive.
+//   resnet18 resnet34 resnet50 resnet101 resnet152 wide_resnet50_2 wide_resnet101_2
+//   resnext50_32x4d resnext101_32x8d resnext101_64x4d
+//                           torchvision 0.14's models, same structure and keys
+//   resnet20 resnet32 resnet44 resnet56 resnet110 resnet1202
+//                           the paper's CIFAR networks (3 stages of 16/32/64 channels)
+//   plain20 plain32 plain44 plain56 plain110
+//                           the same without shortcuts
 
 #include <string>
 #include <vector>
@@ -13,6 +19,11 @@ namespace resnet::models {
 struct ModelOptions {
   int64_t num_classes = 1000;  // classifier outputs (networks with a classifier)
   int64_t in_channels = 3;     // input image channels (networks with a stem)
+  // CIFAR networks: 'A' zero-pads the identity when a stage widens (the paper's
+  // default), 'B' uses a 1x1 conv + BN projection there.
+  char cifar_shortcut = 'A';
+  // Start each residual block's last BN at weight 0, so blocks begin as identities.
+  bool zero_init_residual = false;
 };
 
 // Builds the named model; throws resnet::Error naming the model and listing the known

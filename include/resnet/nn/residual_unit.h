@@ -1,0 +1,52 @@
+#pragma once
+// ResidualUnit: what torchvision's BasicBlock and Bottleneck (and our plain twin) share.
+// A main path of conv -> BN steps with a ReLU after each but the last, then the shortcut
+// added (the input itself, or `downsample(input)`), then a final ReLU:
+//   out = relu(bn_k(conv_k(... relu(bn_1(conv_1(x))) ...)) + shortcut(x))
+// A plain unit has no shortcut at all: out = relu(bn_k(conv_k(...))).
+// Subclasses register their children (so that printing and state_dict keys follow
+// torchvision's order) and then describe the path with set_main_path/set_shortcut.
+
+#include <memory>
+#include <vector>
+
+#include "resnet/nn/batchnorm2d.h"
+#include "resnet/nn/conv2d.h"
+
+namespace resnet::nn {
+
+namespace detail {
+class FusedChain;
+}
+
+class ResidualUnit : public Module {
+ public:
+  ~ResidualUnit() override;
+  // The last BN of the main path (zero_init_residual sets its weight to 0).
+  BatchNorm2d& last_bn() { return *path_.back().second; }
+
+ protected:
+  explicit ResidualUnit(std::string type_name);
+  void set_main_path(std::vector<std::pair<Conv2d*, BatchNorm2d*>> path) {
+    path_ = std::move(path);
+  }
+  // downsample: null for the identity. residual false: a plain unit (no shortcut).
+  void set_shortcut(Module* downsample, bool residual) {
+    downsample_ = downsample;
+    residual_ = residual;
+  }
+
+  Tensor forward_impl(const Tensor& x) override;
+  Tensor backward_impl(const Tensor& grad_output) override;
+  void on_mode_change() override;
+
+ private:
+  std::vector<std::pair<Conv2d*, BatchNorm2d*>> path_;
+  Module* downsample_ = nullptr;
+  bool residual_ = true;
+  // Outputs of the ReLUs, for backward: one per step, the last being the unit's output.
+  std::vector<Tensor> saved_relu_outputs_;
+  std::unique_ptr<detail::FusedChain> fused_;
+};
+
+}  // namespace resnet::nn

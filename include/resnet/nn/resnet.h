@@ -1,0 +1,76 @@
+#pragma once
+// ResNet: torchvision.models.resnet.ResNet, and the paper's CIFAR networks built the same
+// way (He et al. 2015, section 4.2). Children, in torchvision's order:
+//   conv1, bn1, relu, [maxpool], layer1 .. layerK, avgpool, fc
+// ImageNet stem: conv1 7x7/2 (in_channels -> 64), maxpool 3x3/2. CIFAR stem: conv1 3x3/1
+// (in_channels -> 16), no maxpool. Each stage is torchvision's _make_layer: a Sequential
+// of blocks whose first block carries the stride and, when the shape changes, the
+// shortcut's downsample. Input [N, in_channels, H, W] -> logits [N, num_classes].
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "resnet/nn/adaptive_avgpool2d.h"
+#include "resnet/nn/batchnorm2d.h"
+#include "resnet/nn/conv2d.h"
+#include "resnet/nn/linear.h"
+#include "resnet/nn/maxpool2d.h"
+#include "resnet/nn/relu.h"
+#include "resnet/nn/sequential.h"
+
+namespace resnet::nn {
+
+namespace detail {
+class FusedChain;
+}
+
+struct ResNetConfig {
+  enum class Stem { imagenet, cifar };
+  enum class Block { basic, bottleneck, plain };
+  // How a stage's first block meets a change of shape: torchvision's 1x1 conv + BN
+  // (the paper's option B) or zero-padded channels (option A, CIFAR default).
+  enum class Shortcut { projection, zero_pad };
+
+  std::string type_name = "ResNet";  // printed class name
+  Stem stem = Stem::imagenet;
+  Block block = Block::basic;
+  Shortcut shortcut = Shortcut::projection;
+  std::vector<int64_t> layers = {2, 2, 2, 2};         // blocks per stage
+  std::vector<int64_t> planes = {64, 128, 256, 512};  // planes per stage
+  int64_t in_channels = 3;
+  int64_t num_classes = 1000;
+  int64_t groups = 1;            // ResNeXt cardinality (Bottleneck only)
+  int64_t width_per_group = 64;  // Wide ResNet / ResNeXt width (Bottleneck only)
+  bool zero_init_residual = false;
+};
+
+class ResNet : public Module {
+ public:
+  explicit ResNet(const ResNetConfig& config);
+  ~ResNet() override;
+  const ResNetConfig& config() const { return config_; }
+
+ protected:
+  Tensor forward_impl(const Tensor& x) override;
+  Tensor backward_impl(const Tensor& grad_output) override;
+  void on_mode_change() override;
+
+ private:
+  std::shared_ptr<Sequential> make_layer(int64_t planes, int64_t blocks, int64_t stride);
+  void initialize();
+
+  ResNetConfig config_;
+  int64_t inplanes_;
+  std::shared_ptr<Conv2d> conv1_;
+  std::shared_ptr<BatchNorm2d> bn1_;
+  std::shared_ptr<MaxPool2d> maxpool_;  // null for the CIFAR stem
+  std::vector<std::shared_ptr<Sequential>> layers_;
+  std::shared_ptr<AdaptiveAvgPool2d> avgpool_;
+  std::shared_ptr<Linear> fc_;
+  Tensor saved_stem_output_;  // after the ReLU, for its backward
+  Shape saved_pooled_shape_;  // avgpool's output, before flattening
+  std::unique_ptr<detail::FusedChain> fused_stem_;
+};
+
+}  // namespace resnet::nn

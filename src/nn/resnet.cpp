@@ -1,0 +1,130 @@
+#include "resnet/nn/resnet.h"
+
+#include "fused_chain.h"
+#include "resnet/backend/eltwise.h"
+#include "resnet/core/error.h"
+#include "resnet/nn/basic_block.h"
+#include "resnet/nn/bottleneck.h"
+#include "resnet/nn/init.h"
+#include "resnet/nn/zero_pad_shortcut.h"
+
+namespace resnet::nn {
+
+namespace {
+int64_t expansion(ResNetConfig::Block b) {
+  return b == ResNetConfig::Block::bottleneck ? Bottleneck::kExpansion : 1;
+}
+}  // namespace
+
+ResNet::ResNet(const ResNetConfig& c) : Module(c.type_name), config_(c) {
+  RESNET_CHECK(!c.layers.empty() && c.layers.size() == c.planes.size(),
+               c.type_name << ": expected as many stage depths as stage widths, got "
+                           << c.layers.size() << " and " << c.planes.size());
+  RESNET_CHECK(c.in_channels > 0 && c.num_classes > 0,
+               c.type_name << ": expected positive in_channels and num_classes, got "
+                           << c.in_channels << " and " << c.num_classes);
+  RESNET_CHECK(
+      c.block == ResNetConfig::Block::bottleneck || (c.groups == 1 && c.width_per_group == 64),
+      "BasicBlock only supports groups=1 and base_width=64");
+  const bool imagenet = c.stem == ResNetConfig::Stem::imagenet;
+  inplanes_ = c.planes.front();
+  conv1_ = register_module("conv1", std::make_shared<Conv2d>(Conv2dOptions::square(
+                                        c.in_channels, inplanes_, imagenet ? 7 : 3,
+                                        imagenet ? 2 : 1, imagenet ? 3 : 1, false)));
+  bn1_ = register_module("bn1", std::make_shared<BatchNorm2d>(inplanes_));
+  register_module("relu", std::make_shared<ReLU>(true));
+  if (imagenet) maxpool_ = register_module("maxpool", std::make_shared<MaxPool2d>(3, 2, 1));
+  for (size_t i = 0; i < c.layers.size(); ++i) {
+    auto layer = make_layer(c.planes[i], c.layers[i], i == 0 ? 1 : 2);
+    layers_.push_back(register_module("layer" + std::to_string(i + 1), layer));
+  }
+  avgpool_ = register_module("avgpool", std::make_shared<AdaptiveAvgPool2d>(1, 1));
+  fc_ = register_module(
+      "fc", std::make_shared<Linear>(c.planes.back() * expansion(c.block), c.num_classes));
+  initialize();
+}
+
+ResNet::~ResNet() = default;
+
+std::shared_ptr<Sequential> ResNet::make_layer(int64_t planes, int64_t blocks, int64_t stride) {
+  const auto& c = config_;
+  const int64_t out = planes * expansion(c.block);
+  auto layer = std::make_shared<Sequential>();
+  for (int64_t i = 0; i < blocks; ++i) {
+    const int64_t s = i == 0 ? stride : 1;
+    ModulePtr downsample;
+    if (c.block != ResNetConfig::Block::plain && (s != 1 || inplanes_ != out)) {
+      if (c.shortcut == ResNetConfig::Shortcut::zero_pad) {
+        downsample = std::make_shared<ZeroPadShortcut>(inplanes_, out, s);
+      } else {
+        downsample = std::make_shared<Sequential>(std::vector<ModulePtr>{
+            std::make_shared<Conv2d>(Conv2dOptions::square(inplanes_, out, 1, s, 0, false)),
+            std::make_shared<BatchNorm2d>(out)});
+      }
+    }
+    switch (c.block) {
+      case ResNetConfig::Block::basic:
+        layer->push_back(std::make_shared<BasicBlock>(inplanes_, planes, s, downsample));
+        break;
+      case ResNetConfig::Block::plain:
+        layer->push_back(std::make_shared<BasicBlock>(inplanes_, planes, s, nullptr, true));
+        break;
+      case ResNetConfig::Block::bottleneck:
+        layer->push_back(std::make_shared<Bottleneck>(inplanes_, planes, s, downsample, c.groups,
+                                                      c.width_per_group));
+        break;
+    }
+    inplanes_ = out;
+  }
+  return layer;
+}
+
+void ResNet::initialize() {
+  // torchvision: kaiming_normal_(mode="fan_out", nonlinearity="relu") for every conv,
+  // BN weight 1 and bias 0 (their defaults), Linear left at PyTorch's default.
+  for (auto& [name, m] : named_modules()) {
+    if (auto* conv = dynamic_cast<Conv2d*>(m)) init::kaiming_normal_fan_out_(conv->weight().value);
+  }
+  if (config_.zero_init_residual) {
+    for (auto& [name, m] : named_modules())
+      if (auto* unit = dynamic_cast<ResidualUnit*>(m)) unit->last_bn().weight().value.fill(0.f);
+  }
+}
+
+void ResNet::on_mode_change() {
+  fused_stem_.reset();
+}
+
+Tensor ResNet::forward_impl(const Tensor& x) {
+  RESNET_CHECK(x.rank() == 4 && x.dim(1) == config_.in_channels,
+               type_name() << ": expected input [N, " << config_.in_channels << ", H, W], got "
+                           << x.shape_str());
+  Tensor h;
+  if (!keeps_for_backward()) {
+    if (!fused_stem_) {
+      fused_stem_ = std::make_unique<detail::FusedChain>(
+          std::vector<detail::FusedChainStep>{{conv1_.get(), bn1_.get(), true}},
+          detail::FusedChain::Shortcut::none);
+    }
+    h = fused_stem_->run(x);
+  } else {
+    h = backend::relu_forward(bn1_->forward(conv1_->forward(x)));
+    saved_stem_output_ = h;
+  }
+  if (maxpool_) h = maxpool_->forward(h);
+  for (auto& layer : layers_) h = layer->forward(h);
+  h = avgpool_->forward(h);
+  saved_pooled_shape_ = h.shape();
+  return fc_->forward(h.reshape({h.dim(0), h.dim(1)}));
+}
+
+Tensor ResNet::backward_impl(const Tensor& grad_output) {
+  Tensor g = fc_->backward(grad_output).reshape(saved_pooled_shape_);
+  g = avgpool_->backward(g);
+  for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) g = (*it)->backward(g);
+  if (maxpool_) g = maxpool_->backward(g);
+  g = backend::relu_backward(g, saved_stem_output_);
+  return conv1_->backward(bn1_->backward(g));
+}
+
+}  // namespace resnet::nn

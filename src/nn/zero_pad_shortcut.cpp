@@ -1,0 +1,67 @@
+#include "resnet/nn/zero_pad_shortcut.h"
+
+#include <sstream>
+
+#include "resnet/core/error.h"
+
+namespace resnet::nn {
+
+ZeroPadShortcut::ZeroPadShortcut(int64_t in_channels, int64_t out_channels, int64_t stride)
+    : Module("ZeroPadShortcut"),
+      in_channels_(in_channels),
+      out_channels_(out_channels),
+      stride_(stride),
+      pad_front_((out_channels - in_channels) / 2) {
+  RESNET_CHECK(
+      in_channels > 0 && out_channels >= in_channels && stride > 0,
+      "ZeroPadShortcut: expected 0 < in_channels <= out_channels and a positive stride, got "
+          << in_channels << ", " << out_channels << ", " << stride);
+}
+
+Tensor ZeroPadShortcut::forward_impl(const Tensor& x) {
+  RESNET_CHECK(x.rank() == 4 && x.dim(1) == in_channels_, "ZeroPadShortcut: expected input [N, "
+                                                              << in_channels_ << ", H, W], got "
+                                                              << x.shape_str());
+  const int64_t n = x.dim(0), h = x.dim(2), w = x.dim(3);
+  const int64_t oh = (h + stride_ - 1) / stride_, ow = (w + stride_ - 1) / stride_;
+  Tensor y({n, out_channels_, oh, ow});
+  const float* src = x.f32();
+  float* dst = y.f32();
+#pragma omp parallel for collapse(2)
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t c = 0; c < in_channels_; ++c)
+      for (int64_t i = 0; i < oh; ++i)
+        for (int64_t j = 0; j < ow; ++j)
+          dst[((b * out_channels_ + c + pad_front_) * oh + i) * ow + j] =
+              src[((b * in_channels_ + c) * h + i * stride_) * w + j * stride_];
+  if (keeps_for_backward()) saved_input_shape_ = x.shape();
+  return y;
+}
+
+Tensor ZeroPadShortcut::backward_impl(const Tensor& grad_output) {
+  const int64_t n = saved_input_shape_[0], h = saved_input_shape_[2], w = saved_input_shape_[3];
+  const int64_t oh = (h + stride_ - 1) / stride_, ow = (w + stride_ - 1) / stride_;
+  RESNET_CHECK(grad_output.shape() == (Shape{n, out_channels_, oh, ow}),
+               "ZeroPadShortcut: expected output gradient " << shape_str({n, out_channels_, oh, ow})
+                                                            << ", got " << grad_output.shape_str());
+  Tensor dx(saved_input_shape_);
+  const float* src = grad_output.f32();
+  float* dst = dx.f32();
+#pragma omp parallel for collapse(2)
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t c = 0; c < in_channels_; ++c)
+      for (int64_t i = 0; i < oh; ++i)
+        for (int64_t j = 0; j < ow; ++j)
+          dst[((b * in_channels_ + c) * h + i * stride_) * w + j * stride_] =
+              src[((b * out_channels_ + c + pad_front_) * oh + i) * ow + j];
+  return dx;
+}
+
+std::string ZeroPadShortcut::extra_repr() const {
+  std::ostringstream s;
+  s << "in_channels=" << in_channels_ << ", out_channels=" << out_channels_
+    << ", stride=" << stride_;
+  return s.str();
+}
+
+}  // namespace resnet::nn
