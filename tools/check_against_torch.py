@@ -13,11 +13,17 @@ For each case it writes random weights (W.safetensors), input (X.npy) and output
 and the same pass in PyTorch, and checks the numerics contract (DESIGN.md section 3):
   max|ours - torch| <= 1e-4 * max|torch|
 for the output, the input gradient, every parameter gradient and every state_dict tensor
-(num_batches_tracked must match exactly). A tensor that is float32 rounding noise in
-PyTorch itself (it misses PyTorch's float64 value by more than the contract allows) is
-judged against float64 instead, and its line says "ill-conditioned" (--strict: never).
-One line per tensor; the exit status is 1 if any
-check fails, 2 on a usage error (e.g. no binary).
+(num_batches_tracked must match exactly). In eval mode it also runs
+  resnet run --model MODEL --weights W --input X --output Y_infer
+(no gradient: the fused inference path) and checks that output the same way.
+
+A tensor that is float32 rounding noise in PyTorch itself (it misses PyTorch's float64
+value by more than the contract allows, e.g. the 1x1 shortcut's weight gradient with one
+input channel in training mode, exactly zero in exact arithmetic) is judged against
+float64 instead, and its line says "ill-conditioned" (--strict: never).
+
+One line per tensor; the exit status is 1 if any check fails, 2 on a usage error (e.g.
+no binary).
 
 Without --model it draws --trials random seed blocks (channels 1..9, sizes 1..13,
 stride 1 or 2, batch 1..4). Without --seed the seed is random and printed, with a command
@@ -261,6 +267,23 @@ def prepare_inputs(model_name, shape, seed, modes, files):
     return model, weights
 
 
+def run_binary(report, label, argv, timeout):
+    """Run `resnet run`; on failure (exit status, timeout, cannot start) record a FAIL."""
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        report.add(False, f"  {label}: resnet run timed out after {timeout} s")
+        return False
+    except OSError as err:
+        report.add(False, f"  {label}: cannot start resnet: {err}")
+        return False
+    if proc.returncode != 0:
+        report.add(False, f"  {label}: resnet run exited {proc.returncode}: "
+                          f"{proc.stderr.strip()[-2000:]}\n    command: {shlex.join(argv)}")
+        return False
+    return True
+
+
 def check_mode(report, binary_cmd, model_name, model, weights, files, mode, options):
     """Run ours and PyTorch (float32, and float64 for noise) for one mode; compare all."""
     x = ref.load_npy(files["input"])
@@ -273,15 +296,8 @@ def check_mode(report, binary_cmd, model_name, model, weights, files, mode, opti
     except (ValueError, RuntimeError) as err:
         print(f"  {mode}: SKIP, PyTorch cannot run this case: {err}")
         return
-    argv = run_command(binary_cmd, model_name, files, mode)
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=options.timeout)
-    except subprocess.TimeoutExpired:
-        report.add(False, f"  {mode}: resnet run timed out after {options.timeout} s")
-        return
-    if proc.returncode != 0:
-        report.add(False, f"  {mode}: resnet run exited {proc.returncode}: "
-                          f"{proc.stderr.strip()[-2000:]}\n    command: {shlex.join(argv)}")
+    if not run_binary(report, mode, run_command(binary_cmd, model_name, files, mode),
+                      options.timeout):
         return
     strict = options.strict
     exact_output, exact_grad_input, exact_grads, exact_state = exact
@@ -299,11 +315,10 @@ def check_mode(report, binary_cmd, model_name, model, weights, files, mode, opti
     if mode == "eval":
         # Without --grad-output, eval runs the inference path (BN folded, fused post-ops).
         infer_path = files["output_eval"].with_name("Y_infer.npy")
-        argv = list(binary_cmd) + ["run", "--model", model_name, "--weights", str(files["weights"]),
-                                   "--input", str(files["input"]), "--output", str(infer_path)]
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=options.timeout)
-        if proc.returncode != 0:
-            report.add(False, f"  infer: resnet run exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
+        argv = list(binary_cmd) + [
+            "run", "--model", model_name, "--weights", str(files["weights"]),
+            "--input", str(files["input"]), "--output", str(infer_path)]
+        if not run_binary(report, "infer", argv, options.timeout):
             return
         ours = load_our_npy(report, "infer output", infer_path)
         if ours is not None:
@@ -357,28 +372,38 @@ def run_checks(args, binary_cmd, quiet=False):
 # ---------------------------------------------------------------------------------------
 
 
+def forward_only(model, x, train):
+    """One forward pass without gradients: (output, state_dict after the pass)."""
+    model.train(train)
+    with torch.no_grad():
+        output = model(x)
+    return output, OrderedDict((k, v.detach().clone()) for k, v in model.state_dict().items())
+
+
 def fake_resnet(argv):
     """Stand-in for `resnet run`: reads our files, runs PyTorch in float64, writes results.
 
-    With the environment variable RESNET_FAKE_PERTURB=p it maps every float result t to
-    t + p * (|t| + 1) (so exact zeros move too) and adds 1 to num_batches_tracked, so the
-    comparison must report FAIL.
+    Follows the command-line contract: --grad-output needs --grad-input and --grads,
+    --state-out is optional. With the environment variable RESNET_FAKE_PERTURB=p it maps
+    every float result t to t + p * (|t| + 1) (so exact zeros move too) and adds 1 to
+    num_batches_tracked, so the comparison must report FAIL.
     """
     parser = argparse.ArgumentParser(prog="fake resnet")
     parser.add_argument("command", choices=["run"])
-    for option in ("--model", "--weights", "--input", "--output", "--grad-output",
-                   "--grad-input", "--grads", "--state-out"):
+    for option in ("--model", "--weights", "--input", "--output"):
         parser.add_argument(option, required=True)
+    for option in ("--grad-output", "--grad-input", "--grads", "--state-out"):
+        parser.add_argument(option)
     parser.add_argument("--train", action="store_true")
     args = parser.parse_args(argv)
+    if args.grad_output is not None and (args.grad_input is None or args.grads is None):
+        parser.error("--grad-output needs --grad-input and --grads")
     ref.setup_torch()
     perturb = float(os.environ.get(PERTURB_ENV, "0"))
     model = ref.build_model(args.model)
     model.load_state_dict(ref.load_safetensors(args.weights))
     model.double()
-    output, grad_input, grads, state = ref.reference_pass(
-        model, ref.load_npy(args.input).double(), ref.load_npy(args.grad_output).double(),
-        train=args.train)
+    x = ref.load_npy(args.input).double()
 
     def as_written(tensor):
         """float64 -> float32 (perturbed if asked); integers get +1 if perturbing."""
@@ -386,11 +411,20 @@ def fake_resnet(argv):
             return (tensor + perturb * (tensor.abs() + 1)).float()
         return tensor + 1 if perturb else tensor
 
+    def as_written_dict(tensors):
+        """as_written over a name -> tensor mapping."""
+        return OrderedDict((k, as_written(v)) for k, v in tensors.items())
+
+    if args.grad_output is None:
+        output, state = forward_only(model, x, args.train)
+    else:
+        output, grad_input, grads, state = ref.reference_pass(
+            model, x, ref.load_npy(args.grad_output).double(), train=args.train)
+        ref.save_npy(args.grad_input, as_written(grad_input))
+        ref.save_safetensors(args.grads, as_written_dict(grads))
     ref.save_npy(args.output, as_written(output))
-    ref.save_npy(args.grad_input, as_written(grad_input))
-    ref.save_safetensors(args.grads, OrderedDict((k, as_written(v)) for k, v in grads.items()))
-    ref.save_safetensors(args.state_out,
-                         OrderedDict((k, as_written(v)) for k, v in state.items()))
+    if args.state_out is not None:
+        ref.save_safetensors(args.state_out, as_written_dict(state))
     return 0
 
 
@@ -452,7 +486,7 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     args.modes = [m for m in args.modes.split(",") if m]
     if not args.modes or any(m not in ("eval", "train") for m in args.modes):
-        parser.error(f"--modes: expected a comma-separated subset of eval,train")
+        parser.error("--modes: expected a comma-separated subset of eval,train")
     if args.trials < 1:
         parser.error("--trials must be >= 1")
     if args.model is not None:
