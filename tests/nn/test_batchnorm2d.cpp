@@ -152,3 +152,27 @@ TEST(BatchNorm2dState, KeysAndInitialValues) {
 
 }  // namespace
 }  // namespace resnet
+
+namespace resnet {
+namespace {
+
+// Few values per channel far from zero, as deep in a network at small inputs: the
+// statistics must not cancel catastrophically (E[x^2] - E[x]^2 would).
+TEST(BatchNorm2dConditioning, FewValuesWithLargeMean) {
+  nn::BatchNorm2d bn(4);
+  bn.train();
+  Tensor x = testing::random_tensor({2, 4, 2, 2}, 41, 99.f, 101.f);
+  Tensor y = bn.forward(x);
+  auto expected = ref::batchnorm2d_forward_train(x, bn.weight().value, bn.bias().value, 1e-5);
+  testing::expect_close(y, expected.dst, 1e-4, "dst");
+  Tensor dy = testing::random_tensor(y.shape(), 42);
+  bn.zero_grad();
+  Tensor dx = bn.backward(dy);
+  auto g =
+      ref::batchnorm2d_backward_train(dy, x, bn.weight().value, expected.mean, expected.var, 1e-5);
+  testing::expect_close(dx, g.diff_src, 1e-4, "diff_src");
+  testing::expect_close(bn.weight().grad, g.diff_weight, 1e-4, "diff_weight");
+}
+
+}  // namespace
+}  // namespace resnet
