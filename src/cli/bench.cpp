@@ -92,19 +92,16 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--weights", a->weights, "state_dict as .safetensors");
   cmd->add_option("--mode", a->mode, "infer or train")->check(CLI::IsMember({"infer", "train"}));
   cmd->add_option("--batch", a->batch, "Batch size")->check(CLI::PositiveNumber);
-  auto* in_ch = cmd->add_option("--in-channels", a->options.in_channels, "Input channels")
-                    ->check(CLI::PositiveNumber);
   cmd->add_option("--size", a->size, "Input height and width")->check(CLI::PositiveNumber);
   cmd->add_option("--threads", a->threads, "Threads (default: all cores)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--iters", a->iters, "Timed iterations")->check(CLI::PositiveNumber);
   cmd->add_option("--warmup", a->warmup, "Untimed iterations first")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--num-classes", a->options.num_classes, "Classifier outputs")
-      ->check(CLI::PositiveNumber);
+  add_model_options(cmd, a->options);
   cmd->add_flag("--json", a->json, "Print one JSON line");
-  cmd->callback([a, in_ch] {
+  cmd->callback([a, cmd] {
     BenchArgs args = *a;
-    args.in_channels_set = in_ch->count() > 0;
+    args.in_channels_set = cmd->count("--in-channels") > 0;
     bench(args);
   });
 }

@@ -27,6 +27,27 @@ int64_t metadata_int(const io::SafetensorsFile& file, const std::string& path,
 }
 }  // namespace
 
+void add_model_options(CLI::App* cmd, models::ModelOptions& options) {
+  cmd->add_option("--num-classes", options.num_classes,
+                  "Classifier outputs (default: 1000 for ImageNet networks, 10 for CIFAR ones)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--in-channels", options.in_channels, "Input image channels (default 3)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--shortcut", options.cifar_shortcut,
+                  "CIFAR networks: A = zero-padded identity (default), B = 1x1 conv projection")
+      ->check(CLI::IsMember({'A', 'B'}));
+  cmd->add_flag("--zero-init-residual", options.zero_init_residual,
+                "Start each residual block's last BN weight at 0");
+}
+
+std::map<std::string, std::string> checkpoint_metadata(const LoadedModel& loaded) {
+  return {{"model", loaded.name},
+          {"num_classes", std::to_string(loaded.options.num_classes)},
+          {"in_channels", std::to_string(loaded.options.in_channels)},
+          {"shortcut", std::string(1, loaded.options.cifar_shortcut)},
+          {"format", "resnet-checkpoint-1"}};
+}
+
 LoadedModel load_model(const std::string& model, const std::string& weights,
                        models::ModelOptions options) {
   LoadedModel loaded;
@@ -42,11 +63,18 @@ LoadedModel load_model(const std::string& model, const std::string& weights,
     loaded.name = it->second;
     options.num_classes = metadata_int(file, model, "num_classes", options.num_classes);
     options.in_channels = metadata_int(file, model, "in_channels", options.in_channels);
+    auto shortcut = file.metadata.find("shortcut");
+    if (shortcut != file.metadata.end()) {
+      RESNET_CHECK(
+          shortcut->second == "A" || shortcut->second == "B",
+          model << ": metadata 'shortcut': expected A or B, got '" << shortcut->second << "'");
+      options.cifar_shortcut = shortcut->second[0];
+    }
     if (weights_path.empty()) weights_path = model;
   } else {
     loaded.name = model;
   }
-  loaded.options = options;
+  loaded.options = models::resolve_options(loaded.name, options);
   loaded.module = models::build(loaded.name, options);
   if (!weights_path.empty()) io::load_state_dict(*loaded.module, weights_path);
   return loaded;

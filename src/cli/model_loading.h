@@ -2,6 +2,9 @@
 // What several subcommands share: turning --model (a zoo name or a checkpoint path) and
 // --weights into a ready module.
 
+#include <CLI/CLI.hpp>
+
+#include <map>
 #include <string>
 
 #include "resnet/models/zoo.h"
@@ -15,9 +18,15 @@ struct LoadedModel {
   models::ModelOptions options;
 };
 
+// Adds --num-classes, --in-channels, --shortcut and --zero-init-residual to `cmd`.
+void add_model_options(CLI::App* cmd, models::ModelOptions& options);
+
 // MODEL is a zoo name, or a .safetensors checkpoint whose __metadata__ names its
 // architecture ("model", "num_classes", "in_channels"). `weights` (optional) is then
 // loaded strictly.
+// The __metadata__ a checkpoint of `loaded` carries, so that it rebuilds with no flags.
+std::map<std::string, std::string> checkpoint_metadata(const LoadedModel& loaded);
+
 LoadedModel load_model(const std::string& model, const std::string& weights,
                        models::ModelOptions options);
 

@@ -60,10 +60,7 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--grads", a->grads, "Where to write every parameter's gradient (.safetensors)");
   cmd->add_option("--state-out", a->state_out,
                   "Where to write the state_dict after the pass (.safetensors)");
-  cmd->add_option("--num-classes", a->options.num_classes, "Classifier outputs")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--in-channels", a->options.in_channels, "Input image channels")
-      ->check(CLI::PositiveNumber);
+  add_model_options(cmd, a->options);
   cmd->callback([a] { run(*a); });
 }
 

@@ -3,6 +3,8 @@
 #include <iostream>
 
 #include "command.h"
+#include "model_loading.h"
+#include "resnet/models/layer_table.h"
 #include "resnet/models/zoo.h"
 
 namespace resnet::cli {
@@ -13,16 +15,30 @@ void add_summary_command(CLI::App& app) {
   struct Args {
     std::string model;
     models::ModelOptions options;
+    bool table = false;
+    int64_t size = 0;
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("MODEL", args->model, "Model name, e.g. block:64,128,2")->required();
-  cmd->add_option("--num-classes", args->options.num_classes, "Classifier outputs")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--in-channels", args->options.in_channels, "Input image channels")
+  add_model_options(cmd, args->options);
+  cmd->add_flag("--table", args->table,
+                "Also print each layer's output shape, parameters and multiply-accumulates");
+  cmd->add_option(
+         "--size", args->size,
+         "Input side for --table (default: 224 for torchvision, 32 for CIFAR, 56 for blocks)")
       ->check(CLI::PositiveNumber);
   cmd->callback([args] {
-    auto model = models::build(args->model, args->options);
-    std::cout << model->to_string() << "\n";
+    LoadedModel m = load_model(args->model, "", args->options);
+    std::cout << m.module->to_string() << "\n";
+    if (args->table) {
+      int64_t size = args->size;
+      if (size == 0)
+        size = m.name.rfind("block:", 0) == 0           ? 56
+               : m.module->type_name() == "CifarResNet" ? 32
+                                                        : 224;
+      const int64_t channels = models::expected_in_channels(m.name, m.options);
+      std::cout << "\n" << models::layer_table(*m.module, {1, channels, size, size});
+    }
   });
 }
 

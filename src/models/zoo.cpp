@@ -118,7 +118,15 @@ std::vector<std::string> known_names() {
   return names;
 }
 
-nn::ModulePtr build(const std::string& name, const ModelOptions& options) {
+ModelOptions resolve_options(const std::string& name, ModelOptions options) {
+  int64_t depth = 0;
+  const bool cifar = parse_cifar(name, "resnet", &depth) || parse_cifar(name, "plain", &depth);
+  if (options.num_classes == 0) options.num_classes = cifar ? 10 : 1000;
+  return options;
+}
+
+nn::ModulePtr build(const std::string& name, const ModelOptions& requested) {
+  const ModelOptions options = resolve_options(name, requested);
   if (name.rfind("block:", 0) == 0) {
     BlockSpec b = parse_block(name);
     return std::make_shared<nn::ResidualBlock>(b.in, b.out, b.stride);

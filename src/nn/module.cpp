@@ -8,6 +8,7 @@ namespace resnet::nn {
 
 namespace {
 thread_local bool g_grad_enabled = false;
+thread_local ForwardObserver g_forward_observer;
 
 // torch.nn.modules.module._addindent: indent every line but the first.
 std::string add_indent(const std::string& s, int spaces) {
@@ -31,12 +32,21 @@ GradEnabledGuard::~GradEnabledGuard() {
   g_grad_enabled = previous_;
 }
 
+ForwardObserverGuard::ForwardObserverGuard(ForwardObserver observer)
+    : previous_(std::move(g_forward_observer)) {
+  g_forward_observer = std::move(observer);
+}
+ForwardObserverGuard::~ForwardObserverGuard() {
+  g_forward_observer = std::move(previous_);
+}
+
 Tensor Module::forward(const Tensor& x) {
   RESNET_CHECK(x.defined(), type_name_ << ": expected an input tensor, got none");
   RESNET_CHECK(x.dtype() == DType::f32,
                type_name_ << ": expected f32 input, got " << dtype_name(x.dtype()));
   Tensor y = forward_impl(x);
   has_forward_ = keeps_for_backward();
+  if (g_forward_observer) g_forward_observer(*this, x, y);
   return y;
 }
 

@@ -53,6 +53,21 @@ TEST(CliSummary, IdentityShortcutPrintsEmptySequential) {
   EXPECT_NE(r.out.find("  (shortcut): Sequential()\n"), std::string::npos);
 }
 
+// Totals torchvision and the paper report: resnet18 has 11,689,512 parameters and 1.81 G
+// multiply-accumulates at 224x224; the CIFAR ResNet-20 has 0.27 M parameters.
+TEST(CliSummary, TableTotals) {
+  auto r = run_cli("summary resnet18 --table");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("Total params: 11,689,512\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Total MACs: 1,814,073,344 (1.81 G) for input [1, 3, 224, 224]"),
+            std::string::npos);
+  EXPECT_NE(r.out.find("fc (Linear)"), std::string::npos);
+  r = run_cli("summary resnet20 --table --in-channels 1 --size 28");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("Total params: 269,434\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[1, 1, 28, 28]"), std::string::npos);
+}
+
 TEST(CliSummary, HelpExitsZero) {
   for (const char* cmd : {"summary --help", "run --help", "bench --help", "--help"}) {
     auto r = run_cli(cmd);

@@ -17,8 +17,10 @@
 namespace resnet::models {
 
 struct ModelOptions {
-  int64_t num_classes = 1000;  // classifier outputs (networks with a classifier)
-  int64_t in_channels = 3;     // input image channels (networks with a stem)
+  // Classifier outputs; 0 means the family's own default: 1000 for torchvision's
+  // ImageNet networks, 10 for the CIFAR networks.
+  int64_t num_classes = 0;
+  int64_t in_channels = 3;  // input image channels (networks with a stem)
   // CIFAR networks: 'A' zero-pads the identity when a stage widens (the paper's
   // default), 'B' uses a 1x1 conv + BN projection there.
   char cifar_shortcut = 'A';
@@ -31,6 +33,8 @@ struct ModelOptions {
 nn::ModulePtr build(const std::string& name, const ModelOptions& options = {});
 // The names build() accepts, patterns included ("block:IN,OUT[,STRIDE]").
 std::vector<std::string> known_names();
+// `options` with every "family default" (0) replaced by the value `name` uses.
+ModelOptions resolve_options(const std::string& name, ModelOptions options);
 // Input channel count a model expects (for inputs synthesized by bench and tests).
 int64_t expected_in_channels(const std::string& name, const ModelOptions& options = {});
 

@@ -37,6 +37,23 @@ class GradEnabledGuard {
   bool previous_;
 };
 
+class Module;
+
+// Sees every module's forward as it returns (for layer tables and tracing); set with
+// ForwardObserverGuard, thread-local, none by default.
+using ForwardObserver =
+    std::function<void(Module& module, const Tensor& input, const Tensor& output)>;
+class ForwardObserverGuard {
+ public:
+  explicit ForwardObserverGuard(ForwardObserver observer);
+  ~ForwardObserverGuard();
+  ForwardObserverGuard(const ForwardObserverGuard&) = delete;
+  ForwardObserverGuard& operator=(const ForwardObserverGuard&) = delete;
+
+ private:
+  ForwardObserver previous_;
+};
+
 struct Parameter {
   Tensor value;
   Tensor grad;  // same shape as value, zero until backward accumulates into it
