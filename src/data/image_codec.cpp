@@ -1,0 +1,112 @@
+#include "resnet/data/image_codec.h"
+
+#include <cstring>
+#include <fstream>
+
+#include "codec_detail.h"
+#include "resnet/core/error.h"
+
+namespace resnet::data {
+
+namespace detail {
+
+void check_image_size(const std::string& path, int64_t height, int64_t width) {
+  RESNET_CHECK(height > 0 && width > 0,
+               path << ": expected a non-empty image, got " << height << "x" << width);
+  RESNET_CHECK(height * width <= kMaxImagePixels, path << ": expected at most " << kMaxImagePixels
+                                                       << " pixels, got " << height << "x"
+                                                       << width);
+}
+
+}  // namespace detail
+
+namespace {
+
+ImageFormat sniff_format(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  RESNET_CHECK(in.is_open(),
+               path << ": expected a readable image file, got " << std::strerror(errno));
+  unsigned char magic[8] = {};
+  in.read(reinterpret_cast<char*>(magic), 8);
+  const auto got = in.gcount();
+  static const unsigned char png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (got == 8 && std::memcmp(magic, png, 8) == 0) return ImageFormat::png;
+  if (got >= 3 && magic[0] == 0xff && magic[1] == 0xd8 && magic[2] == 0xff) {
+    return ImageFormat::jpeg;
+  }
+  char hex[32] = "";
+  for (std::streamsize i = 0; i < got && i < 4; ++i) {
+    std::snprintf(hex + std::strlen(hex), sizeof hex - std::strlen(hex), "%s%02x", i ? " " : "",
+                  magic[i]);
+  }
+  RESNET_FAIL(path << ": expected a PNG or JPEG image, got "
+                   << (got == 0 ? std::string("an empty file")
+                                : std::string("a file starting with bytes ") + hex));
+}
+
+}  // namespace
+
+ImageInfo read_image_info(const std::string& path) {
+  return sniff_format(path) == ImageFormat::png ? detail::png_info(path) : detail::jpeg_info(path);
+}
+
+std::vector<uint8_t> decode_image(const std::string& path, int64_t channels, ImageInfo* info) {
+  RESNET_CHECK(channels == 1 || channels == 3,
+               path << ": expected to decode to 1 or 3 channels, got " << channels);
+  const ImageFormat format = sniff_format(path);
+  detail::RawImage raw =
+      format == ImageFormat::png ? detail::png_decode(path) : detail::jpeg_decode(path);
+  if (info) *info = ImageInfo{format, raw.height, raw.width, raw.channels >= 3 ? 3 : 1};
+  const size_t plane = static_cast<size_t>(raw.height * raw.width);
+  const size_t step = static_cast<size_t>(raw.channels);
+  const bool color = raw.channels >= 3;
+  std::vector<uint8_t> chw(plane * static_cast<size_t>(channels));
+  const uint8_t* src = raw.hwc.data();
+  for (size_t p = 0; p < plane; ++p, src += step) {
+    if (channels == 3) {
+      // Alpha (channel 3, or 1 after gray) is dropped, gray is repeated: Pillow's "RGB".
+      chw[p] = src[0];
+      chw[plane + p] = color ? src[1] : src[0];
+      chw[2 * plane + p] = color ? src[2] : src[0];
+    } else if (color) {
+      // Pillow's ITU-R 601-2 luma in 16-bit fixed point, rounded (Convert.c, L24).
+      chw[p] = static_cast<uint8_t>(
+          (src[0] * 19595u + src[1] * 38470u + src[2] * 7471u + 0x8000u) >> 16);
+    } else {
+      chw[p] = src[0];
+    }
+  }
+  return chw;
+}
+
+namespace {
+
+std::vector<uint8_t> to_hwc(const std::string& path, const uint8_t* chw, ImageShape shape,
+                            int64_t max_channels) {
+  RESNET_CHECK(shape.channels >= 1 && shape.channels <= max_channels &&
+                   (max_channels == 4 || shape.channels != 2),
+               path << ": expected " << (max_channels == 4 ? "1 to 4" : "1 or 3")
+                    << " channels to write, got " << shape.str());
+  detail::check_image_size(path, shape.height, shape.width);
+  const size_t plane = static_cast<size_t>(shape.height * shape.width);
+  const size_t c = static_cast<size_t>(shape.channels);
+  std::vector<uint8_t> hwc(plane * c);
+  for (size_t p = 0; p < plane; ++p) {
+    for (size_t k = 0; k < c; ++k) hwc[p * c + k] = chw[k * plane + p];
+  }
+  return hwc;
+}
+
+}  // namespace
+
+void write_png(const std::string& path, const uint8_t* chw, ImageShape shape) {
+  std::vector<uint8_t> hwc = to_hwc(path, chw, shape, 4);
+  detail::png_encode(path, hwc.data(), shape.height, shape.width, shape.channels);
+}
+
+void write_jpeg(const std::string& path, const uint8_t* chw, ImageShape shape, int quality) {
+  std::vector<uint8_t> hwc = to_hwc(path, chw, shape, 3);
+  detail::jpeg_encode(path, hwc.data(), shape.height, shape.width, shape.channels, quality);
+}
+
+}  // namespace resnet::data
