@@ -28,10 +28,12 @@ def torch_bench(args):
     import torch_reference as ref
 
     torch.set_num_threads(args.threads)
-    model = ref.build_model(args.model, num_classes=args.num_classes)
+    if args.model.startswith("block:"):
+        model = ref.build_model(args.model)
+    else:
+        model = ref.build_model(args.model, num_classes=args.num_classes or None,
+                                in_channels=args.in_channels or 3)
     in_channels = model.conv1.in_channels
-    if not args.model.startswith("block:") and args.in_channels:
-        in_channels = args.in_channels
     x = torch.rand(args.batch, in_channels, args.size, args.size) * 2 - 1
     train = args.mode == "train"
     model.train(train)
@@ -69,7 +71,7 @@ def main():
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--size", type=int, default=56)
     p.add_argument("--in-channels", type=int, default=0)
-    p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--num-classes", type=int, default=0, help="0: the family's default")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
@@ -85,9 +87,10 @@ def main():
               "--threads", str(args.threads), "--iters", str(args.iters), "--warmup", str(args.warmup)]
     if args.in_channels:
         common += ["--in-channels", str(args.in_channels)]
+    if args.num_classes:
+        common += ["--num-classes", str(args.num_classes)]
     ours_cmd = [args.resnet, "bench", "--json"] + common
-    torch_cmd = [sys.executable, os.path.abspath(__file__), "--torch-worker", "--num-classes",
-                 str(args.num_classes)] + common
+    torch_cmd = [sys.executable, os.path.abspath(__file__), "--torch-worker"] + common
     try:
         subprocess.run([sys.executable, "-c", "import torch"], check=True, capture_output=True)
         have_torch = True

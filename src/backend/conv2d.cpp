@@ -19,13 +19,20 @@ void add_into(Tensor& acc, const memory& m) {
   for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
 }
 
+memory::desc layout_desc(const Shape& shape, Layout layout) {
+  return layout == Layout::blocked16 ? memory::desc(to_dims(shape), dt::f32, tag::aBcd16b)
+                                     : plain_desc(shape);
+}
+
 }  // namespace
 
 struct Conv2dKernel::Impl {
   Conv2dConfig cfg;
 
   struct Plan {
-    memory::desc src_plain, dst_plain, weight_plain, bias_plain;
+    Shape src_shape, dst_shape;
+    Layout src_layout, dst_layout;
+    memory::desc weight_plain, bias_plain;
     dnnl::convolution_forward::primitive_desc fwd_pd;
     dnnl::convolution_forward fwd;
     // Backward primitives are created on the first backward call only.
@@ -57,47 +64,68 @@ struct Conv2dKernel::Impl {
                       cfg.kernel_h, cfg.kernel_w};
     return memory::desc(d, dt::f32, layout_any_or_plain == tag::any ? tag::any : tag::goihw);
   }
+  memory::desc bias_any() const {
+    return cfg.bias ? memory::desc({cfg.out_channels}, dt::f32, tag::any) : memory::desc();
+  }
+  // Blocked tensors are read and written as they are (no reorder); plain ones let
+  // oneDNN choose, and the kernel reorders at its edges.
+  static memory::desc pinned_or_any(const Shape& shape, Layout layout) {
+    return layout == Layout::blocked16 ? layout_desc(shape, layout)
+                                       : memory::desc(to_dims(shape), dt::f32, tag::any);
+  }
 
-  Plan& plan_for(const Shape& src_shape) {
-    auto it = plans.find(src_shape);
+  Plan& plan_for(const Shape& src_shape, Layout src_layout, Layout dst_layout) {
+    Shape key = src_shape;
+    key.push_back(static_cast<int64_t>(src_layout));
+    key.push_back(static_cast<int64_t>(dst_layout));
+    auto it = plans.find(key);
     if (it != plans.end()) return it->second;
-    const int64_t n = src_shape[0], h = src_shape[2], w = src_shape[3];
-    Shape dst_shape = {n, cfg.out_channels, cfg.out_h(h), cfg.out_w(w)};
-    auto any = [](const Shape& s) { return memory::desc(to_dims(s), dt::f32, tag::any); };
-    memory::desc bias_any =
-        cfg.bias ? memory::desc({cfg.out_channels}, dt::f32, tag::any) : memory::desc();
-    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training,
-                                      dnnl::algorithm::convolution_direct, any(src_shape),
-                                      weight_desc(tag::any), bias_any, any(dst_shape), strides(),
-                                      dilates(), padding_l(), padding_r(h, w));
-    dnnl::convolution_forward::primitive_desc pd(d, engine());
-    Plan p{plain_desc(src_shape),
-           plain_desc(dst_shape),
+    const int64_t h = src_shape[2], w = src_shape[3];
+    Shape dst_shape = {src_shape[0], cfg.out_channels, cfg.out_h(h), cfg.out_w(w)};
+    auto create = [&](bool pinned) {
+      memory::desc s = pinned ? pinned_or_any(src_shape, src_layout)
+                              : memory::desc(to_dims(src_shape), dt::f32, tag::any);
+      memory::desc d = pinned ? pinned_or_any(dst_shape, dst_layout)
+                              : memory::desc(to_dims(dst_shape), dt::f32, tag::any);
+      dnnl::convolution_forward::desc desc(
+          dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, s,
+          weight_desc(tag::any), bias_any(), d, strides(), dilates(), padding_l(), padding_r(h, w));
+      return dnnl::convolution_forward::primitive_desc(desc, engine());
+    };
+    std::optional<dnnl::convolution_forward::primitive_desc> pd;
+    try {
+      pd.emplace(create(true));
+    } catch (const dnnl::error&) {
+      pd.emplace(create(false));
+    }
+    Plan p{src_shape,
+           dst_shape,
+           src_layout,
+           dst_layout,
            weight_desc(tag::oihw),
            cfg.bias ? plain_desc({cfg.out_channels}) : memory::desc(),
-           pd,
-           dnnl::convolution_forward(pd),
+           *pd,
+           dnnl::convolution_forward(*pd),
            {},
            {},
            {},
            {}};
-    return plans.emplace(src_shape, std::move(p)).first->second;
+    return plans.emplace(key, std::move(p)).first->second;
   }
 
-  void ensure_backward(Plan& p, const Shape& src_shape) {
+  void ensure_backward(Plan& p) {
     if (p.bwd_data) return;
-    const int64_t h = src_shape[2], w = src_shape[3];
-    auto any = [](const memory::desc& md) { return memory::desc(md.dims(), dt::f32, tag::any); };
-    dnnl::convolution_backward_data::desc dd(dnnl::algorithm::convolution_direct, any(p.src_plain),
-                                             weight_desc(tag::any), any(p.dst_plain), strides(),
-                                             dilates(), padding_l(), padding_r(h, w));
+    const int64_t h = p.src_shape[2], w = p.src_shape[3];
+    // Gradients use the layouts the forward chose, so nothing is reordered between them.
+    memory::desc src_md = p.fwd_pd.src_desc(), dst_md = p.fwd_pd.dst_desc();
+    dnnl::convolution_backward_data::desc dd(dnnl::algorithm::convolution_direct, src_md,
+                                             weight_desc(tag::any), dst_md, strides(), dilates(),
+                                             padding_l(), padding_r(h, w));
     p.bwd_data_pd.emplace(dd, engine(), p.fwd_pd);
     p.bwd_data.emplace(*p.bwd_data_pd);
-    memory::desc bias_any =
-        cfg.bias ? memory::desc({cfg.out_channels}, dt::f32, tag::any) : memory::desc();
-    dnnl::convolution_backward_weights::desc wd(
-        dnnl::algorithm::convolution_direct, any(p.src_plain), weight_desc(tag::any), bias_any,
-        any(p.dst_plain), strides(), dilates(), padding_l(), padding_r(h, w));
+    dnnl::convolution_backward_weights::desc wd(dnnl::algorithm::convolution_direct, src_md,
+                                                weight_desc(tag::any), bias_any(), dst_md,
+                                                strides(), dilates(), padding_l(), padding_r(h, w));
     p.bwd_weights_pd.emplace(wd, engine(), p.fwd_pd);
     p.bwd_weights.emplace(*p.bwd_weights_pd);
   }
@@ -108,44 +136,45 @@ Conv2dKernel::Conv2dKernel(const Conv2dConfig& config) : impl_(std::make_unique<
 }
 Conv2dKernel::~Conv2dKernel() = default;
 
-Tensor Conv2dKernel::forward(const Tensor& src, const Tensor& weight, const Tensor& bias) {
+Tensor Conv2dKernel::forward(const Tensor& src, const Tensor& weight, const Tensor& bias,
+                             Layout dst_layout) {
   return guarded("Conv2d forward", [&] {
     auto& cfg = impl_->cfg;
-    Impl::Plan& p = impl_->plan_for(src.shape());
-    Tensor dst(p.dst_plain.dims());
+    Impl::Plan& p = impl_->plan_for(src.shape(), src.layout(), dst_layout);
+    Tensor dst(p.dst_shape, DType::f32, dst_layout);
     memory src_m = reorder_to(wrap(src), p.fwd_pd.src_desc());
     memory w_m = reorder_to(memory(p.weight_plain, engine(), const_cast<void*>(weight.raw())),
                             p.fwd_pd.weights_desc());
-    memory dst_plain_m = wrap(dst);
-    bool dst_direct = p.fwd_pd.dst_desc() == p.dst_plain;
-    memory dst_m = dst_direct ? dst_plain_m : memory(p.fwd_pd.dst_desc(), engine());
+    memory dst_user = wrap(dst);
+    const bool dst_direct = p.fwd_pd.dst_desc() == dst_user.get_desc();
+    memory dst_m = dst_direct ? dst_user : memory(p.fwd_pd.dst_desc(), engine());
     std::unordered_map<int, memory> args = {
         {DNNL_ARG_SRC, src_m}, {DNNL_ARG_WEIGHTS, w_m}, {DNNL_ARG_DST, dst_m}};
     if (cfg.bias) args[DNNL_ARG_BIAS] = reorder_to(wrap(bias), p.fwd_pd.bias_desc());
     p.fwd.execute(stream(), args);
-    if (!dst_direct) reorder_into(dst_m, dst_plain_m);
     stream().wait();
+    if (!dst_direct) reorder_into(dst_m, dst_user);
     return dst;
   });
 }
 
 Tensor Conv2dKernel::backward_data(const Tensor& diff_dst, const Tensor& weight,
-                                   const Shape& src_shape) {
+                                   const Shape& src_shape, Layout src_layout) {
   return guarded("Conv2d backward", [&] {
-    Impl::Plan& p = impl_->plan_for(src_shape);
-    impl_->ensure_backward(p, src_shape);
+    Impl::Plan& p = impl_->plan_for(src_shape, src_layout, diff_dst.layout());
+    impl_->ensure_backward(p);
     auto& pd = *p.bwd_data_pd;
-    Tensor diff_src(src_shape);
+    Tensor diff_src(src_shape, DType::f32, src_layout);
     memory dd_m = reorder_to(wrap(diff_dst), pd.diff_dst_desc());
     memory w_m = reorder_to(memory(p.weight_plain, engine(), const_cast<void*>(weight.raw())),
                             pd.weights_desc());
-    memory ds_plain = wrap(diff_src);
-    bool direct = pd.diff_src_desc() == p.src_plain;
-    memory ds_m = direct ? ds_plain : memory(pd.diff_src_desc(), engine());
+    memory ds_user = wrap(diff_src);
+    const bool direct = pd.diff_src_desc() == ds_user.get_desc();
+    memory ds_m = direct ? ds_user : memory(pd.diff_src_desc(), engine());
     p.bwd_data->execute(
         stream(), {{DNNL_ARG_DIFF_DST, dd_m}, {DNNL_ARG_WEIGHTS, w_m}, {DNNL_ARG_DIFF_SRC, ds_m}});
-    if (!direct) reorder_into(ds_m, ds_plain);
     stream().wait();
+    if (!direct) reorder_into(ds_m, ds_user);
     return diff_src;
   });
 }
@@ -154,8 +183,8 @@ void Conv2dKernel::backward_weights(const Tensor& diff_dst, const Tensor& src, T
                                     Tensor& diff_bias) {
   guarded("Conv2d backward", [&] {
     auto& cfg = impl_->cfg;
-    Impl::Plan& p = impl_->plan_for(src.shape());
-    impl_->ensure_backward(p, src.shape());
+    Impl::Plan& p = impl_->plan_for(src.shape(), src.layout(), diff_dst.layout());
+    impl_->ensure_backward(p);
     auto& pd = *p.bwd_weights_pd;
     memory src_m = reorder_to(wrap(src), pd.src_desc());
     memory dd_m = reorder_to(wrap(diff_dst), pd.diff_dst_desc());
@@ -168,9 +197,9 @@ void Conv2dKernel::backward_weights(const Tensor& diff_dst, const Tensor& src, T
       args[DNNL_ARG_DIFF_BIAS] = *db_m;
     }
     p.bwd_weights->execute(stream(), args);
+    stream().wait();
     add_into(diff_weight, reorder_to(dw_m, p.weight_plain));
     if (cfg.bias && diff_bias.defined()) add_into(diff_bias, reorder_to(*db_m, p.bias_plain));
-    stream().wait();
   });
 }
 

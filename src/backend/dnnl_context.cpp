@@ -46,8 +46,14 @@ dt dnnl_type(DType type) {
 }
 }  // namespace
 
+memory::desc desc_of(const Tensor& t) {
+  if (t.layout() == Layout::blocked16)
+    return memory::desc(to_dims(t.shape()), dt::f32, tag::aBcd16b);
+  return plain_desc(t.shape(), dnnl_type(t.dtype()));
+}
+
 memory wrap(const Tensor& t) {
-  return memory(plain_desc(t.shape(), dnnl_type(t.dtype())), engine(), const_cast<void*>(t.raw()));
+  return memory(desc_of(t), engine(), const_cast<void*>(t.raw()));
 }
 
 namespace {

@@ -22,8 +22,16 @@ dnnl::stream& stream();
 memory::dims to_dims(const Shape& shape);
 // Plain row-major descriptor for a tensor of this rank (nchw, nc, x, ...).
 memory::desc plain_desc(const Shape& shape, dt type = dt::f32);
-// Wraps the tensor's storage (no copy) as plain memory.
+// The descriptor of a tensor's storage: plain, or nChw16c for blocked16.
+memory::desc desc_of(const Tensor& t);
+// Wraps the tensor's storage (no copy) with desc_of(t).
 memory wrap(const Tensor& t);
+// A plan-cache key: the shape with the layout appended.
+inline std::vector<int64_t> layout_key(const Tensor& t) {
+  std::vector<int64_t> k = t.shape();
+  k.push_back(static_cast<int64_t>(t.layout()));
+  return k;
+}
 // Returns `m` itself when it already has `desc`, otherwise a new memory holding `m`
 // reordered into `desc`. The reorder primitive is cached per (from, to) pair.
 memory reorder_to(const memory& m, const memory::desc& desc);

@@ -17,81 +17,66 @@ std::mutex& cache_mutex() {
   return m;
 }
 
-dnnl::eltwise_forward& relu_forward_prim(const Shape& shape) {
+dnnl::eltwise_forward& relu_forward_prim(const Tensor& t) {
   static PlanCache<dnnl::eltwise_forward> cache;
   std::lock_guard<std::mutex> lock(cache_mutex());
-  auto it = cache.find(shape);
+  auto key = layout_key(t);
+  auto it = cache.find(key);
   if (it == cache.end()) {
     dnnl::eltwise_forward::desc d(dnnl::prop_kind::forward_training, dnnl::algorithm::eltwise_relu,
-                                  plain_desc(shape), 0.f, 0.f);
-    it = cache.emplace(shape, dnnl::eltwise_forward({d, engine()})).first;
+                                  desc_of(t), 0.f, 0.f);
+    it = cache.emplace(key, dnnl::eltwise_forward({d, engine()})).first;
   }
   return it->second;
 }
 
-dnnl::eltwise_backward& relu_backward_prim(const Shape& shape) {
+dnnl::eltwise_backward& relu_backward_prim(const Tensor& t) {
   static PlanCache<dnnl::eltwise_backward> cache;
   std::lock_guard<std::mutex> lock(cache_mutex());
-  auto it = cache.find(shape);
+  auto key = layout_key(t);
+  auto it = cache.find(key);
   if (it == cache.end()) {
     // The _use_dst_for_bwd flavour lets us keep only the output, not the input.
     auto alg = dnnl::algorithm::eltwise_relu_use_dst_for_bwd;
-    dnnl::eltwise_forward::desc fd(dnnl::prop_kind::forward_training, alg, plain_desc(shape), 0.f,
-                                   0.f);
+    dnnl::eltwise_forward::desc fd(dnnl::prop_kind::forward_training, alg, desc_of(t), 0.f, 0.f);
     dnnl::eltwise_forward::primitive_desc fpd(fd, engine());
-    dnnl::eltwise_backward::desc bd(alg, plain_desc(shape), plain_desc(shape), 0.f, 0.f);
-    it = cache.emplace(shape, dnnl::eltwise_backward({bd, engine(), fpd})).first;
+    dnnl::eltwise_backward::desc bd(alg, desc_of(t), desc_of(t), 0.f, 0.f);
+    it = cache.emplace(key, dnnl::eltwise_backward({bd, engine(), fpd})).first;
   }
   return it->second;
 }
 
-dnnl::binary& add_prim(const Shape& shape) {
+// Binary add, optionally followed by ReLU as a post-op.
+dnnl::binary& add_prim(const Tensor& t, bool relu) {
   static PlanCache<dnnl::binary> cache;
   std::lock_guard<std::mutex> lock(cache_mutex());
-  auto it = cache.find(shape);
+  auto key = layout_key(t);
+  key.push_back(relu ? 1 : 0);
+  auto it = cache.find(key);
   if (it == cache.end()) {
-    dnnl::binary::desc d(dnnl::algorithm::binary_add, plain_desc(shape), plain_desc(shape),
-                         plain_desc(shape));
-    it = cache.emplace(shape, dnnl::binary({d, engine()})).first;
+    dnnl::binary::desc d(dnnl::algorithm::binary_add, desc_of(t), desc_of(t), desc_of(t));
+    dnnl::primitive_attr attr;
+    if (relu) {
+      dnnl::post_ops ops;
+      ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+      attr.set_post_ops(ops);
+    }
+    it = cache.emplace(key, dnnl::binary({d, attr, engine()})).first;
   }
   return it->second;
 }
 
-void check_same_shape(const char* who, const Tensor& a, const Tensor& b) {
-  RESNET_CHECK(a.shape() == b.shape(), who << ": expected operands of equal shape, got "
-                                           << a.shape_str() << " and " << b.shape_str());
+void check_same(const char* who, const Tensor& a, const Tensor& b) {
+  RESNET_CHECK(a.shape() == b.shape() && a.layout() == b.layout(),
+               who << ": expected operands of equal shape and layout, got " << a.shape_str()
+                   << " and " << b.shape_str());
 }
 
-}  // namespace
-
-Tensor relu_forward(const Tensor& src) {
-  return guarded("ReLU forward", [&] {
-    Tensor dst(src.shape());
-    relu_forward_prim(src.shape())
-        .execute(stream(), {{DNNL_ARG_SRC, wrap(src)}, {DNNL_ARG_DST, wrap(dst)}});
-    stream().wait();
-    return dst;
-  });
-}
-
-Tensor relu_backward(const Tensor& diff_dst, const Tensor& dst) {
-  check_same_shape("ReLU backward", diff_dst, dst);
-  return guarded("ReLU backward", [&] {
-    Tensor diff_src(dst.shape());
-    relu_backward_prim(dst.shape())
-        .execute(stream(), {{DNNL_ARG_DST, wrap(dst)},
-                            {DNNL_ARG_DIFF_DST, wrap(diff_dst)},
-                            {DNNL_ARG_DIFF_SRC, wrap(diff_src)}});
-    stream().wait();
-    return diff_src;
-  });
-}
-
-Tensor add(const Tensor& a, const Tensor& b) {
-  check_same_shape("add", a, b);
-  return guarded("add", [&] {
-    Tensor dst(a.shape());
-    add_prim(a.shape()).execute(
+Tensor binary_add(const char* who, const Tensor& a, const Tensor& b, bool relu) {
+  check_same(who, a, b);
+  return guarded(who, [&] {
+    Tensor dst(a.shape(), DType::f32, a.layout());
+    add_prim(a, relu).execute(
         stream(),
         {{DNNL_ARG_SRC_0, wrap(a)}, {DNNL_ARG_SRC_1, wrap(b)}, {DNNL_ARG_DST, wrap(dst)}});
     stream().wait();
@@ -99,15 +84,56 @@ Tensor add(const Tensor& a, const Tensor& b) {
   });
 }
 
+}  // namespace
+
+Tensor relu_forward(const Tensor& src) {
+  return guarded("ReLU forward", [&] {
+    Tensor dst(src.shape(), DType::f32, src.layout());
+    relu_forward_prim(src).execute(stream(),
+                                   {{DNNL_ARG_SRC, wrap(src)}, {DNNL_ARG_DST, wrap(dst)}});
+    stream().wait();
+    return dst;
+  });
+}
+
+Tensor relu_backward(const Tensor& diff_dst, const Tensor& dst) {
+  check_same("ReLU backward", diff_dst, dst);
+  return guarded("ReLU backward", [&] {
+    Tensor diff_src(dst.shape(), DType::f32, dst.layout());
+    relu_backward_prim(dst).execute(stream(), {{DNNL_ARG_DST, wrap(dst)},
+                                               {DNNL_ARG_DIFF_DST, wrap(diff_dst)},
+                                               {DNNL_ARG_DIFF_SRC, wrap(diff_src)}});
+    stream().wait();
+    return diff_src;
+  });
+}
+
+Tensor add(const Tensor& a, const Tensor& b) {
+  return binary_add("add", a, b, false);
+}
+
+Tensor add_relu(const Tensor& a, const Tensor& b) {
+  return binary_add("add+ReLU", a, b, true);
+}
+
 void add_inplace(Tensor& acc, const Tensor& x) {
-  check_same_shape("add", acc, x);
+  check_same("add", acc, x);
   guarded("add", [&] {
     // oneDNN's binary primitive may write its result over its first source.
-    add_prim(acc.shape())
+    add_prim(acc, false)
         .execute(
             stream(),
             {{DNNL_ARG_SRC_0, wrap(acc)}, {DNNL_ARG_SRC_1, wrap(x)}, {DNNL_ARG_DST, wrap(acc)}});
     stream().wait();
+  });
+}
+
+Tensor to_layout(const Tensor& t, Layout layout) {
+  if (t.layout() == layout) return t;
+  return guarded("layout conversion", [&] {
+    Tensor out(t.shape(), t.dtype(), layout);
+    reorder_into(wrap(t), wrap(out));
+    return out;
   });
 }
 

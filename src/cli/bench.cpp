@@ -13,6 +13,7 @@
 #include "resnet/backend/eltwise.h"
 #include "resnet/core/error.h"
 #include "resnet/nn/init.h"
+#include "resnet/nn/resnet.h"
 
 namespace resnet::cli {
 
@@ -40,6 +41,8 @@ void bench(BenchArgs a) {
   nn::Module& model = *m.module;
   const bool train = a.mode == "train";
   model.train(train);
+  // Like a training step in PyTorch, where the input does not require a gradient.
+  if (auto* net = dynamic_cast<nn::ResNet*>(&model)) net->set_input_grad(false);
   const int64_t channels = models::expected_in_channels(m.name, m.options);
   RESNET_CHECK(!a.in_channels_set || a.options.in_channels == channels,
                "--in-channels: model " << m.name << " expects " << channels

@@ -28,13 +28,16 @@ Tensor BatchNorm2d::forward_impl(const Tensor& x) {
   RESNET_CHECK(x.dim(1) == c, "BatchNorm2d(" << c << "): expected input with " << c
                                              << " channels, got " << x.dim(1));
   if (!is_training()) {
+    Tensor y = kernel_->forward_eval(x, weight_->value, bias_->value, *running_mean_, *running_var_,
+                                     fused_relu_);
     if (keeps_for_backward()) {
       saved_input_ = x;
       saved_mean_ = running_mean_->clone();
       saved_var_ = running_var_->clone();
       saved_used_batch_stats_ = false;
+      saved_output_ = fused_relu_ ? y : Tensor();
     }
-    return kernel_->forward_eval(x, weight_->value, bias_->value, *running_mean_, *running_var_);
+    return y;
   }
   const int64_t n = x.dim(0) * x.dim(2) * x.dim(3);
   // PyTorch refuses this too: the unbiased variance of one value is undefined.
@@ -43,7 +46,7 @@ Tensor BatchNorm2d::forward_impl(const Tensor& x) {
                           << "): expected more than 1 value per channel when training, got input "
                           << x.shape_str());
   Tensor mean({c}), var({c});
-  Tensor y = kernel_->forward_train(x, weight_->value, bias_->value, mean, var);
+  Tensor y = kernel_->forward_train(x, weight_->value, bias_->value, mean, var, fused_relu_);
   const float m = static_cast<float>(options_.momentum);
   const float unbias = static_cast<float>(n) / static_cast<float>(n - 1);
   float* rm = running_mean_->f32();
@@ -57,6 +60,7 @@ Tensor BatchNorm2d::forward_impl(const Tensor& x) {
   saved_mean_ = mean;
   saved_var_ = var;
   saved_used_batch_stats_ = true;
+  saved_output_ = fused_relu_ ? y : Tensor();
   return y;
 }
 
@@ -64,8 +68,8 @@ Tensor BatchNorm2d::backward_impl(const Tensor& grad_output) {
   RESNET_CHECK(grad_output.shape() == saved_input_.shape(),
                "BatchNorm2d: expected output gradient " << saved_input_.shape_str() << ", got "
                                                         << grad_output.shape_str());
-  return kernel_->backward(grad_output, saved_input_, weight_->value, bias_->value, saved_mean_,
-                           saved_var_, !saved_used_batch_stats_, weight_->grad, bias_->grad);
+  return kernel_->backward(grad_output, saved_input_, weight_->value, saved_mean_, saved_var_,
+                           !saved_used_batch_stats_, weight_->grad, bias_->grad, saved_output_);
 }
 
 std::string BatchNorm2d::extra_repr() const {

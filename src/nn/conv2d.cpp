@@ -83,7 +83,8 @@ Tensor Conv2d::forward_impl(const Tensor& x) {
                                 << pair_str(o.kernel_h, o.kernel_w));
   RESNET_CHECK(x.dim(0) > 0, "Conv2d: expected a non-empty batch, got " << x.shape_str());
   if (keeps_for_backward()) saved_input_ = x;
-  return kernel_->forward(x, weight_->value, bias_ ? bias_->value : Tensor());
+  return kernel_->forward(x, weight_->value, bias_ ? bias_->value : Tensor(),
+                          output_layout_.value_or(x.layout()));
 }
 
 Tensor Conv2d::backward_impl(const Tensor& grad_output) {
@@ -98,7 +99,16 @@ Tensor Conv2d::backward_impl(const Tensor& grad_output) {
   Tensor no_bias_grad;
   kernel_->backward_weights(grad_output, saved_input_, weight_->grad,
                             bias_ ? bias_->grad : no_bias_grad);
-  return kernel_->backward_data(grad_output, weight_->value, saved_input_.shape());
+  return kernel_->backward_data(grad_output, weight_->value, saved_input_.shape(),
+                                saved_input_.layout());
+}
+
+void Conv2d::backward_weights_only(const Tensor& grad_output) {
+  RESNET_CHECK(saved_input_.defined(),
+               "Conv2d: backward called without a forward that kept its state");
+  Tensor no_bias_grad;
+  kernel_->backward_weights(grad_output, saved_input_, weight_->grad,
+                            bias_ ? bias_->grad : no_bias_grad);
 }
 
 std::string Conv2d::extra_repr() const {

@@ -14,6 +14,17 @@ void ResidualUnit::on_mode_change() {
   fused_.reset();
 }
 
+void ResidualUnit::set_main_path(std::vector<std::pair<Conv2d*, BatchNorm2d*>> path) {
+  path_ = std::move(path);
+  for (size_t i = 0; i + 1 < path_.size(); ++i) path_[i].second->set_fused_relu(true);
+}
+
+void ResidualUnit::set_shortcut(Module* downsample, bool residual) {
+  downsample_ = downsample;
+  residual_ = residual;
+  path_.back().second->set_fused_relu(!residual);
+}
+
 namespace {
 // Sequential(Conv2d, BatchNorm2d), torchvision's downsample, folds like the main path.
 bool is_projection(Module* m, Conv2d** conv, BatchNorm2d** bn) {
@@ -53,36 +64,30 @@ Tensor ResidualUnit::forward_impl(const Tensor& x) {
     }
     return fused_->run(x);
   }
-  saved_relu_outputs_.assign(path_.size(), Tensor());
+  // ReLUs after inner BNs run inside those BNs (set_main_path).
   Tensor h = x;
-  for (size_t i = 0; i + 1 < path_.size(); ++i) {
-    h = backend::relu_forward(path_[i].second->forward(path_[i].first->forward(h)));
-    saved_relu_outputs_[i] = h;
-  }
-  Tensor out = path_.back().second->forward(path_.back().first->forward(h));
+  for (auto& [conv, bn] : path_) h = bn->forward(conv->forward(h));
+  Tensor out = h;
   if (residual_) {
     Tensor shortcut = downsample_ ? downsample_->forward(x) : x;
     RESNET_CHECK(shortcut.shape() == out.shape(),
                  type_name() << ": shortcut output " << shortcut.shape_str()
                              << " does not match the main path's " << out.shape_str());
-    out = backend::add(out, shortcut);
+    out = backend::add_relu(out, shortcut);
   }
-  out = backend::relu_forward(out);
-  saved_relu_outputs_.back() = out;
+  saved_output_ = out;
   return out;
 }
 
 Tensor ResidualUnit::backward_impl(const Tensor& grad_output) {
-  const Tensor& out = saved_relu_outputs_.back();
-  RESNET_CHECK(grad_output.shape() == out.shape(), type_name() << ": expected output gradient "
-                                                               << out.shape_str() << ", got "
-                                                               << grad_output.shape_str());
-  Tensor grad_sum = backend::relu_backward(grad_output, out);
-  Tensor g = path_.back().first->backward(path_.back().second->backward(grad_sum));
-  for (size_t i = path_.size() - 1; i-- > 0;) {
-    g = backend::relu_backward(g, saved_relu_outputs_[i]);
-    g = path_[i].first->backward(path_[i].second->backward(g));
-  }
+  RESNET_CHECK(grad_output.shape() == saved_output_.shape(),
+               type_name() << ": expected output gradient " << saved_output_.shape_str() << ", got "
+                           << grad_output.shape_str());
+  // A plain unit's final ReLU belongs to its last BN; a residual one's follows the sum.
+  Tensor grad_sum = residual_ ? backend::relu_backward(grad_output, saved_output_) : grad_output;
+  Tensor g = grad_sum;
+  for (auto it = path_.rbegin(); it != path_.rend(); ++it)
+    g = it->first->backward(it->second->backward(g));
   if (residual_) {
     // The identity passes the sum's gradient to the input unchanged.
     backend::add_inplace(g, downsample_ ? downsample_->backward(grad_sum) : grad_sum);

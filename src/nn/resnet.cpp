@@ -32,6 +32,8 @@ ResNet::ResNet(const ResNetConfig& c) : Module(c.type_name), config_(c) {
                                         c.in_channels, inplanes_, imagenet ? 7 : 3,
                                         imagenet ? 2 : 1, imagenet ? 3 : 1, false)));
   bn1_ = register_module("bn1", std::make_shared<BatchNorm2d>(inplanes_));
+  conv1_->set_output_layout(Layout::blocked16);
+  bn1_->set_fused_relu(true);
   register_module("relu", std::make_shared<ReLU>(true));
   if (imagenet) maxpool_ = register_module("maxpool", std::make_shared<MaxPool2d>(3, 2, 1));
   for (size_t i = 0; i < c.layers.size(); ++i) {
@@ -99,32 +101,45 @@ Tensor ResNet::forward_impl(const Tensor& x) {
   RESNET_CHECK(x.rank() == 4 && x.dim(1) == config_.in_channels,
                type_name() << ": expected input [N, " << config_.in_channels << ", H, W], got "
                            << x.shape_str());
-  Tensor h;
   if (!keeps_for_backward()) {
+    // Inference: every block runs its fused plan (BN folded, post-ops).
     if (!fused_stem_) {
       fused_stem_ = std::make_unique<detail::FusedChain>(
           std::vector<detail::FusedChainStep>{{conv1_.get(), bn1_.get(), true}},
           detail::FusedChain::Shortcut::none);
     }
-    h = fused_stem_->run(x);
-  } else {
-    h = backend::relu_forward(bn1_->forward(conv1_->forward(x)));
-    saved_stem_output_ = h;
+    Tensor h = fused_stem_->run(x);
+    if (maxpool_) h = maxpool_->forward(h);
+    for (auto& layer : layers_) h = layer->forward(h);
+    h = avgpool_->forward(h);
+    return fc_->forward(h.reshape({h.dim(0), h.dim(1)}));
   }
-  if (maxpool_) h = maxpool_->forward(h);
+  // Training (and gradient) path: conv1 turns the plain image into blocked16
+  // activations, which flow through every block without reorders; bn1 carries the
+  // stem's ReLU. Pooling layers read plain tensors.
+  Tensor h = bn1_->forward(conv1_->forward(x));
+  if (maxpool_)
+    h = backend::to_layout(maxpool_->forward(backend::to_layout(h, Layout::plain)),
+                           Layout::blocked16);
   for (auto& layer : layers_) h = layer->forward(h);
-  h = avgpool_->forward(h);
+  h = avgpool_->forward(backend::to_layout(h, Layout::plain));
   saved_pooled_shape_ = h.shape();
   return fc_->forward(h.reshape({h.dim(0), h.dim(1)}));
 }
 
 Tensor ResNet::backward_impl(const Tensor& grad_output) {
   Tensor g = fc_->backward(grad_output).reshape(saved_pooled_shape_);
-  g = avgpool_->backward(g);
+  g = backend::to_layout(avgpool_->backward(g), Layout::blocked16);
   for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) g = (*it)->backward(g);
-  if (maxpool_) g = maxpool_->backward(g);
-  g = backend::relu_backward(g, saved_stem_output_);
-  return conv1_->backward(bn1_->backward(g));
+  if (maxpool_)
+    g = backend::to_layout(maxpool_->backward(backend::to_layout(g, Layout::plain)),
+                           Layout::blocked16);
+  g = bn1_->backward(g);
+  if (!input_grad_) {
+    conv1_->backward_weights_only(g);
+    return Tensor();
+  }
+  return conv1_->backward(g);
 }
 
 }  // namespace resnet::nn

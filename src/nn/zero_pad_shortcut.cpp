@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include "resnet/backend/eltwise.h"
 #include "resnet/core/error.h"
 
 namespace resnet::nn {
@@ -18,7 +19,9 @@ ZeroPadShortcut::ZeroPadShortcut(int64_t in_channels, int64_t out_channels, int6
           << in_channels << ", " << out_channels << ", " << stride);
 }
 
-Tensor ZeroPadShortcut::forward_impl(const Tensor& x) {
+Tensor ZeroPadShortcut::forward_impl(const Tensor& input) {
+  // Blocked activations are converted around this cheap, parameter-free copy.
+  const Tensor x = backend::to_layout(input, Layout::plain);
   RESNET_CHECK(x.rank() == 4 && x.dim(1) == in_channels_, "ZeroPadShortcut: expected input [N, "
                                                               << in_channels_ << ", H, W], got "
                                                               << x.shape_str());
@@ -34,11 +37,15 @@ Tensor ZeroPadShortcut::forward_impl(const Tensor& x) {
         for (int64_t j = 0; j < ow; ++j)
           dst[((b * out_channels_ + c + pad_front_) * oh + i) * ow + j] =
               src[((b * in_channels_ + c) * h + i * stride_) * w + j * stride_];
-  if (keeps_for_backward()) saved_input_shape_ = x.shape();
-  return y;
+  if (keeps_for_backward()) {
+    saved_input_shape_ = x.shape();
+    saved_layout_ = input.layout();
+  }
+  return backend::to_layout(y, input.layout());
 }
 
-Tensor ZeroPadShortcut::backward_impl(const Tensor& grad_output) {
+Tensor ZeroPadShortcut::backward_impl(const Tensor& grad) {
+  const Tensor grad_output = backend::to_layout(grad, Layout::plain);
   const int64_t n = saved_input_shape_[0], h = saved_input_shape_[2], w = saved_input_shape_[3];
   const int64_t oh = (h + stride_ - 1) / stride_, ow = (w + stride_ - 1) / stride_;
   RESNET_CHECK(grad_output.shape() == (Shape{n, out_channels_, oh, ow}),
@@ -54,7 +61,7 @@ Tensor ZeroPadShortcut::backward_impl(const Tensor& grad_output) {
         for (int64_t j = 0; j < ow; ++j)
           dst[((b * in_channels_ + c) * h + i * stride_) * w + j * stride_] =
               src[((b * out_channels_ + c + pad_front_) * oh + i) * ow + j];
-  return dx;
+  return backend::to_layout(dx, saved_layout_);
 }
 
 std::string ZeroPadShortcut::extra_repr() const {

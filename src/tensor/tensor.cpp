@@ -78,8 +78,18 @@ Tensor::Storage::~Storage() {
   std::free(data);
 }
 
-Tensor::Tensor(Shape shape, DType dtype)
-    : shape_(std::move(shape)), numel_(shape_numel(shape_)), dtype_(dtype) {
+Tensor::Tensor(Shape shape, DType dtype, Layout layout)
+    : shape_(std::move(shape)),
+      numel_(shape_numel(shape_)),
+      storage_numel_(numel_),
+      dtype_(dtype),
+      layout_(layout) {
+  if (layout == Layout::blocked16) {
+    RESNET_CHECK(shape_.size() == 4 && dtype == DType::f32,
+                 "tensor: blocked16 layout needs a 4-D f32 tensor, got " << dtype_name(dtype)
+                                                                         << shape_str());
+    storage_numel_ = shape_[0] * ((shape_[1] + 15) / 16 * 16) * shape_[2] * shape_[3];
+  }
   storage_ = std::make_shared<Storage>(nbytes());
 }
 
@@ -139,13 +149,13 @@ std::span<const float> Tensor::values() const {
 
 Tensor Tensor::clone() const {
   if (!defined()) return {};
-  Tensor t(shape_, dtype_);
+  Tensor t(shape_, dtype_, layout_);
   std::memcpy(t.raw(), raw(), nbytes());
   return t;
 }
 
 void Tensor::copy_from(const Tensor& src) {
-  RESNET_CHECK(src.shape_ == shape_ && src.dtype_ == dtype_,
+  RESNET_CHECK(src.shape_ == shape_ && src.dtype_ == dtype_ && src.layout_ == layout_,
                "tensor: copy expected " << dtype_name(dtype_) << shape_str() << ", got "
                                         << dtype_name(src.dtype_) << src.shape_str());
   std::memcpy(raw(), src.raw(), nbytes());
@@ -156,6 +166,7 @@ void Tensor::fill(float value) {
 }
 
 Tensor Tensor::reshape(Shape shape) const {
+  RESNET_CHECK(is_plain(), "tensor: reshape needs a plain tensor");
   RESNET_CHECK(shape_numel(shape) == numel_,
                "tensor: cannot reshape " << shape_str() << " to " << resnet::shape_str(shape));
   Tensor t = *this;

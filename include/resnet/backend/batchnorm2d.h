@@ -1,7 +1,14 @@
 #pragma once
-// Batch normalization over N, H, W per channel on plain NCHW f32 tensors, through
-// oneDNN. Statistics bookkeeping (running averages, unbiased variance) belongs to the
-// module; this kernel only normalizes and differentiates.
+// Batch normalization over N, H, W per channel on f32 tensors, plain or blocked16,
+// optionally fused with the ReLU that follows it. Statistics bookkeeping (running
+// averages, unbiased variance) belongs to the module; this kernel only normalizes and
+// differentiates.
+//
+// Training-mode statistics and every backward pass are our own loops rather than
+// oneDNN's: PyTorch's CPU batch norm accumulates its per-channel sums in double
+// (at::acc_type<float> is double on CPU) and oneDNN's in float; with few values per
+// channel (a deep stage at a small input) float sums miss PyTorch's gradients by
+// percents. Eval-mode forward, a plain affine map, runs on oneDNN.
 
 #include <memory>
 
@@ -17,18 +24,20 @@ class BatchNorm2dKernel {
   BatchNorm2dKernel& operator=(const BatchNorm2dKernel&) = delete;
 
   // Training mode: normalizes with the batch statistics, which it writes into
-  // batch_mean [C] and batch_var [C] (biased variance).
+  // batch_mean [C] and batch_var [C] (biased variance). With relu, returns
+  // max(0, bn(src)). The output has src's layout.
   Tensor forward_train(const Tensor& src, const Tensor& weight, const Tensor& bias,
-                       Tensor& batch_mean, Tensor& batch_var);
-  // Eval mode: normalizes with the given statistics.
+                       Tensor& batch_mean, Tensor& batch_var, bool relu = false);
+  // Eval mode: normalizes with the given statistics (then ReLU when asked).
   Tensor forward_eval(const Tensor& src, const Tensor& weight, const Tensor& bias,
-                      const Tensor& mean, const Tensor& var);
+                      const Tensor& mean, const Tensor& var, bool relu = false);
   // Backward of either mode: with use_global_stats the statistics are constants
-  // (eval), otherwise they are the batch's (training). Adds into diff_weight and
-  // diff_bias; returns diff_src.
+  // (eval), otherwise they are the batch's (training). When the forward fused a ReLU,
+  // relu_dst is its output (defined) and masks diff_dst. Adds into diff_weight and
+  // diff_bias; returns diff_src in src's layout.
   Tensor backward(const Tensor& diff_dst, const Tensor& src, const Tensor& weight,
-                  const Tensor& bias, const Tensor& mean, const Tensor& var, bool use_global_stats,
-                  Tensor& diff_weight, Tensor& diff_bias);
+                  const Tensor& mean, const Tensor& var, bool use_global_stats, Tensor& diff_weight,
+                  Tensor& diff_bias, const Tensor& relu_dst = Tensor());
 
  private:
   struct Impl;

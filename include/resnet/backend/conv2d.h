@@ -1,8 +1,8 @@
 #pragma once
-// 2-D convolution on plain NCHW f32 tensors through oneDNN. Primitives (forward,
-// backward-data, backward-weights) are created on first use for an input shape and
-// reused after; inside, oneDNN picks its preferred blocked layouts and the kernel
-// reorders at its edges.
+// 2-D convolution on f32 tensors through oneDNN. Primitives (forward, backward-data,
+// backward-weights) are created on first use for an input shape and layout and reused
+// after. Blocked16 tensors are read and written in place; for plain ones oneDNN picks
+// its preferred layout and the kernel reorders at its edges.
 
 #include <memory>
 
@@ -35,13 +35,15 @@ class Conv2dKernel {
   Conv2dKernel(const Conv2dKernel&) = delete;
   Conv2dKernel& operator=(const Conv2dKernel&) = delete;
 
-  // src [N, IC, H, W], weight [OC, IC/groups, KH, KW], bias [OC] or undefined.
-  // Returns dst [N, OC, OH, OW].
-  Tensor forward(const Tensor& src, const Tensor& weight, const Tensor& bias);
-  // Returns diff_src [N, IC, H, W].
-  Tensor backward_data(const Tensor& diff_dst, const Tensor& weight, const Shape& src_shape);
+  // src [N, IC, H, W], weight [OC, IC/groups, KH, KW] (plain), bias [OC] or undefined.
+  // Returns dst [N, OC, OH, OW] in dst_layout.
+  Tensor forward(const Tensor& src, const Tensor& weight, const Tensor& bias,
+                 Layout dst_layout = Layout::plain);
+  // Returns diff_src [N, IC, H, W] in src_layout; diff_dst has the forward output's layout.
+  Tensor backward_data(const Tensor& diff_dst, const Tensor& weight, const Shape& src_shape,
+                       Layout src_layout = Layout::plain);
   // Adds the weight gradient into diff_weight and, if defined, the bias gradient into
-  // diff_bias.
+  // diff_bias (both plain).
   void backward_weights(const Tensor& diff_dst, const Tensor& src, Tensor& diff_weight,
                         Tensor& diff_bias);
 

@@ -1,6 +1,7 @@
 #pragma once
-// Element-wise operations on plain f32 tensors through oneDNN (eltwise and binary
-// primitives, cached per shape).
+// Element-wise operations through oneDNN (eltwise, binary and reorder primitives,
+// cached per shape and layout). Operands of one call share shape and layout; results
+// have the operands' layout.
 
 #include "resnet/tensor/tensor.h"
 
@@ -10,10 +11,14 @@ namespace resnet::backend {
 Tensor relu_forward(const Tensor& src);
 // diff_src = diff_dst where dst > 0, else 0 (dst is the forward's output).
 Tensor relu_backward(const Tensor& diff_dst, const Tensor& dst);
-// dst = a + b; shapes must match.
+// dst = a + b.
 Tensor add(const Tensor& a, const Tensor& b);
-// acc += x, in place; shapes must match.
+// dst = max(a + b, 0), in one pass (the end of a residual block).
+Tensor add_relu(const Tensor& a, const Tensor& b);
+// acc += x, in place.
 void add_inplace(Tensor& acc, const Tensor& x);
+// The same values in `layout` (the tensor itself when it already is).
+Tensor to_layout(const Tensor& t, Layout layout);
 
 // Sets the number of threads oneDNN and our loops use (OpenMP).
 void set_num_threads(int threads);

@@ -33,6 +33,10 @@ class BatchNorm2d : public Module {
   Tensor& running_mean() { return *running_mean_; }
   Tensor& running_var() { return *running_var_; }
   Tensor& num_batches_tracked() { return *num_batches_tracked_; }
+  // Applies the ReLU that follows this BN in the same pass (output max(0, bn(x)), and
+  // the ReLU's mask in backward). Set by the blocks that own both; printing is unchanged,
+  // as the ReLU stays a module of its own in PyTorch's structure.
+  void set_fused_relu(bool on) { fused_relu_ = on; }
 
  protected:
   Tensor forward_impl(const Tensor& x) override;
@@ -49,6 +53,8 @@ class BatchNorm2d : public Module {
   std::unique_ptr<backend::BatchNorm2dKernel> kernel_;
   // What backward needs: the input and the statistics it was normalized with.
   Tensor saved_input_, saved_mean_, saved_var_;
+  Tensor saved_output_;  // only with a fused ReLU: its mask
+  bool fused_relu_ = false;
   bool saved_used_batch_stats_ = false;
 };
 

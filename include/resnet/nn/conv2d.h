@@ -6,6 +6,7 @@
 // (only when bias is true). Initialized as PyTorch does by default.
 
 #include <memory>
+#include <optional>
 
 #include "resnet/backend/conv2d.h"
 #include "resnet/nn/module.h"
@@ -35,6 +36,12 @@ class Conv2d : public Module {
   Parameter& weight() { return *weight_; }
   // Null when the layer has no bias.
   Parameter* bias() { return bias_; }
+  // The layout of the output: the input's (default), or always blocked16 (set by
+  // networks whose stem turns plain images into blocked activations).
+  void set_output_layout(std::optional<Layout> layout) { output_layout_ = layout; }
+  // Backward for the weights alone, when nobody needs the input's gradient (a network's
+  // first layer in training); the gradient is added into weight().grad as by backward().
+  void backward_weights_only(const Tensor& grad_output);
 
  protected:
   Tensor forward_impl(const Tensor& x) override;
@@ -47,6 +54,7 @@ class Conv2d : public Module {
   Parameter* bias_ = nullptr;
   std::unique_ptr<backend::Conv2dKernel> kernel_;
   Tensor saved_input_;
+  std::optional<Layout> output_layout_;
 };
 
 }  // namespace resnet::nn

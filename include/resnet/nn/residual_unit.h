@@ -27,14 +27,11 @@ class ResidualUnit : public Module {
 
  protected:
   explicit ResidualUnit(std::string type_name);
-  void set_main_path(std::vector<std::pair<Conv2d*, BatchNorm2d*>> path) {
-    path_ = std::move(path);
-  }
-  // downsample: null for the identity. residual false: a plain unit (no shortcut).
-  void set_shortcut(Module* downsample, bool residual) {
-    downsample_ = downsample;
-    residual_ = residual;
-  }
+  // Every BN but the last carries the ReLU after it (fused into one pass).
+  void set_main_path(std::vector<std::pair<Conv2d*, BatchNorm2d*>> path);
+  // downsample: null for the identity. residual false: a plain unit (no shortcut), whose
+  // last BN then carries the final ReLU too.
+  void set_shortcut(Module* downsample, bool residual);
 
   Tensor forward_impl(const Tensor& x) override;
   Tensor backward_impl(const Tensor& grad_output) override;
@@ -44,8 +41,8 @@ class ResidualUnit : public Module {
   std::vector<std::pair<Conv2d*, BatchNorm2d*>> path_;
   Module* downsample_ = nullptr;
   bool residual_ = true;
-  // Outputs of the ReLUs, for backward: one per step, the last being the unit's output.
-  std::vector<Tensor> saved_relu_outputs_;
+  // The unit's output, for the final ReLU's backward.
+  Tensor saved_output_;
   std::unique_ptr<detail::FusedChain> fused_;
 };
 

@@ -50,6 +50,10 @@ class ResNet : public Module {
   explicit ResNet(const ResNetConfig& config);
   ~ResNet() override;
   const ResNetConfig& config() const { return config_; }
+  // Whether backward computes the gradient of the input image (default true). Training
+  // does not need it, and skipping it saves the first convolution's backward-data pass;
+  // backward() then returns an undefined tensor.
+  void set_input_grad(bool on) { input_grad_ = on; }
 
  protected:
   Tensor forward_impl(const Tensor& x) override;
@@ -68,8 +72,8 @@ class ResNet : public Module {
   std::vector<std::shared_ptr<Sequential>> layers_;
   std::shared_ptr<AdaptiveAvgPool2d> avgpool_;
   std::shared_ptr<Linear> fc_;
-  Tensor saved_stem_output_;  // after the ReLU, for its backward
-  Shape saved_pooled_shape_;  // avgpool's output, before flattening
+  Shape saved_pooled_shape_;
+  bool input_grad_ = true;  // avgpool's output, before flattening
   std::unique_ptr<detail::FusedChain> fused_stem_;
 };
 

@@ -21,6 +21,7 @@ class ZeroPadShortcut : public Module {
  private:
   int64_t in_channels_, out_channels_, stride_, pad_front_;
   Shape saved_input_shape_;
+  Layout saved_layout_ = Layout::plain;
 };
 
 }  // namespace resnet::nn

@@ -1,6 +1,13 @@
 #pragma once
-// Tensor: a shape, a dtype and 64-byte aligned storage, always dense and row-major
-// (plain NCHW for images). Copies share storage, like PyTorch; clone() copies data.
+// Tensor: a shape, a dtype and 64-byte aligned storage. Copies share storage, like
+// PyTorch; clone() copies data.
+//
+// Layout: plain tensors are dense and row-major (NCHW for images); every public
+// boundary (files, the command line, module inputs and outputs a user sees) is plain.
+// Inside a network in training, activations may be blocked16: oneDNN's nChw16c
+// (aBcd16b), channels in blocks of 16, the last block zero-padded, so that
+// convolutions, batch norm and element-wise ops read them without reorders. The shape
+// stays the logical [N, C, H, W]; only the storage order differs.
 
 #include <cstddef>
 #include <cstdint>
@@ -14,6 +21,7 @@ namespace resnet {
 using Shape = std::vector<int64_t>;
 
 enum class DType { f32, bf16, i8, u8, i64 };
+enum class Layout { plain, blocked16 };
 
 // Bytes per element of `dtype`.
 size_t dtype_size(DType dtype);
@@ -28,7 +36,7 @@ class Tensor {
  public:
   Tensor() = default;
   // Zero-filled tensor of the given shape.
-  explicit Tensor(Shape shape, DType dtype = DType::f32);
+  explicit Tensor(Shape shape, DType dtype = DType::f32, Layout layout = Layout::plain);
 
   static Tensor zeros(Shape shape, DType dtype = DType::f32) {
     return Tensor(std::move(shape), dtype);
@@ -43,10 +51,14 @@ class Tensor {
   int64_t dim(int i) const;  // negative i counts from the end
   int64_t numel() const { return numel_; }
   DType dtype() const { return dtype_; }
-  size_t nbytes() const { return static_cast<size_t>(numel_) * dtype_size(dtype_); }
+  Layout layout() const { return layout_; }
+  bool is_plain() const { return layout_ == Layout::plain; }
+  // Elements in storage: numel() for plain, with channels rounded up to 16 for blocked16.
+  int64_t storage_numel() const { return storage_numel_; }
+  size_t nbytes() const { return static_cast<size_t>(storage_numel_) * dtype_size(dtype_); }
   std::string shape_str() const { return resnet::shape_str(shape_); }
 
-  // Typed access; the dtype must match (checked).
+  // Typed access; the dtype must match (checked). values() requires a plain tensor.
   float* f32();
   const float* f32() const;
   int64_t* i64();
@@ -65,13 +77,15 @@ class Tensor {
   // Copies `src` into this tensor's storage; shapes and dtypes must match.
   void copy_from(const Tensor& src);
   void fill(float value);
-  // Same storage, new shape with the same number of elements.
+  // Same storage, new shape with the same number of elements (plain tensors only).
   Tensor reshape(Shape shape) const;
 
  private:
   Shape shape_;
   int64_t numel_ = 0;
+  int64_t storage_numel_ = 0;
   DType dtype_ = DType::f32;
+  Layout layout_ = Layout::plain;
   struct Storage {
     void* data = nullptr;
     uint64_t version = 0;
