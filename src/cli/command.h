@@ -8,5 +8,7 @@ namespace resnet::cli {
 void add_summary_command(CLI::App& app);
 void add_run_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
+void add_predict_command(CLI::App& app);
 
 }  // namespace resnet::cli

@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   resnet::cli::add_summary_command(app);
   resnet::cli::add_run_command(app);
   resnet::cli::add_bench_command(app);
+  resnet::cli::add_eval_command(app);
+  resnet::cli::add_predict_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
