@@ -10,5 +10,6 @@ void add_run_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_predict_command(CLI::App& app);
+void add_train_command(CLI::App& app);
 
 }  // namespace resnet::cli

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   resnet::cli::add_bench_command(app);
   resnet::cli::add_eval_command(app);
   resnet::cli::add_predict_command(app);
+  resnet::cli::add_train_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,0 +1,40 @@
+#pragma once
+// What a trained checkpoint says about itself, in its safetensors __metadata__, so that
+// `resnet eval`, `resnet predict` and `--model CHECKPOINT` need nothing else:
+//   format          "resnet-checkpoint-1"
+//   model           zoo name (e.g. "resnet20")
+//   num_classes, in_channels, shortcut ("A" | "B")
+//   input_size      "HxW" the network was trained on
+//   normalize_mean, normalize_std   per-channel, comma-separated ("0.286,...")
+//   class_names     a JSON array of strings
+//   dataset         the data spec it was trained on
+//   epoch           completed epochs
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "resnet/models/zoo.h"
+
+namespace resnet::train {
+
+struct CheckpointInfo {
+  std::string model;
+  models::ModelOptions options;
+  int64_t input_height = 0, input_width = 0;
+  std::vector<float> mean, std;
+  std::vector<std::string> class_names;
+  std::string dataset;
+  int64_t epoch = 0;
+
+  std::map<std::string, std::string> to_metadata() const;
+  // Reads the keys above; `path` names the file in errors. Keys that a bare state_dict
+  // lacks are refused with a message saying to use --model NAME --weights.
+  static CheckpointInfo from_metadata(const std::map<std::string, std::string>& metadata,
+                                      const std::string& path);
+};
+
+// Reads just the metadata of a checkpoint file.
+CheckpointInfo read_checkpoint_info(const std::string& path);
+
+}  // namespace resnet::train

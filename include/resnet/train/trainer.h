@@ -1,0 +1,74 @@
+#pragma once
+// The training loop behind `resnet train`: data, model, loss, SGD and schedule, with a
+// test pass after every epoch, metrics.csv, checkpoints, plots, resume and Ctrl-C.
+//
+// Output directory:
+//   config.json          the whole TrainConfig (a --resume run reads it back)
+//   metrics.csv          epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds
+//   last.safetensors     model state_dict + CheckpointInfo metadata (loads in PyTorch)
+//   last.state.safetensors  SGD momentum buffers + where to resume (metadata)
+//   best.safetensors     the model with the best test accuracy so far
+//   curves.svg           loss and accuracy curves, train and test
+//   steps.csv            step,epoch,train_loss,train_acc every 20 steps
+//   grad_norms.csv       with grad_norm_steps > 0: step,layer,depth,norm per conv weight
+//
+// Determinism: batches come from (seed, epoch) (data::DataLoader), the weights' initial
+// values from the seed, and every other state is in the checkpoint, so an interrupted
+// run resumed with --resume ends with the same weights as an uninterrupted one.
+
+#include <atomic>
+#include <string>
+
+#include "resnet/models/zoo.h"
+
+namespace resnet::train {
+
+struct TrainConfig {
+  std::string model = "resnet20";
+  models::ModelOptions model_options;  // in_channels/num_classes default to the data's
+  std::string data = "fashion-mnist";
+  int64_t epochs = 5;
+  int64_t batch = 128;
+  double lr = 0.1;
+  double momentum = 0.9;
+  bool nesterov = true;
+  double weight_decay = 5e-4;
+  bool decay_bn_and_bias = false;     // PyTorch applies decay to all; exempting BN/bias helps
+  std::string schedule = "onecycle";  // lr_schedule_spec.h grammar
+  int64_t warmup_steps = 0;
+  double label_smoothing = 0.0;
+  // Augmentation: random crop with this zero padding (0 = none), horizontal flips,
+  // random erasing probability (0 = none).
+  int64_t crop_padding = 2;
+  bool flip = true;
+  double erasing = 0.0;
+  uint64_t seed = 1;
+  std::string out = "runs/resnet20-fashion-mnist";
+  int threads = 0;  // 0: all cores
+  int64_t eval_batch = 500;
+  // Record each conv weight's gradient norm for the first N steps (the seed's
+  // vanishing-gradient picture); 0 = off.
+  int64_t grad_norm_steps = 0;
+  // Stop (saving a checkpoint, as Ctrl-C does) after this many steps in this process;
+  // 0 = never. For tests of --resume.
+  int64_t max_steps = 0;
+
+  std::string to_json() const;
+  static TrainConfig from_json(const std::string& text, const std::string& path);
+};
+
+struct TrainResult {
+  double best_test_acc = 0.0;
+  double last_test_acc = 0.0;
+  int64_t epochs_done = 0;
+  bool interrupted = false;
+};
+
+// Set from a signal handler to stop at the next batch boundary with a checkpoint.
+std::atomic<bool>& stop_requested();
+
+// Runs (or, with resume, continues) training. Progress goes to stdout: a progress bar on
+// a terminal, plain lines otherwise.
+TrainResult train(TrainConfig config, bool resume);
+
+}  // namespace resnet::train

@@ -1,0 +1,97 @@
+// resnet train: trains a zoo network on a dataset (Fashion-MNIST by default), writing
+// metrics, checkpoints and curves into --out. With no arguments it runs the README's main
+// job: a CIFAR-style ResNet-20 on Fashion-MNIST for a few minutes.
+
+#include <csignal>
+#include <cstdio>
+
+#include "command.h"
+#include "resnet/data/open_dataset.h"
+#include "resnet/train/trainer.h"
+
+namespace resnet::cli {
+
+namespace {
+extern "C" void on_interrupt(int) {
+  // First Ctrl-C: finish the batch, save, exit. A second one kills as usual.
+  train::stop_requested() = true;
+  std::signal(SIGINT, SIG_DFL);
+}
+}  // namespace
+
+void add_train_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("train", "Train a network (default: resnet20 on Fashion-MNIST)");
+  auto c = std::make_shared<train::TrainConfig>();
+  auto resume = std::make_shared<bool>(false);
+  cmd->add_option("--model", c->model,
+                  "Zoo name (resnet20 ... resnet110, plain20 ..., resnet18 ...)")
+      ->capture_default_str();
+  cmd->add_option("--data", c->data, data::dataset_spec_help())->capture_default_str();
+  cmd->add_option("--epochs", c->epochs, "Epochs")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--batch", c->batch, "Batch size")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--lr", c->lr, "Base (or peak, for onecycle) learning rate")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--momentum", c->momentum, "SGD momentum")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  cmd->add_option("--nesterov", c->nesterov, "Nesterov momentum (true/false)")
+      ->capture_default_str();
+  cmd->add_option("--weight-decay", c->weight_decay, "L2 weight decay")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option(
+         "--decay-bn-and-bias", c->decay_bn_and_bias,
+         "Apply weight decay to BN parameters and biases too (PyTorch's default; true/false)")
+      ->capture_default_str();
+  cmd->add_option(
+         "--schedule", c->schedule,
+         "constant | multistep:M1,M2[:GAMMA] | cosine[:ETA_MIN] | onecycle[:PCT[:DIV[:FINAL_DIV]]]")
+      ->capture_default_str();
+  cmd->add_option("--warmup", c->warmup_steps, "Linear warm-up steps")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--label-smoothing", c->label_smoothing, "Label smoothing")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  cmd->add_option("--crop-padding", c->crop_padding,
+                  "Random crop with this zero padding (0: no crop)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--flip", c->flip, "Random horizontal flips (true/false)")->capture_default_str();
+  cmd->add_option("--erasing", c->erasing, "Random erasing probability (0: off)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  cmd->add_option("--seed", c->seed, "Seed of weights, shuffling and augmentation")
+      ->capture_default_str();
+  cmd->add_option("--out", c->out, "Output directory")->capture_default_str();
+  cmd->add_option("--threads", c->threads, "Threads (0: all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--shortcut", c->model_options.cifar_shortcut,
+                  "CIFAR networks: A (zero-pad) or B (projection)")
+      ->check(CLI::IsMember({'A', 'B'}));
+  cmd->add_flag("--zero-init-residual", c->model_options.zero_init_residual,
+                "Start residual branches at zero");
+  cmd->add_option("--grad-norm-steps", c->grad_norm_steps,
+                  "Record every conv weight's gradient norm for the first N steps (grad_norms.csv)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--max-steps", c->max_steps,
+                  "Stop after N steps in this run, saving as Ctrl-C does")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--resume", *resume, "Continue the run in --out exactly where it stopped");
+  cmd->callback([c, resume] {
+    std::signal(SIGINT, on_interrupt);
+    train::TrainResult r = train::train(*c, *resume);
+    std::signal(SIGINT, SIG_DFL);
+    if (r.interrupted) {
+      if (train::stop_requested()) std::exit(130);  // the shell's convention for Ctrl-C
+      return;
+    }
+    std::printf("best test accuracy %.4f, last %.4f\n", r.best_test_acc, r.last_test_acc);
+  });
+}
+
+}  // namespace resnet::cli

@@ -1,0 +1,74 @@
+#include <nlohmann/json.hpp>
+
+#include "resnet/core/error.h"
+#include "resnet/train/trainer.h"
+
+namespace resnet::train {
+
+std::string TrainConfig::to_json() const {
+  nlohmann::ordered_json j = {{"model", model},
+                              {"num_classes", model_options.num_classes},
+                              {"in_channels", model_options.in_channels},
+                              {"shortcut", std::string(1, model_options.cifar_shortcut)},
+                              {"zero_init_residual", model_options.zero_init_residual},
+                              {"data", data},
+                              {"epochs", epochs},
+                              {"batch", batch},
+                              {"lr", lr},
+                              {"momentum", momentum},
+                              {"nesterov", nesterov},
+                              {"weight_decay", weight_decay},
+                              {"decay_bn_and_bias", decay_bn_and_bias},
+                              {"schedule", schedule},
+                              {"warmup_steps", warmup_steps},
+                              {"label_smoothing", label_smoothing},
+                              {"crop_padding", crop_padding},
+                              {"flip", flip},
+                              {"erasing", erasing},
+                              {"seed", seed},
+                              {"out", out},
+                              {"threads", threads},
+                              {"eval_batch", eval_batch},
+                              {"grad_norm_steps", grad_norm_steps}};
+  return j.dump(2) + "\n";
+}
+
+TrainConfig TrainConfig::from_json(const std::string& text, const std::string& path) {
+  TrainConfig c;
+  try {
+    auto j = nlohmann::json::parse(text);
+    c.model = j.at("model").get<std::string>();
+    c.model_options.num_classes = j.at("num_classes").get<int64_t>();
+    c.model_options.in_channels = j.at("in_channels").get<int64_t>();
+    const std::string shortcut = j.at("shortcut").get<std::string>();
+    RESNET_CHECK(shortcut == "A" || shortcut == "B", "shortcut must be A or B");
+    c.model_options.cifar_shortcut = shortcut[0];
+    c.model_options.zero_init_residual = j.at("zero_init_residual").get<bool>();
+    c.data = j.at("data").get<std::string>();
+    c.epochs = j.at("epochs").get<int64_t>();
+    c.batch = j.at("batch").get<int64_t>();
+    c.lr = j.at("lr").get<double>();
+    c.momentum = j.at("momentum").get<double>();
+    c.nesterov = j.at("nesterov").get<bool>();
+    c.weight_decay = j.at("weight_decay").get<double>();
+    c.decay_bn_and_bias = j.at("decay_bn_and_bias").get<bool>();
+    c.schedule = j.at("schedule").get<std::string>();
+    c.warmup_steps = j.at("warmup_steps").get<int64_t>();
+    c.label_smoothing = j.at("label_smoothing").get<double>();
+    c.crop_padding = j.at("crop_padding").get<int64_t>();
+    c.flip = j.at("flip").get<bool>();
+    c.erasing = j.at("erasing").get<double>();
+    c.seed = j.at("seed").get<uint64_t>();
+    c.out = j.at("out").get<std::string>();
+    c.threads = j.at("threads").get<int>();
+    c.eval_batch = j.at("eval_batch").get<int64_t>();
+    c.grad_norm_steps = j.at("grad_norm_steps").get<int64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    RESNET_FAIL(path << ": expected a training config written by resnet train, got: " << e.what());
+  } catch (const Error& e) {
+    RESNET_FAIL(path << ": " << e.what());
+  }
+  return c;
+}
+
+}  // namespace resnet::train
