@@ -56,7 +56,10 @@ Tensor Module::backward(const Tensor& grad_output) {
                                     "(train mode or GradEnabledGuard)");
   RESNET_CHECK(grad_output.defined() && grad_output.dtype() == DType::f32,
                type_name_ << ": expected an f32 output gradient");
-  return backward_impl(grad_output);
+  Tensor grad_input = backward_impl(grad_output);
+  release_saved();
+  has_forward_ = false;
+  return grad_input;
 }
 
 void Module::train(bool on) {

@@ -43,6 +43,10 @@ class BatchNorm2d : public Module {
   Tensor backward_impl(const Tensor& grad_output) override;
   std::string extra_repr() const override;
 
+  void release_saved() override {
+    saved_input_ = saved_mean_ = saved_var_ = saved_output_ = Tensor();
+  }
+
  private:
   BatchNorm2dOptions options_;
   Parameter* weight_;

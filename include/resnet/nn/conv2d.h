@@ -48,6 +48,8 @@ class Conv2d : public Module {
   Tensor backward_impl(const Tensor& grad_output) override;
   std::string extra_repr() const override;
 
+  void release_saved() override { saved_input_ = Tensor(); }
+
  private:
   Conv2dOptions options_;
   Parameter* weight_;

@@ -31,6 +31,8 @@ class Linear : public Module {
   // "in_features=512, out_features=1000, bias=True"
   std::string extra_repr() const override;
 
+  void release_saved() override { saved_input_ = Tensor(); }
+
  private:
   std::string name() const;  // "Linear(512, 1000)", for messages
 

@@ -35,6 +35,8 @@ class MaxPool2d : public Module {
   // "kernel_size=3, stride=2, padding=1, dilation=1, ceil_mode=False"
   std::string extra_repr() const override;
 
+  void release_saved() override { saved_workspace_ = Tensor(); }
+
  private:
   // "MaxPool2d(kernel_size=3, stride=2, padding=1)", for messages.
   std::string name() const;

@@ -7,7 +7,9 @@
 //   backward needs; otherwise it keeps nothing.
 // - backward(dy) takes the gradient of the loss with respect to the output of the most
 //   recent forward, returns the gradient with respect to its input, and ADDS the
-//   parameter gradients into grad() of each parameter (zero_grad() clears them).
+//   parameter gradients into grad() of each parameter (zero_grad() clears them). Then
+//   it lets go of what forward kept (release_saved()), as PyTorch frees its graph, so
+//   that one step's activations are gone before the next step's are made.
 // - Parameters and buffers are registered by name, so that state_dict() yields PyTorch's
 //   keys ("layer1.0.conv1.weight") in PyTorch's order: a module's own parameters, then
 //   its own buffers, then each child's, recursively, in registration order.
@@ -102,6 +104,8 @@ class Module {
   virtual std::string extra_repr() const { return ""; }
   // Called by train(); modules that cache mode-dependent state override it.
   virtual void on_mode_change() {}
+  // Drops what forward kept for backward; called after backward.
+  virtual void release_saved() {}
 
   Parameter& register_parameter(const std::string& name, Tensor value);
   Tensor& register_buffer(const std::string& name, Tensor value);

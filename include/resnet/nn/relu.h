@@ -15,6 +15,8 @@ class ReLU : public Module {
   Tensor backward_impl(const Tensor& grad_output) override;
   std::string extra_repr() const override { return inplace_ ? "inplace=True" : ""; }
 
+  void release_saved() override { saved_output_ = Tensor(); }
+
  private:
   bool inplace_;
   Tensor saved_output_;

@@ -35,6 +35,8 @@ class ResidualBlock : public Module {
   Tensor backward_impl(const Tensor& grad_output) override;
   void on_mode_change() override;
 
+  void release_saved() override { saved_hidden_ = saved_output_ = Tensor(); }
+
  private:
   int64_t in_channels_, out_channels_, stride_;
   std::shared_ptr<Conv2d> conv1_;

@@ -37,6 +37,8 @@ class ResidualUnit : public Module {
   Tensor backward_impl(const Tensor& grad_output) override;
   void on_mode_change() override;
 
+  void release_saved() override { saved_output_ = Tensor(); }
+
  private:
   std::vector<std::pair<Conv2d*, BatchNorm2d*>> path_;
   Module* downsample_ = nullptr;
