@@ -31,27 +31,8 @@ struct EvalArgs {
   int threads = 0;
 };
 
-struct TrainedModel {
-  train::CheckpointInfo info;
-  nn::ModulePtr module;
-};
-
-// A checkpoint of `resnet train`: its metadata says how to rebuild the network and how its
-// inputs were prepared, which eval needs beyond the weights. A bare state_dict is refused
-// up front, since CheckpointInfo's own message points at flags eval does not have.
-TrainedModel load_trained(const std::string& path) {
-  const io::SafetensorsFile file = io::read_safetensors(path);
-  RESNET_CHECK(!file.metadata.empty(),
-               path << ": expected a checkpoint written by resnet train (its __metadata__ names "
-                       "the model, input size, normalization and classes), got a bare "
-                       "state_dict without __metadata__");
-  TrainedModel t;
-  t.info = train::CheckpointInfo::from_metadata(file.metadata, path);
-  t.module = models::build(t.info.model, t.info.options);
-  io::load_state_dict(*t.module, path);
-  t.module->eval();
-  return t;
-}
+using train::load_trained_model;
+using train::TrainedModel;
 
 // "[ant, bee, cat]", the first ten names at most.
 std::string join_names(const std::vector<std::string>& names) {
@@ -261,7 +242,7 @@ void report_json(const Tally& t, const TrainedModel& m, const data::Dataset& tes
 
 void run_eval(const EvalArgs& a) {
   if (a.threads > 0) backend::set_num_threads(a.threads);
-  TrainedModel m = load_trained(a.checkpoint);
+  TrainedModel m = load_trained_model(a.checkpoint);
   const std::shared_ptr<const data::Dataset> test = data::open_dataset(a.data).test;
   check_compatible(*test, m, a);
   // Top-5 needs five classes; with fewer, top-K over all K classes is what is reported.

@@ -64,25 +64,8 @@ Tensor load_input(const std::string& path, const Preprocessing& p) {
   return image.reshape({1, p.channels, h, w});
 }
 
-struct TrainedModel {
-  train::CheckpointInfo info;
-  nn::ModulePtr module;
-};
-
-// As in eval: a bare state_dict lacks the input size, normalization and class names.
-TrainedModel load_trained(const std::string& path) {
-  const io::SafetensorsFile file = io::read_safetensors(path);
-  RESNET_CHECK(!file.metadata.empty(),
-               path << ": expected a checkpoint written by resnet train (its __metadata__ names "
-                       "the model, input size, normalization and classes), got a bare "
-                       "state_dict without __metadata__");
-  TrainedModel t;
-  t.info = train::CheckpointInfo::from_metadata(file.metadata, path);
-  t.module = models::build(t.info.model, t.info.options);
-  io::load_state_dict(*t.module, path);
-  t.module->eval();
-  return t;
-}
+using train::load_trained_model;
+using train::TrainedModel;
 
 // Softmax of one row of logits, in double with the maximum subtracted.
 std::vector<double> softmax(const float* logits, int64_t classes) {
@@ -106,7 +89,7 @@ std::vector<int64_t> top_classes(const std::vector<double>& p, int64_t k) {
 }
 
 void run_predict(const PredictArgs& a) {
-  TrainedModel m = load_trained(a.checkpoint);
+  TrainedModel m = load_trained_model(a.checkpoint);
   const int64_t classes = m.info.options.num_classes;
   const int64_t k = a.top_k > 0 ? a.top_k : std::min<int64_t>(5, classes);
   RESNET_CHECK(k <= classes, "--top-k: expected at most " << classes << " (the classes of "

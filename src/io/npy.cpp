@@ -8,6 +8,7 @@
 #include <limits>
 #include <vector>
 
+#include "byte_values.h"
 #include "resnet/core/error.h"
 #include "resnet/io/atomic_file.h"
 
@@ -320,30 +321,8 @@ NpyHeader read_header(InputFile& file) {
   return header;
 }
 
-template <typename T>
-T load(const std::byte* p) {
-  T v;
-  std::memcpy(&v, p, sizeof(T));
-  return v;
-}
-
-// IEEE binary16 to binary32; exact (every f16 value is an f32 value).
-float f16_to_f32(uint16_t h) {
-  uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
-  uint32_t exponent = (h >> 10) & 0x1f;
-  uint32_t mantissa = h & 0x3ff;
-  uint32_t bits;
-  if (exponent == 0x1f) {
-    bits = sign | 0x7f800000 | (mantissa << 13);  // inf or NaN
-  } else if (exponent != 0) {
-    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);  // rebias 15 -> 127
-  } else {
-    // Zero or subnormal: mantissa * 2^-24 is exact in f32.
-    float magnitude = std::ldexp(static_cast<float>(mantissa), -24);
-    return sign ? -magnitude : magnitude;
-  }
-  return std::bit_cast<float>(bits);
-}
+using detail::f16_to_f32;
+using detail::load;
 
 // Element i of the raw data as a 64-bit integer (kind 'i', 'u' or 'b'). Unsigned 64-bit
 // values beyond int64 are reported through `too_big`.

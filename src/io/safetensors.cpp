@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "byte_values.h"
 #include "resnet/core/error.h"
 #include "resnet/io/atomic_file.h"
 
@@ -163,27 +164,8 @@ void check_tiling(const std::string& path, const std::vector<Entry>& entries, ui
                                            << data_size << " (trailing bytes)");
 }
 
-template <typename T>
-T load(const std::byte* p) {
-  T v;
-  std::memcpy(&v, p, sizeof(T));
-  return v;
-}
-
-// IEEE binary16 to binary32; exact (every f16 value is an f32 value).
-float f16_to_f32(uint16_t h) {
-  uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
-  uint32_t exponent = (h >> 10) & 0x1f;
-  uint32_t mantissa = h & 0x3ff;
-  if (exponent == 0) {
-    // Zero or subnormal: mantissa * 2^-24 is exact in f32.
-    float magnitude = std::ldexp(static_cast<float>(mantissa), -24);
-    return sign ? -magnitude : magnitude;
-  }
-  uint32_t bits = exponent == 0x1f ? sign | 0x7f800000 | (mantissa << 13)  // inf or NaN
-                                   : sign | ((exponent + 112) << 23) | (mantissa << 13);
-  return std::bit_cast<float>(bits);
-}
+using detail::f16_to_f32;
+using detail::load;
 
 // Converts `raw` (the file's bytes for `e`) into `t`, whose dtype is e.file_dtype->dtype.
 void convert(const std::string& path, const Entry& e, const std::vector<std::byte>& raw,

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "resnet/core/error.h"
+#include "resnet/io/checkpoint.h"
 #include "resnet/io/safetensors.h"
 
 namespace resnet::train {
@@ -114,6 +115,20 @@ CheckpointInfo CheckpointInfo::from_metadata(const std::map<std::string, std::st
 
 CheckpointInfo read_checkpoint_info(const std::string& path) {
   return CheckpointInfo::from_metadata(io::read_safetensors(path).metadata, path);
+}
+
+TrainedModel load_trained_model(const std::string& path) {
+  const io::SafetensorsFile file = io::read_safetensors(path);
+  RESNET_CHECK(!file.metadata.empty(),
+               path << ": expected a checkpoint written by resnet train (its __metadata__ names "
+                       "the model, input size, normalization and classes), got a bare "
+                       "state_dict without __metadata__");
+  TrainedModel t;
+  t.info = CheckpointInfo::from_metadata(file.metadata, path);
+  t.module = models::build(t.info.model, t.info.options);
+  io::load_state_dict(*t.module, path);
+  t.module->eval();
+  return t;
 }
 
 }  // namespace resnet::train

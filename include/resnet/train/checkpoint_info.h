@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "resnet/models/zoo.h"
+#include "resnet/nn/module.h"
 
 namespace resnet::train {
 
@@ -36,5 +37,14 @@ struct CheckpointInfo {
 
 // Reads just the metadata of a checkpoint file.
 CheckpointInfo read_checkpoint_info(const std::string& path);
+
+// A trained network ready for inference: rebuilt from the checkpoint's metadata, its
+// weights loaded, in eval mode. A bare state_dict (no metadata) is refused, since it lacks
+// the input size, normalization and class names that evaluation and prediction need.
+struct TrainedModel {
+  CheckpointInfo info;
+  nn::ModulePtr module;
+};
+TrainedModel load_trained_model(const std::string& path);
 
 }  // namespace resnet::train
