@@ -4,6 +4,7 @@
 Usage (run with the interpreter that has python3-torch, e.g. /usr/bin/python3):
   tools/check_against_torch.py [--resnet build/resnet] [--model MODEL] [--shape N,C,H,W]
                                [--seed S] [--modes eval,train] [--trials K] [--keep DIR]
+                               [--num-classes N] [--in-channels C] [--shortcut A|B]
   tools/check_against_torch.py --self-test      # validates this script's file plumbing
 
 For each case it writes random weights (W.safetensors), input (X.npy) and output gradient
@@ -13,7 +14,9 @@ For each case it writes random weights (W.safetensors), input (X.npy) and output
 and the same pass in PyTorch, and checks the numerics contract (DESIGN.md section 3):
   max|ours - torch| <= 1e-4 * max|torch|
 for the output, the input gradient, every parameter gradient and every state_dict tensor
-(num_batches_tracked must match exactly). In eval mode it also runs
+(num_batches_tracked must match exactly). --num-classes, --in-channels and --shortcut
+(CIFAR networks) are passed to `resnet run` and to the PyTorch model alike. In eval mode
+it also runs
   resnet run --model MODEL --weights W --input X --output Y_infer
 (no gradient: the fused inference path) and checks that output the same way.
 
@@ -50,6 +53,7 @@ import torch_reference as ref  # noqa: E402
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BINARY = REPO_ROOT / "build" / "resnet"
 DEFAULT_TORCHVISION_SHAPE = (2, 3, 64, 64)
+DEFAULT_CIFAR_SHAPE = (4, 3, 32, 32)
 ILL_CONDITIONED_SLACK = 10.0        # see compare_tensor
 MAX_REDRAWS = 20                    # attempts to avoid a case whose output is all zero
 FAKE_FLAG = "--fake-resnet"          # argv[1] that turns this script into a stand-in binary
@@ -88,11 +92,13 @@ def random_block_case(rng):
     return model_name, random_shape(rng, in_channels, stride)
 
 
-def default_shape(model_name, rng):
+def default_shape(model_name, rng, in_channels=None):
     """An input shape for `model_name` when the user gave none."""
     block = ref.parse_block(model_name)
     if block is None:
-        return DEFAULT_TORCHVISION_SHAPE
+        n, c, h, w = (DEFAULT_CIFAR_SHAPE if model_name in ref.CIFAR_NAMES
+                      else DEFAULT_TORCHVISION_SHAPE)
+        return (n, in_channels or c, h, w)
     in_channels, _, stride = block
     return random_shape(rng, in_channels, stride)
 
@@ -203,11 +209,30 @@ def load_our_npy(report, label, path):
 # ---------------------------------------------------------------------------------------
 
 
-def run_command(binary_cmd, model_name, files, mode):
+def model_flags(options):
+    """The model options given on our command line, as `resnet run` flags."""
+    flags = []
+    for flag, value in (("--num-classes", getattr(options, "num_classes", None)),
+                        ("--in-channels", getattr(options, "in_channels", None)),
+                        ("--shortcut", getattr(options, "shortcut", None))):
+        if value is not None:
+            flags += [flag, str(value)]
+    return flags
+
+
+def build_reference(model_name, options):
+    """ref.build_model with the model options given on our command line."""
+    return ref.build_model(model_name, num_classes=getattr(options, "num_classes", None),
+                           in_channels=getattr(options, "in_channels", None) or 3,
+                           shortcut=getattr(options, "shortcut", None) or "A")
+
+
+def run_command(binary_cmd, model_name, files, mode, flags=()):
     """The argv of `resnet run` for one mode, per the command-line contract."""
     argv = list(binary_cmd) + [
         "run", "--model", model_name, "--weights", str(files["weights"]),
         "--input", str(files["input"]), "--output", str(files[f"output_{mode}"])]
+    argv += list(flags)
     if mode == "train":
         argv.append("--train")
     argv += ["--grad-output", str(files[f"grad_output_{mode}"]),
@@ -242,14 +267,14 @@ def dead_output(model, x):
     return False
 
 
-def prepare_inputs(model_name, shape, seed, modes, files):
+def prepare_inputs(model_name, shape, seed, modes, files, options=None):
     """Write random weights, input and per-mode output gradients; return (model, weights).
 
     Weights are redrawn (deterministically) while the output is all zero, e.g. a single
     output channel that random BN parameters push below zero everywhere.
     """
     gen = torch.Generator().manual_seed(seed)
-    model = ref.build_model(model_name)
+    model = build_reference(model_name, options)
     for _ in range(MAX_REDRAWS):
         ref.randomize_model(model, gen)
         x = torch.randn(shape, generator=gen)
@@ -296,8 +321,8 @@ def check_mode(report, binary_cmd, model_name, model, weights, files, mode, opti
     except (ValueError, RuntimeError) as err:
         print(f"  {mode}: SKIP, PyTorch cannot run this case: {err}")
         return
-    if not run_binary(report, mode, run_command(binary_cmd, model_name, files, mode),
-                      options.timeout):
+    if not run_binary(report, mode, run_command(binary_cmd, model_name, files, mode,
+                                                model_flags(options)), options.timeout):
         return
     strict = options.strict
     exact_output, exact_grad_input, exact_grads, exact_state = exact
@@ -318,6 +343,7 @@ def check_mode(report, binary_cmd, model_name, model, weights, files, mode, opti
         argv = list(binary_cmd) + [
             "run", "--model", model_name, "--weights", str(files["weights"]),
             "--input", str(files["input"]), "--output", str(infer_path)]
+        argv += model_flags(options)
         if not run_binary(report, "infer", argv, options.timeout):
             return
         ours = load_our_npy(report, "infer output", infer_path)
@@ -329,14 +355,15 @@ def check_case(report, binary_cmd, model_name, shape, seed, options):
     """Check one (model, shape, seed) in every mode, in a temporary or kept directory."""
     print(f"case {model_name} input {','.join(map(str, shape))} seed {seed}   "
           f"(reproduce: --model {model_name} --shape {','.join(map(str, shape))} "
-          f"--seed {seed})", flush=True)
+          f"--seed {seed}{''.join(' ' + f for f in model_flags(options))})", flush=True)
     with tempfile.TemporaryDirectory(prefix="resnet-check-") as tmp:
         work_dir = Path(tmp)
         if options.keep is not None:
             work_dir = options.keep / f"{ref.file_stem(model_name)}_seed{seed}"
             work_dir.mkdir(parents=True, exist_ok=True)
         files = case_files(work_dir, options.modes)
-        model, weights = prepare_inputs(model_name, shape, seed, options.modes, files)
+        model, weights = prepare_inputs(model_name, shape, seed, options.modes, files,
+                                        options)
         for mode in options.modes:
             check_mode(report, binary_cmd, model_name, model, weights, files, mode, options)
 
@@ -354,7 +381,7 @@ def draw_cases(args):
                 raise SystemExit("--shape needs --model")
         else:
             model_name = args.model
-            shape = args.shape or default_shape(model_name, rng)
+            shape = args.shape or default_shape(model_name, rng, args.in_channels)
         cases.append((model_name, shape, seed))
     return cases
 
@@ -395,12 +422,15 @@ def fake_resnet(argv):
     for option in ("--grad-output", "--grad-input", "--grads", "--state-out"):
         parser.add_argument(option)
     parser.add_argument("--train", action="store_true")
+    parser.add_argument("--num-classes", type=int)
+    parser.add_argument("--in-channels", type=int)
+    parser.add_argument("--shortcut", choices=["A", "B"])
     args = parser.parse_args(argv)
     if args.grad_output is not None and (args.grad_input is None or args.grads is None):
         parser.error("--grad-output needs --grad-input and --grads")
     ref.setup_torch()
     perturb = float(os.environ.get(PERTURB_ENV, "0"))
-    model = ref.build_model(args.model)
+    model = build_reference(args.model, args)
     model.load_state_dict(ref.load_safetensors(args.weights))
     model.double()
     x = ref.load_npy(args.input).double()
@@ -481,6 +511,13 @@ def parse_args(argv):
                         help="seconds allowed per resnet run (default 600)")
     parser.add_argument("--strict", action="store_true",
                         help="no float64 fallback for ill-conditioned tensors")
+    parser.add_argument("--num-classes", type=int, help="classifier outputs (default: the "
+                        "family's, 1000 for torchvision names, 10 for CIFAR ones)")
+    parser.add_argument("--in-channels", type=int,
+                        help="input image channels (default 3)")
+    parser.add_argument("--shortcut", choices=["A", "B"],
+                        help="CIFAR networks: A = zero-padded identity (default), "
+                             "B = 1x1 conv projection")
     parser.add_argument("--self-test", action="store_true",
                         help="check this script with a PyTorch stand-in for the binary")
     args = parser.parse_args(argv)
@@ -489,9 +526,12 @@ def parse_args(argv):
         parser.error("--modes: expected a comma-separated subset of eval,train")
     if args.trials < 1:
         parser.error("--trials must be >= 1")
+    for name in ("num_classes", "in_channels"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.model is not None:
         try:
-            ref.build_model(args.model)
+            build_reference(args.model, args)
         except ValueError as err:
             parser.error(str(err))
     return args

@@ -2,6 +2,7 @@
 """Write the PyTorch reference fixtures under tests/fixtures/ (deterministic, fixed seeds).
 
 Usage: /usr/bin/python3 tools/gen_fixtures.py [--out tests/fixtures]
+                                              [--only blocks|zoo|print] ...
 
 For each case in CASES, tests/fixtures/<case>/ holds:
   case.json                      model string, shapes, seed, file list, conditioning
@@ -16,17 +17,48 @@ Both modes start from weights.safetensors; eval takes its gradient with model.ev
 Every case is checked to be well-conditioned: PyTorch's float32 results lie within a
 tenth of the contract's tolerance of its float64 results.
 
+Zoo cases (ZOO_CASES: whole networks, too big to store weights and gradients): weights,
+input and output gradient come from the deterministic scheme of torch_reference.py
+(fill_deterministic; C++: tests/support/deterministic_weights.h), so nothing of them is
+stored. tests/fixtures/<case>/ holds:
+  case.json                      model, options, seed, shapes, parameter count, scheme,
+                                 tolerance, conditioning, file list
+  output_<mode>.npy              model(x)                         for mode in eval, train
+  grad_input_<mode>.npy          dL/dx for dy = deterministic "grad_output"
+  digest_<mode>.json             {"grads": {name: digest}, "buffers": {name: digest}}:
+                                 every parameter's gradient and (train only) every buffer
+                                 (running statistics, num_batches_tracked) after the pass,
+                                 each as {shape, numel, sum, sumsq, dot, max_abs, samples:
+                                 [[flat index, value], ...]} (see tensor_digest).
+                                 Parameters, and in eval mode buffers, do not change in a
+                                 pass: a test compares them with a fresh deterministic
+                                 fill; case.json's state_dict_sums pins that fill to
+                                 PyTorch's.
+Eval mode: model.eval(), forward + backward; train mode: model.train(), one forward +
+backward (running statistics move). Both start from the deterministic weights. Each case
+is checked to be well-conditioned: no ReLU input or max-pool runner-up within PyTorch's
+own float32 rounding of its kink (kink_safety), PyTorch float32 within TOLERANCE / 10 of
+float64 on every tensor but gradients that are zero in exact arithmetic (marked
+"ill_conditioned" in the digest and compared with float64, check_zoo_pass), and digests
+fair (float32 digests within a tenth of the bounds the C++ test applies, digest_errors).
+`--scan-seeds [FIRST-]LAST` prints these numbers for a range of seeds, to pick one.
+
 tests/fixtures/print/ holds <stem>.txt (exactly str(model) + "\\n"), <stem>.keys.txt
-(state_dict keys, one per line) and index.json (stem -> model string).
+(state_dict keys, one per line), index.json (stem -> the `resnet summary` arguments that
+print it: a MODEL string, then options if any, e.g. "resnet20 --shortcut B") and
+params.json (stem -> number of parameters, for the zoo's models). CIFAR networks are
+printed with their defaults: 3 input channels, 10 classes, shortcut A.
 """
 
 import argparse
+import copy
 import json
 import shutil
 import sys
 from collections import OrderedDict
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -41,6 +73,51 @@ CASES = (
 )
 
 PRINT_MODELS = ("block:64,128,2", "block:64,64", "block:5,8,2", "block:3,3,2")
+
+# Whole networks: (case directory, MODEL string, options, input shape N,C,H,W, seed).
+# options: keyword arguments of ref.build_model (num_classes None = the family's default).
+# Shapes and seeds are chosen for conditioning (write_zoo_case refuses a case otherwise;
+# --scan-seeds finds candidates). Training-mode batch norm in ResNet-50's layer4 needs
+# about 16 values per channel (batch 2 at 64x64 leaves 8, and float32 then misses float64
+# by 1.5e-5 of the largest gradient), while every ReLU input more makes a kink within
+# rounding likelier: 4x3x33x33 gives layer4 2x2 maps and a third of the ReLU inputs of
+# 4x3x64x64 (odd sizes also exercise padding and ceil-mode arithmetic). The seeds are the
+# ones --scan-seeds found with the largest kink safety in both modes.
+ZOO_CASES = (
+    ("resnet18", "resnet18", {}, (2, 3, 64, 64), 3),
+    ("resnet50", "resnet50", {}, (4, 3, 33, 33), 2),
+    ("resnext50_32x4d", "resnext50_32x4d", {}, (4, 3, 33, 33), 32),
+    ("resnet20", "resnet20", {}, (4, 3, 32, 32), 5),
+    ("resnet20_B", "resnet20", {"shortcut": "B"}, (4, 3, 32, 32), 2),
+    ("plain20", "plain20", {}, (4, 3, 32, 32), 3),
+)
+
+# Printed structure of every zoo model: (stem, MODEL string, options).
+ZOO_PRINT_MODELS = tuple((name, name, {}) for name in ref.TORCHVISION_NAMES) + tuple(
+    (name, name, {}) for name in ref.CIFAR_NAMES) + (
+    ("resnet20_B", "resnet20", {"shortcut": "B"}),
+    ("resnet18_in1_classes10", "resnet18", {"num_classes": 10, "in_channels": 1}),
+    ("resnet20_in1_classes100", "resnet20", {"num_classes": 100, "in_channels": 1}),
+)
+
+# Digests: how many elements each samples, and the seed of the probe vector of `dot`.
+DIGEST_SAMPLES = 16
+DIGEST_PROBE_SEED = 0
+# Conditioning of zoo cases (see check_zoo_pass): the nearest ReLU kink or max-pool tie
+# must lie farther than PyTorch's own largest float32 rounding error in that layer times
+# KINK_SAFETY (measured on resnet18 with an earlier fill: ours missed PyTorch by 14% and
+# 9% on seeds whose safety was 0.03 and 0.18, and agreed within 4e-6 on four seeds at 0.25
+# to 0.91).
+KINK_SAFETY = 1.0
+# A parameter gradient or buffer whose PyTorch float32 value misses float64 by more than
+# TOLERANCE / 10 (of its largest value) is ill-conditioned: it is compared with float64,
+# with the slack tools/check_against_torch.py allows (ILL_CONDITIONED_SLACK times
+# PyTorch's own error). Allowed only while PyTorch's error stays within TOLERANCE, or
+# when the tensor is zero in exact arithmetic (float64 below NOISE_FRACTION of the
+# largest gradient of the pass: see torch_reference.py); the output and the input
+# gradient must always be well-conditioned.
+NOISE_FRACTION = 1e-6
+ILL_CONDITIONED_SLACK = 10.0
 
 MODES = ("eval", "train")
 
@@ -119,7 +196,8 @@ def write_case(out_dir, case, model_name, shape, seed):
 
 
 def write_prints(out_dir):
-    """Write print/<stem>.txt, print/<stem>.keys.txt and print/index.json."""
+    """Write print/<stem>.txt, print/<stem>.keys.txt and print/index.json (blocks, then
+    every zoo model: see write_zoo_prints)."""
     print_dir = out_dir / "print"
     print_dir.mkdir(parents=True, exist_ok=True)
     index = OrderedDict()
@@ -130,7 +208,324 @@ def write_prints(out_dir):
         (print_dir / f"{stem}.keys.txt").write_text(
             "".join(key + "\n" for key in model.state_dict().keys()))
         index[stem] = model_name
+    index.update(write_zoo_prints(out_dir))
     (print_dir / "index.json").write_text(json.dumps(index, indent=2) + "\n")
+
+
+# ---------------------------------------------------------------------------------------
+# Zoo cases: deterministic weights, digests instead of full tensors
+# ---------------------------------------------------------------------------------------
+
+
+def resolved_options(model_name, options):
+    """The ModelOptions a C++ test builds the case with (family defaults filled in)."""
+    cifar = model_name in ref.CIFAR_NAMES
+    return OrderedDict([
+        ("num_classes", options.get("num_classes") or (ref.CIFAR_NUM_CLASSES if cifar
+                                                       else ref.TORCHVISION_NUM_CLASSES)),
+        ("in_channels", options.get("in_channels", 3)),
+        ("cifar_shortcut", options.get("shortcut", "A")),
+    ])
+
+
+def summary_args(model_name, options):
+    """The `resnet summary` arguments for a MODEL string and build_model options."""
+    words = [model_name]
+    if options.get("num_classes"):
+        words += ["--num-classes", str(options["num_classes"])]
+    if options.get("in_channels", 3) != 3:
+        words += ["--in-channels", str(options["in_channels"])]
+    if options.get("shortcut", "A") != "A":
+        words += ["--shortcut", options["shortcut"]]
+    return " ".join(words)
+
+
+def probe_vector(name, numel):
+    """The fixed U(-1, 1) vector `dot` projects a tensor on (float32 values, as float64)."""
+    return ref.deterministic_values(DIGEST_PROBE_SEED, "probe:" + name, (numel,),
+                                    *ref.DETERMINISTIC_RULES["input"]).astype(np.float64)
+
+
+def sample_indices(name, numel):
+    """Sorted distinct flat indices a digest samples: all if few, else splitmix64 picks."""
+    if numel <= DIGEST_SAMPLES:
+        return np.arange(numel, dtype=np.int64)
+    z = ref.splitmix64_stream(ref.fnv1a64("sample:" + name), DIGEST_SAMPLES)
+    return np.unique((z % np.uint64(numel)).astype(np.int64))
+
+
+def f32_number(value):
+    """A float32 value as the shortest decimal that reads back as the same float32."""
+    return float(repr(np.float32(value)))
+
+
+def tensor_digest(name, tensor):
+    """Digest of one tensor (float or integer) of state_dict name `name`.
+
+    shape, numel; sum, sumsq (sum of squares) and dot (sum of t_i * p_i with p the probe
+    vector of "probe:<name>", which a permutation or a wrong layout cannot keep), all
+    accumulated in float64; max_abs; samples: [flat index, value] at sample_indices.
+    """
+    values = tensor.detach().reshape(-1).double().numpy()
+    numel = values.size
+    samples = sample_indices(name, numel)
+    as_number = f32_number if tensor.is_floating_point() else int
+    return OrderedDict([
+        ("shape", list(tensor.shape)),
+        ("numel", int(numel)),
+        ("sum", float(values.sum())),
+        ("sumsq", float(np.dot(values, values))),
+        ("dot", float(np.dot(values, probe_vector(name, numel)))),
+        ("max_abs", float(np.abs(values).max()) if numel else 0.0),
+        ("samples", [[int(i), as_number(values[i])] for i in samples]),
+    ])
+
+
+def digest_errors(digest, exact, tensor_exact):
+    """How far a float32 digest is from float64 truth, as fractions of the C++ bounds.
+
+    The test's bounds, with tol = ref.TOLERANCE, m = max_abs, n = numel: |sum - sum_ref|
+    and |dot - dot_ref| <= tol * m * sqrt(n); |sqrt(sumsq) - sqrt(sumsq_ref)| <= tol * m *
+    sqrt(n) (implied by the elementwise contract); each sample within tol * m.
+    Returns the largest |float32 - float64| / bound.
+    """
+    bound = ref.TOLERANCE * digest["max_abs"]
+    if bound == 0:
+        return 0.0
+    root_n = digest["numel"] ** 0.5
+    flat = tensor_exact.reshape(-1).double().numpy()
+    worst = max(abs(digest["sum"] - exact["sum"]) / (bound * root_n),
+                abs(digest["dot"] - exact["dot"]) / (bound * root_n),
+                abs(digest["sumsq"] ** 0.5 - exact["sumsq"] ** 0.5) / (bound * root_n))
+    for index, value in digest["samples"]:
+        worst = max(worst, abs(value - flat[index]) / bound)
+    return worst
+
+
+def kink_inputs(model, x, train, dtype):
+    """Inputs of every ReLU and MaxPool2d call of one forward pass of a `dtype` copy."""
+    copy_ = copy.deepcopy(model).to(dtype).train(train)
+    seen = []
+
+    def capture(module, inputs):
+        seen.append((type(module).__name__, module, inputs[0].detach().double().clone()))
+
+    for module in copy_.modules():
+        if isinstance(module, (torch.nn.ReLU, torch.nn.MaxPool2d)):
+            module.register_forward_pre_hook(capture)
+    with torch.no_grad():
+        copy_(x.to(dtype))
+    return seen
+
+
+def kink_safety(model, x, train):
+    """How far the nearest kink lies, in units of PyTorch's own float32 rounding there.
+
+    For every ReLU call: min |z| over nonzero float64 inputs z; for every max-pool call:
+    the smallest gap between the largest and second-largest input of a window whose
+    largest is positive, over 2. Each is divided by the largest |float32 - float64| of
+    that call's input. An element whose margin is below another implementation's rounding
+    flips its ReLU (or its max-pool winner) and moves gradients by up to its whole
+    value, far beyond the contract: such a case cannot be compared at 1e-4. Returns
+    (smallest ratio, where).
+    """
+    calls32 = kink_inputs(model, x, train, torch.float32)
+    calls64 = kink_inputs(model, x, train, torch.float64)
+    worst = (float("inf"), "")
+    for index, ((kind, module, z32), (_, _, z64)) in enumerate(zip(calls32, calls64)):
+        dev = (z32 - z64).abs().max().item()
+        if kind == "ReLU":
+            nonzero = z64[z64 != 0].abs()
+            margin = nonzero.min().item() if nonzero.numel() else float("inf")
+        else:
+            k, st, pad = module.kernel_size, module.stride, module.padding
+            padded = torch.nn.functional.pad(z64, (pad, pad, pad, pad), value=-float("inf"))
+            windows = padded.unfold(2, k, st).unfold(3, k, st).reshape(
+                *padded.shape[:2], -1, k * k)
+            top = windows.topk(2, dim=-1).values
+            gaps = (top[..., 0] - top[..., 1])[top[..., 0] > 0]
+            margin = gaps.min().item() / 2 if gaps.numel() else float("inf")
+        ratio = margin / dev if dev > 0 else float("inf")
+        if ratio < worst[0]:
+            worst = (ratio, f"{kind} call {index}")
+    return worst
+
+
+def pass_digests(result, train=True):
+    """{"grads": {name: digest}, "buffers": {name: digest}} of one reference pass (no
+    buffers for an eval pass: they do not change)."""
+    _, _, grads, state = result
+    return OrderedDict([
+        ("grads", OrderedDict((k, tensor_digest(k, v)) for k, v in grads.items())),
+        ("buffers", OrderedDict((k, tensor_digest(k, v)) for k, v in state.items()
+                                if train and k not in grads)),
+    ])
+
+
+def check_zoo_pass(label, result, exact, digests, exact_digests):
+    """Refuse a badly conditioned zoo pass; mark ill-conditioned tensors in `digests`.
+
+    Every float tensor should have PyTorch's float32 within TOLERANCE / 10 of float64
+    (relative to its largest value). A parameter gradient or buffer that does not, but
+    misses by at most TOLERANCE or is zero in exact arithmetic (below NOISE_FRACTION of
+    the largest gradient), gets an "ill_conditioned" entry {"f64": float64 digest,
+    "torch_f32_error": max |f32 - f64|}, and the test compares it with float64 within
+    TOLERANCE * max |f64| + ILL_CONDITIONED_SLACK * torch_f32_error; anything else refuses
+    the case. The digests' own rounding must stay within a tenth of the test's bounds.
+    Returns (worst well-conditioned ratio, worst digest fraction, names of ill-conditioned
+    tensors).
+    """
+    output, grad_input, grads, state = result
+    largest_grad = max((t.abs().max().item() for t in exact[2].values() if t.numel()),
+                       default=0.0)
+    worst, fairness, noise = 0.0, 0.0, []
+    tensors = [("output", output, exact[0], None), ("grad_input", grad_input, exact[1], None)]
+    tensors += [(k, v, exact[2][k], "grads") for k, v in grads.items()]
+    tensors += [(k, v, exact[3][k], "buffers") for k, v in state.items()
+                if k in digests["buffers"]]
+    for name, t32, t64, group in tensors:
+        if not t32.is_floating_point() or not t32.numel():
+            continue
+        error = (t32.double() - t64).abs().max().item()
+        scale = t32.double().abs().max().item()
+        ratio = error / scale if scale > 0 else (0.0 if error == 0 else float("inf"))
+        if ratio > ref.TOLERANCE / 10:
+            zero = t64.abs().max().item() <= NOISE_FRACTION * largest_grad
+            if group is not None and (ratio <= ref.TOLERANCE or zero):
+                digests[group][name]["ill_conditioned"] = OrderedDict([
+                    ("f64", exact_digests[group][name]), ("torch_f32_error", error)])
+                noise.append(name)
+                continue
+            raise SystemExit(f"{label}: PyTorch float32 {name} is {ratio:.1e} of its largest "
+                             f"value off float64; pick a better-conditioned shape or seed")
+        worst = max(worst, ratio)
+        if group is not None:
+            fairness = max(fairness, digest_errors(digests[group][name],
+                                                   exact_digests[group][name], t64))
+    if fairness > 0.1:
+        raise SystemExit(f"{label}: a float32 digest is {fairness:.2f} of its bound off "
+                         f"float64; the digest check would not be fair")
+    return worst, fairness, noise
+
+
+def write_zoo_case(out_dir, case, model_name, options, shape, seed):
+    """Generate one zoo case directory (see the module docstring)."""
+    case_dir = out_dir / case
+    case_dir.mkdir(parents=True, exist_ok=True)
+    model = ref.build_model(model_name, **options)
+    ref.fill_deterministic(model, seed)
+    weights = OrderedDict((k, v.detach().clone()) for k, v in model.state_dict().items())
+    x = ref.deterministic_tensor(seed, "input", shape)
+    with torch.no_grad():
+        output_shape = tuple(model.eval()(x).shape)
+    grad_output = ref.deterministic_tensor(seed, "grad_output", output_shape)
+    conditioning, digest_fairness, kinks, noise = (OrderedDict() for _ in range(4))
+    for mode in MODES:
+        model.load_state_dict(weights)
+        train = mode == "train"
+        safety, where = kink_safety(model, x, train)
+        kinks[mode] = OrderedDict([("safety", safety), ("at", where)])
+        if safety < KINK_SAFETY:
+            raise SystemExit(f"{case} {mode}: an input of {where} lies within "
+                             f"{safety:.2f} x PyTorch's float32 rounding of its kink; pick "
+                             f"another seed (tools/gen_fixtures.py --scan-seeds)")
+        exact = ref.float64_pass(model, x, grad_output, train)
+        result = ref.reference_pass(model, x, grad_output, train)
+        if not train:
+            for name, tensor in result[3].items():
+                if not torch.equal(tensor, weights[name]):
+                    raise SystemExit(f"{case} eval: PyTorch changed {name} in eval mode")
+        digests = pass_digests(result, train)
+        exact_digests = pass_digests(exact, train)
+        conditioning[mode], digest_fairness[mode], noise[mode] = check_zoo_pass(
+            f"{case} {mode}", result, exact, digests, exact_digests)
+        output, grad_input, _, _ = result
+        ref.save_npy(case_dir / f"output_{mode}.npy", output)
+        ref.save_npy(case_dir / f"grad_input_{mode}.npy", grad_input)
+        (case_dir / f"digest_{mode}.json").write_text(
+            json.dumps(digests, separators=(",", ":")) + "\n")
+    info = OrderedDict([
+        ("model", model_name),
+        ("options", resolved_options(model_name, options)),
+        ("summary_args", summary_args(model_name, options)),
+        ("input_shape", list(shape)),
+        ("output_shape", list(output_shape)),
+        ("seed", seed),
+        ("weights", "deterministic: torch_reference.fill_deterministic(model, seed); C++ "
+                    "tests/support/deterministic_weights.h fill_deterministic"),
+        ("input", "deterministic_tensor(seed, \"input\", input_shape)"),
+        ("grad_output", "deterministic_tensor(seed, \"grad_output\", output_shape), "
+                        "both modes"),
+        ("parameter_count", sum(p.numel() for p in model.parameters())),
+        ("state_dict_sums", OrderedDict((k, float(v.double().sum()))
+                                        for k, v in weights.items())),
+        ("modes", list(MODES)),
+        ("tolerance", ref.TOLERANCE),
+        ("digest", OrderedDict([("samples", DIGEST_SAMPLES),
+                                ("probe_seed", DIGEST_PROBE_SEED),
+                                ("probe_name", "probe:<name>")])),
+        ("torch_f32_vs_f64_worst_ratio", conditioning),
+        ("torch_f32_digest_vs_f64_worst_fraction_of_bound", digest_fairness),
+        ("kink_safety", kinks),
+        ("ill_conditioned", noise),
+        ("ill_conditioned_rule", OrderedDict([("noise_fraction", NOISE_FRACTION),
+                                              ("slack", ILL_CONDITIONED_SLACK)])),
+        ("files", ["case.json"] + [f"{kind}_{mode}.{ext}" for mode in MODES
+                                   for kind, ext in (("output", "npy"), ("grad_input", "npy"),
+                                                     ("digest", "json"))]),
+        ("torch_version", torch.__version__),
+    ])
+    (case_dir / "case.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def scan_seeds(case, model_name, options, shape, seeds):
+    """Print, for each seed in `seeds`, whether `case` would pass the conditioning checks."""
+    for seed in seeds:
+        model = ref.build_model(model_name, **options)
+        ref.fill_deterministic(model, seed)
+        x = ref.deterministic_tensor(seed, "input", shape)
+        with torch.no_grad():
+            grad_output = ref.deterministic_tensor(seed, "grad_output",
+                                                   tuple(model.eval()(x).shape))
+        weights = OrderedDict((k, v.detach().clone()) for k, v in model.state_dict().items())
+        line = []
+        for mode in MODES:
+            model.load_state_dict(weights)
+            train = mode == "train"
+            safety, where = kink_safety(model, x, train)
+            verdict = f"kink safety {safety:.2f} ({where})"
+            if safety >= KINK_SAFETY:
+                exact = ref.float64_pass(model, x, grad_output, train)
+                result = ref.reference_pass(model, x, grad_output, train)
+                try:
+                    worst, _, noise = check_zoo_pass(mode, result, exact,
+                                                     pass_digests(result, train),
+                                                     pass_digests(exact, train))
+                    verdict += f", f32 vs f64 {worst:.1e}, {len(noise)} ill-conditioned"
+                except SystemExit as refusal:
+                    verdict += f", refused: {refusal}"
+            line.append(f"{mode}: {verdict}")
+        print(f"{case} seed {seed}: " + "; ".join(line), flush=True)
+
+
+def write_zoo_prints(out_dir):
+    """Add the zoo's models to print/: <stem>.txt, <stem>.keys.txt, params.json.
+
+    Returns the index entries (stem -> summary arguments) for index.json.
+    """
+    print_dir = out_dir / "print"
+    print_dir.mkdir(parents=True, exist_ok=True)
+    index, params = OrderedDict(), OrderedDict()
+    for stem, model_name, options in ZOO_PRINT_MODELS:
+        model = ref.build_model(model_name, **options)
+        (print_dir / f"{stem}.txt").write_text(str(model) + "\n")
+        (print_dir / f"{stem}.keys.txt").write_text(
+            "".join(key + "\n" for key in model.state_dict().keys()))
+        index[stem] = summary_args(model_name, options)
+        params[stem] = sum(p.numel() for p in model.parameters())
+    (print_dir / "params.json").write_text(json.dumps(params, indent=2) + "\n")
+    return index
 
 
 def main():
@@ -139,15 +534,43 @@ def main():
     default_out = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
     parser.add_argument("--out", type=Path, default=default_out,
                         help="fixture root (default: tests/fixtures of this repository)")
+    parser.add_argument("--only", choices=("blocks", "zoo", "print"), action="append",
+                        help="regenerate only these parts (repeatable; default: all)")
+    parser.add_argument("--case", action="append",
+                        help="with --only zoo: only these ZOO_CASES directories")
+    parser.add_argument("--scan-seeds", metavar="[FIRST-]LAST",
+                        help="write nothing; print the conditioning of seeds FIRST (default "
+                             "1) to LAST for the zoo cases (or those named by --case)")
     args = parser.parse_args()
+    if args.scan_seeds:
+        first, _, last = args.scan_seeds.rpartition("-")
+        seeds = range(int(first or 1), int(last) + 1)
+        ref.setup_torch()
+        for case, model_name, options, shape, _ in ZOO_CASES:
+            if not args.case or case in args.case:
+                scan_seeds(case, model_name, options, shape, seeds)
+        return
+    parts = set(args.only or ("blocks", "zoo", "print"))
     ref.setup_torch()
-    for case, model_name, shape, seed in CASES:
-        if (args.out / case).exists():
-            shutil.rmtree(args.out / case)
-        write_case(args.out, case, model_name, shape, seed)
-        print(f"wrote {args.out / case}  ({model_name}, input {list(shape)})")
-    write_prints(args.out)
-    print(f"wrote {args.out / 'print'}  ({len(PRINT_MODELS)} models)")
+    if "blocks" in parts:
+        for case, model_name, shape, seed in CASES:
+            if (args.out / case).exists():
+                shutil.rmtree(args.out / case)
+            write_case(args.out, case, model_name, shape, seed)
+            print(f"wrote {args.out / case}  ({model_name}, input {list(shape)})")
+    if "zoo" in parts:
+        for case, model_name, options, shape, seed in ZOO_CASES:
+            if args.case and case not in args.case:
+                continue
+            if (args.out / case).exists():
+                shutil.rmtree(args.out / case)
+            info = write_zoo_case(args.out, case, model_name, options, shape, seed)
+            print(f"wrote {args.out / case}  ({info['summary_args']}, input {list(shape)}, "
+                  f"f32 vs f64 {dict(info['torch_f32_vs_f64_worst_ratio'])})", flush=True)
+    if "print" in parts:
+        write_prints(args.out)
+        print(f"wrote {args.out / 'print'}  "
+              f"({len(PRINT_MODELS) + len(ZOO_PRINT_MODELS)} models)")
 
 
 if __name__ == "__main__":
