@@ -10,15 +10,6 @@ using namespace detail;
 
 namespace {
 
-void add_into(Tensor& acc, const memory& m) {
-  // `m` is plain and has acc's shape; accumulate so that repeated backward passes sum.
-  const float* src = static_cast<const float*>(m.get_data_handle());
-  float* dst = acc.f32();
-  const int64_t n = acc.numel();
-#pragma omp parallel for simd if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
-}
-
 memory::desc layout_desc(const Shape& shape, Layout layout) {
   return layout == Layout::blocked16 ? memory::desc(to_dims(shape), dt::f32, tag::aBcd16b)
                                      : plain_desc(shape);

@@ -87,6 +87,14 @@ void reorder_into(const memory& src, const memory& dst) {
   stream().wait();
 }
 
+void add_into(Tensor& acc, const memory& m) {
+  const float* src = static_cast<const float*>(m.get_data_handle());
+  float* dst = acc.f32();
+  const int64_t n = acc.numel();
+#pragma omp parallel for simd if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+}
+
 memory reorder_to(const memory& m, const memory::desc& desc) {
   if (m.get_desc() == desc) return m;
   memory out(desc, engine());

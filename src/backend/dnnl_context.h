@@ -37,6 +37,9 @@ inline std::vector<int64_t> layout_key(const Tensor& t) {
 memory reorder_to(const memory& m, const memory::desc& desc);
 // Reorders `src` into existing memory `dst`.
 void reorder_into(const memory& src, const memory& dst);
+// acc += m, where m is plain with acc's shape: parameter gradients accumulate across
+// backward passes, as in PyTorch.
+void add_into(Tensor& acc, const memory& m);
 
 // Runs `fn`, translating dnnl::error into resnet::Error prefixed with `who`.
 template <typename Fn>

@@ -10,15 +10,6 @@ using namespace detail;
 
 namespace {
 
-// `m` is plain with acc's shape; accumulate so that repeated backward passes sum.
-void add_into(Tensor& acc, const memory& m) {
-  const float* src = static_cast<const float*>(m.get_data_handle());
-  float* dst = acc.f32();
-  const int64_t n = acc.numel();
-#pragma omp parallel for simd if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
-}
-
 void check_shape(const char* who, const char* name, const Tensor& t, const Shape& expected) {
   RESNET_CHECK(t.defined() && t.dtype() == DType::f32 && t.shape() == expected,
                who << ": expected f32 " << name << " " << shape_str(expected) << ", got "
