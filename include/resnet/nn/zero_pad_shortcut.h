@@ -12,6 +12,11 @@ namespace resnet::nn {
 class ZeroPadShortcut : public Module {
  public:
   ZeroPadShortcut(int64_t in_channels, int64_t out_channels, int64_t stride);
+  int64_t in_channels() const { return in_channels_; }
+  int64_t out_channels() const { return out_channels_; }
+  int64_t stride() const { return stride_; }
+  // Zero channels before the input's (the rest go after).
+  int64_t pad_front() const { return pad_front_; }
 
  protected:
   Tensor forward_impl(const Tensor& x) override;

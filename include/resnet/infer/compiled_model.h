@@ -1,0 +1,41 @@
+#pragma once
+// An inference graph compiled for this CPU: the passes run once, at construction, and
+// run() only executes.
+//
+// Passes: BatchNorm folded into the preceding convolution's weights and bias; the
+// residual add and the ReLU fused into the convolution as oneDNN post-ops; activations
+// kept in oneDNN's blocked layout from one convolution to the next; weights packed once
+// per input shape. See src/infer/ for each pass.
+
+#include <memory>
+#include <string>
+
+#include "resnet/infer/graph.h"
+#include "resnet/tensor/tensor.h"
+
+namespace resnet::infer {
+
+enum class Precision { f32, bf16, int8 };
+
+struct CompileOptions {
+  Precision precision = Precision::f32;
+};
+
+class CompiledModel {
+ public:
+  explicit CompiledModel(Graph graph, CompileOptions options = {});
+  ~CompiledModel();
+  CompiledModel(CompiledModel&&) noexcept;
+  CompiledModel& operator=(CompiledModel&&) noexcept;
+
+  // x: plain NCHW f32. Returns the graph's output, plain f32.
+  Tensor run(const Tensor& x);
+  // The graph after the passes, one line per step (for --verbose and tests).
+  std::string describe() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace resnet::infer

@@ -1,0 +1,98 @@
+#pragma once
+// The inference graph: the one representation that a zoo model, a checkpoint and an
+// imported ONNX file all become, and that ONNX export and the inference compiler read.
+//
+// It is deliberately close to ONNX: one node per operator, values named, parameters kept
+// unfused (a Conv followed by a BatchNorm stays two nodes), so that an import or an
+// export is a 1:1 mapping and every optimization lives in the compiler's passes
+// (src/infer/), not in the front ends.
+//
+// Values are numbered; value 0..inputs-1 are the graph inputs. Nodes are stored in an
+// order where every input is produced before it is read (validate() checks it).
+
+#include <string>
+#include <vector>
+
+#include "resnet/tensor/tensor.h"
+
+namespace resnet::infer {
+
+enum class OpKind {
+  conv,             // params: weight [OC, IC/groups, KH, KW], optional bias [OC]
+  batch_norm,       // params: weight (scale), bias, running_mean, running_var; attr eps
+  relu,             //
+  add,              // two inputs of one shape (no broadcasting)
+  max_pool,         // attrs kernel, stride, pads, ceil_mode
+  avg_pool,         // attrs kernel, stride, pads, ceil_mode, count_include_pad
+  global_avg_pool,  // [N, C, H, W] -> [N, C, 1, 1]
+  flatten,          // [N, ...] -> [N, prod(...)] (ONNX Flatten axis 1, or Reshape to [N, -1])
+  linear,           // params: weight [OUT, IN], optional bias [OUT]: y = x W^T + b
+  subsample,        // x[:, :, ::stride_h, ::stride_w] (ONNX Slice with steps on H, W)
+  pad_channels,     // zero channels: pads.front = before, pads.back = after (ONNX Pad)
+};
+
+// "Conv", "BatchNormalization", ... (the ONNX operator name).
+const char* op_name(OpKind op);
+
+// A parameter tensor with the name it has in a state_dict or an ONNX initializer.
+struct Param {
+  std::string name;
+  Tensor value;
+};
+
+// Spatial attributes shared by conv and the pools. pads are {top, left, bottom, right}.
+struct Window {
+  int64_t kernel_h = 1, kernel_w = 1;
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t pad_t = 0, pad_l = 0, pad_b = 0, pad_r = 0;
+  int64_t dilation_h = 1, dilation_w = 1;
+  int64_t groups = 1;              // conv only
+  bool ceil_mode = false;          // pools only
+  bool count_include_pad = false;  // avg_pool only
+};
+
+struct Node {
+  OpKind op;
+  std::string name;           // a readable name: the module path or the ONNX node name
+  std::vector<int> inputs;    // value ids
+  int output = -1;            // value id
+  Window window;              // conv, max_pool, avg_pool, subsample (strides)
+  double eps = 1e-5;          // batch_norm
+  std::vector<int64_t> pads;  // pad_channels: {before, after}
+  std::vector<Param> params;  // in the order listed for the op above
+};
+
+struct Value {
+  std::string name;
+  Shape shape;  // filled by infer_shapes(); empty until then
+};
+
+struct Graph {
+  std::vector<Value> values;
+  std::vector<Node> nodes;
+  int num_inputs = 1;
+  int output = -1;
+
+  // Adds a value and returns its id.
+  int add_value(std::string name);
+  // Adds a node writing a new value named `output_name` (defaults to the node's name);
+  // returns the new value's id.
+  int add_node(Node node, std::string output_name = "");
+
+  // Checks the structure: inputs produced before they are read, one producer per value,
+  // parameter counts and shapes as each op requires, the output set. Throws
+  // resnet::Error naming the node on the first problem.
+  void validate() const;
+  // Fills every value's shape from the input shape [N, C, H, W]; throws resnet::Error
+  // naming the node when shapes do not fit (channel mismatch, window larger than input).
+  void infer_shapes(const Shape& input_shape);
+  // Every parameter, in node order (what an ONNX export writes as initializers, and
+  // what a state_dict holds for a model with BN unfolded).
+  std::vector<const Param*> all_params() const;
+};
+
+// Output size of a window along one axis (PyTorch/ONNX formula, with ceil_mode).
+int64_t window_out_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad_before,
+                        int64_t pad_after, int64_t dilation, bool ceil_mode);
+
+}  // namespace resnet::infer

@@ -1,0 +1,13 @@
+#pragma once
+// Lowers a module tree (a zoo model or the seed's block) to an inference graph, with
+// parameters and buffers under their state_dict names. The graph shares the module's
+// tensors, so it sees later weight updates; BN stays unfolded here (the compiler folds).
+
+#include "resnet/infer/graph.h"
+#include "resnet/nn/module.h"
+
+namespace resnet::infer {
+
+Graph lower_module(nn::Module& model);
+
+}  // namespace resnet::infer
