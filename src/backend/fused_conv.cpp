@@ -4,45 +4,12 @@
 #include <cstring>
 #include <optional>
 
+#include "activation_impl.h"
 #include "dnnl_context.h"
 
 namespace resnet::backend {
 
 using namespace detail;
-
-struct Activation::Impl {
-  memory mem;
-  // Borrowed memory belongs to a caller's tensor and must never be written.
-  bool borrowed = false;
-  Tensor keep_alive;
-};
-
-Activation::Activation() = default;
-Activation::~Activation() = default;
-Activation::Activation(const Activation&) = default;
-Activation& Activation::operator=(const Activation&) = default;
-
-Activation Activation::borrow(const Tensor& plain) {
-  RESNET_CHECK(plain.rank() == 4, "activation: expected a 4-D tensor, got " << plain.shape_str());
-  Activation a;
-  a.impl_ = std::make_shared<Impl>();
-  a.impl_->mem = wrap(plain);
-  a.impl_->borrowed = true;
-  a.impl_->keep_alive = plain;
-  return a;
-}
-
-Tensor Activation::to_tensor() const {
-  RESNET_CHECK(impl_ != nullptr, "activation: empty");
-  Tensor t(shape());
-  reorder_into(impl_->mem, wrap(t));
-  return t;
-}
-
-Shape Activation::shape() const {
-  RESNET_CHECK(impl_ != nullptr, "activation: empty");
-  return impl_->mem.get_desc().dims();
-}
 
 struct FusedConv2d::Impl {
   FusedConv2dConfig cfg;
@@ -56,6 +23,7 @@ struct FusedConv2d::Impl {
     const void* weight_data = nullptr;
   };
   PlanCache<Plan> plans;
+  std::string last_impl;
 
   // Winograd is much faster for 3x3 stride-1 convolutions where oneDNN has it
   // (AVX-512 inference); elsewhere creating it throws and we use direct convolution.
@@ -70,12 +38,13 @@ struct FusedConv2d::Impl {
     const Conv2dConfig& c = cfg.conv;
     const int64_t h = src_shape[2], w = src_shape[3];
     Shape dst_shape = {src_shape[0], c.out_channels, c.out_h(h), c.out_w(w)};
-    auto any = [](const Shape& s) { return memory::desc(to_dims(s), dt::f32, tag::any); };
+    const dt type = data_type();
+    auto any = [type](const Shape& s) { return memory::desc(to_dims(s), type, tag::any); };
     memory::desc wd = c.groups == 1
                           ? any({c.out_channels, c.in_channels, c.kernel_h, c.kernel_w})
                           : memory::desc({c.groups, c.out_channels / c.groups,
                                           c.in_channels / c.groups, c.kernel_h, c.kernel_w},
-                                         dt::f32, tag::any);
+                                         type, tag::any);
     memory::dims pad_r = {
         (c.out_h(h) - 1) * c.stride_h + c.dilation_h * (c.kernel_h - 1) + 1 - h - c.pad_h,
         (c.out_w(w) - 1) * c.stride_w + c.dilation_w * (c.kernel_w - 1) + 1 - w - c.pad_w};
@@ -120,12 +89,14 @@ struct FusedConv2d::Impl {
   // nChw16c when its channels allow: measured on the seed's block (batch 32, 64 -> 128,
   // 56x56, AVX-512) the blocked path (jit direct + Winograd) took 21 ms against 28 ms
   // when oneDNN's own choice (NHWC, brgconv) was kept throughout.
-  static memory::desc pin_of(const Activation::Impl* a) {
+  memory::desc pin_of(const Activation::Impl* a) const {
     if (a == nullptr) return memory::desc();
-    if (!a->borrowed) return a->mem.get_desc();
+    if (!a->borrowed && a->mem.get_desc().data_type() == data_type()) return a->mem.get_desc();
     const memory::dims d = a->mem.get_desc().dims();
-    return d[1] % 16 == 0 ? memory::desc(d, dt::f32, tag::aBcd16b) : memory::desc();
+    return d[1] % 16 == 0 ? memory::desc(d, data_type(), tag::aBcd16b) : memory::desc();
   }
+
+  dt data_type() const { return cfg.dtype == DType::bf16 ? dt::bf16 : dt::f32; }
 
   Plan& plan_for(const Shape& src_shape, const Activation::Impl* src,
                  const Activation::Impl* residual) {
@@ -177,51 +148,56 @@ void FusedConv2d::set_weights(const Tensor& weight, const Tensor& bias) {
 
 Activation FusedConv2d::adopt(const Activation& src) {
   return guarded("fused conv", [&] {
-    Impl::Plan& p = impl_->plan_for(src.shape(), src.impl_.get(), nullptr);
-    if (src.impl_->mem.get_desc() == p.pd.src_desc()) return src;
-    Activation out;
-    out.impl_ = std::make_shared<Activation::Impl>();
-    out.impl_->mem = reorder_to(src.impl_->mem, p.pd.src_desc());
-    return out;
+    Impl::Plan& p = impl_->plan_for(src.shape(), ActivationAccess::impl(src), nullptr);
+    const memory& m = ActivationAccess::mem(src);
+    if (m.get_desc() == p.pd.src_desc()) return src;
+    return ActivationAccess::adopt_memory(reorder_to(m, p.pd.src_desc()));
   });
 }
 
-Activation FusedConv2d::run(const Activation& src, Activation residual) {
+Activation FusedConv2d::run(const Activation& src, Activation residual, ActivationPool* pool) {
   return guarded("fused conv", [&] {
     RESNET_CHECK(impl_->weight.defined(), "fused conv: weights not set");
     Shape src_shape = src.shape();
     RESNET_CHECK(src_shape[1] == impl_->cfg.conv.in_channels,
                  "fused conv: expected " << impl_->cfg.conv.in_channels << " input channels, got "
                                          << src_shape[1]);
-    Impl::Plan& p = impl_->plan_for(src_shape, src.impl_.get(), residual.impl_.get());
+    Activation::Impl* res = ActivationAccess::impl(residual);
+    Impl::Plan& p = impl_->plan_for(src_shape, ActivationAccess::impl(src), res);
     impl_->pack_weights(p);
-    memory src_m = reorder_to(src.impl_->mem, p.pd.src_desc());
+    memory src_m = reorder_to(ActivationAccess::mem(src), p.pd.src_desc());
     Activation out;
-    out.impl_ = std::make_shared<Activation::Impl>();
     if (impl_->cfg.add_residual) {
-      RESNET_CHECK(residual.impl_ != nullptr, "fused conv: expected a residual input");
-      const memory& r = residual.impl_->mem;
+      RESNET_CHECK(res != nullptr, "fused conv: expected a residual input");
+      const memory& r = res->mem;
       RESNET_CHECK(r.get_desc().dims() == p.pd.dst_desc().dims(),
                    "fused conv: expected residual " << shape_str(p.pd.dst_desc().dims()) << ", got "
                                                     << shape_str(r.get_desc().dims()));
       // The sum post-op accumulates into dst, so dst starts as (a private copy of) the
-      // residual; when the residual is already ours and laid out right, reuse it.
-      if (!residual.impl_->borrowed && r.get_desc() == p.pd.dst_desc()) {
-        out.impl_->mem = r;
+      // residual; when the residual is ours, laid out right and read by nobody else
+      // (this call holds the only reference), its buffer becomes the output.
+      if (!res->borrowed && ActivationAccess::sole_owner(residual) &&
+          r.get_desc() == p.pd.dst_desc()) {
+        out = residual;
       } else {
-        out.impl_->mem = memory(p.pd.dst_desc(), engine());
-        reorder_into(r, out.impl_->mem);
+        out = ActivationAccess::allocate(p.pd.dst_desc(), pool);
+        reorder_into(r, ActivationAccess::mem(out));
       }
     } else {
-      out.impl_->mem = memory(p.pd.dst_desc(), engine());
+      out = ActivationAccess::allocate(p.pd.dst_desc(), pool);
     }
     p.prim.execute(stream(), {{DNNL_ARG_SRC, src_m},
                               {DNNL_ARG_WEIGHTS, p.packed_weight},
                               {DNNL_ARG_BIAS, p.packed_bias},
-                              {DNNL_ARG_DST, out.impl_->mem}});
+                              {DNNL_ARG_DST, ActivationAccess::mem(out)}});
     stream().wait();
+    impl_->last_impl = p.pd.impl_info_str();
     return out;
   });
+}
+
+std::string FusedConv2d::implementation() const {
+  return impl_->last_impl;
 }
 
 }  // namespace resnet::backend

@@ -103,7 +103,8 @@ Tensor FusedChain::run(const Tensor& x) {
       residual = backend::Activation::borrow(custom_(x));
       break;
   }
-  backend::Activation h = input;
+  // Moved, so that the last step may write its output into the residual's buffer.
+  backend::Activation h = std::move(input);
   for (size_t i = 0; i + 1 < steps_.size(); ++i) h = steps_[i]->run(h);
   return steps_.back()->run(h, std::move(residual)).to_tensor();
 }

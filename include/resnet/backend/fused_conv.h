@@ -7,36 +7,21 @@
 // input shape and repacked only when the weight tensors change (Tensor::version).
 
 #include <memory>
+#include <string>
 
+#include "resnet/backend/activation.h"
 #include "resnet/backend/conv2d.h"
 #include "resnet/tensor/tensor.h"
 
 namespace resnet::backend {
 
-// An activation in whatever layout the convolution that produced it chose.
-class Activation {
- public:
-  Activation();
-  ~Activation();
-  Activation(const Activation&);
-  Activation& operator=(const Activation&);
-
-  // Borrows a plain NCHW tensor (no copy); the tensor must outlive the activation.
-  static Activation borrow(const Tensor& plain);
-  // Copies the activation out into a plain NCHW tensor.
-  Tensor to_tensor() const;
-  Shape shape() const;
-
- private:
-  struct Impl;
-  std::shared_ptr<Impl> impl_;
-  friend class FusedConv2d;
-};
-
 struct FusedConv2dConfig {
   Conv2dConfig conv;          // conv.bias is ignored: the fused conv always has a bias
   bool add_residual = false;  // add a residual activation of the output's shape
   bool relu = false;          // ReLU after the (optional) add
+  // Precision of the activations and weights: f32, or bf16 (AVX512_BF16 where the CPU
+  // has it). The bias and the accumulation stay f32.
+  DType dtype = DType::f32;
 };
 
 class FusedConv2d {
@@ -54,7 +39,11 @@ class FusedConv2d {
   Activation adopt(const Activation& src);
   // `residual` (required iff add_residual) is consumed: the output may be written
   // into its buffer.
-  Activation run(const Activation& src, Activation residual = Activation());
+  // The output comes from `pool` when one is given.
+  Activation run(const Activation& src, Activation residual = Activation(),
+                 ActivationPool* pool = nullptr);
+  // The implementation oneDNN chose for the last input shape run ("brg:avx512_core", ...).
+  std::string implementation() const;
 
  private:
   struct Impl;

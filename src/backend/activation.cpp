@@ -1,0 +1,112 @@
+#include "resnet/backend/activation.h"
+
+#include <cstdlib>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "activation_impl.h"
+
+namespace resnet::backend {
+
+using namespace detail;
+
+struct ActivationPool::State {
+  std::mutex mutex;
+  std::unordered_map<size_t, std::vector<void*>> free_buffers;  // by byte size
+  size_t allocated = 0;
+  ~State() {
+    for (auto& [size, list] : free_buffers)
+      for (void* p : list) std::free(p);
+  }
+};
+
+ActivationPool::ActivationPool() : state_(std::make_shared<State>()) {}
+ActivationPool::~ActivationPool() = default;
+
+size_t ActivationPool::bytes_allocated() const {
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  return state_->allocated;
+}
+
+Activation::Activation() = default;
+Activation::~Activation() = default;
+Activation::Activation(const Activation&) = default;
+Activation& Activation::operator=(const Activation&) = default;
+
+Activation Activation::borrow(const Tensor& plain) {
+  RESNET_CHECK(plain.defined() && plain.is_plain() && plain.dtype() == DType::f32 &&
+                   (plain.rank() == 4 || plain.rank() == 2),
+               "activation: expected a plain f32 tensor of rank 4 or 2, got "
+                   << (plain.defined() ? plain.shape_str() : std::string("nothing")));
+  Activation a;
+  a.impl_ = std::make_shared<Impl>();
+  a.impl_->mem = wrap(plain);
+  a.impl_->borrowed = true;
+  a.impl_->keep_alive = plain;
+  return a;
+}
+
+Tensor Activation::to_tensor() const {
+  RESNET_CHECK(impl_ != nullptr, "activation: empty");
+  Tensor t(shape());
+  guarded("activation", [&] { reorder_into(impl_->mem, wrap(t)); });
+  return t;
+}
+
+Shape Activation::shape() const {
+  RESNET_CHECK(impl_ != nullptr, "activation: empty");
+  return impl_->mem.get_desc().dims();
+}
+
+const memory& ActivationAccess::mem(const Activation& a) {
+  RESNET_CHECK(a.impl_ != nullptr, "activation: empty");
+  return a.impl_->mem;
+}
+
+Activation ActivationAccess::allocate(const memory::desc& desc, ActivationPool* pool) {
+  Activation a;
+  a.impl_ = std::make_shared<Activation::Impl>();
+  if (pool == nullptr) {
+    a.impl_->mem = memory(desc, engine());
+    return a;
+  }
+  const size_t size = desc.get_size();
+  std::shared_ptr<ActivationPool::State> state = pool->state_;
+  void* data = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(state->mutex);
+    auto& list = state->free_buffers[size];
+    if (!list.empty()) {
+      data = list.back();
+      list.pop_back();
+    }
+  }
+  if (data == nullptr) {
+    data = std::aligned_alloc(64, (size + 63) / 64 * 64);
+    RESNET_CHECK(data != nullptr, "activation: out of memory allocating " << size << " bytes");
+    std::lock_guard<std::mutex> lock(state->mutex);
+    state->allocated += size;
+  }
+  // The deleter hands the buffer back while the pool lives, and frees it after.
+  std::weak_ptr<ActivationPool::State> weak = state;
+  a.impl_->buffer = std::shared_ptr<void>(data, [weak, size](void* p) {
+    if (auto s = weak.lock()) {
+      std::lock_guard<std::mutex> lock(s->mutex);
+      s->free_buffers[size].push_back(p);
+    } else {
+      std::free(p);
+    }
+  });
+  a.impl_->mem = memory(desc, engine(), data);
+  return a;
+}
+
+Activation ActivationAccess::adopt_memory(const memory& m) {
+  Activation a;
+  a.impl_ = std::make_shared<Activation::Impl>();
+  a.impl_->mem = m;
+  return a;
+}
+
+}  // namespace resnet::backend

@@ -1,0 +1,239 @@
+#include "resnet/backend/activation_ops.h"
+
+#include <optional>
+
+#include "activation_impl.h"
+
+namespace resnet::backend {
+
+using namespace detail;
+
+namespace {
+dt dnnl_type(DType t) {
+  switch (t) {
+    case DType::f32:
+      return dt::f32;
+    case DType::bf16:
+      return dt::bf16;
+    case DType::i8:
+      return dt::s8;
+    case DType::u8:
+      return dt::u8;
+    default:
+      RESNET_FAIL("activation: unsupported dtype " << dtype_name(t));
+  }
+}
+}  // namespace
+
+struct ActivationPool2d::Impl {
+  Pool2dConfig cfg;
+  struct Plan {
+    dnnl::pooling_forward::primitive_desc pd;
+    dnnl::pooling_forward prim;
+  };
+  PlanCache<Plan> plans;
+};
+
+ActivationPool2d::ActivationPool2d(const Pool2dConfig& config) : impl_(std::make_unique<Impl>()) {
+  impl_->cfg = config;
+}
+ActivationPool2d::~ActivationPool2d() = default;
+
+Activation ActivationPool2d::run(const Activation& src, int64_t out_h, int64_t out_w,
+                                 ActivationPool* pool) {
+  return guarded("pool", [&] {
+    const memory& s = ActivationAccess::mem(src);
+    const memory::desc sd = s.get_desc();
+    const memory::dims d = sd.dims();
+    RESNET_CHECK(d.size() == 4, "pool: expected a 4-D input, got " << shape_str(d));
+    std::vector<int64_t> key = d;
+    key.push_back(static_cast<int64_t>(sd.data.format_kind));
+    key.push_back(static_cast<int64_t>(sd.data.data_type));
+    key.push_back(sd.data.format_desc.blocking.inner_nblks);
+    auto it = impl_->plans.find(key);
+    if (it == impl_->plans.end()) {
+      const Pool2dConfig& c = impl_->cfg;
+      memory::dims kernel = {c.kernel_h, c.kernel_w}, strides = {c.stride_h, c.stride_w};
+      memory::dims pad_l = {c.pad_t, c.pad_l}, pad_r = {c.pad_b, c.pad_r};
+      if (c.global) {
+        kernel = {d[2], d[3]};
+        strides = {1, 1};
+        pad_l = pad_r = {0, 0};
+      } else {
+        // The right/bottom padding that yields the graph's output size (ceil_mode).
+        pad_r = {(out_h - 1) * c.stride_h + c.kernel_h - d[2] - c.pad_t,
+                 (out_w - 1) * c.stride_w + c.kernel_w - d[3] - c.pad_l};
+      }
+      const dnnl::algorithm alg = c.kind == Pool2dConfig::Kind::max ? dnnl::algorithm::pooling_max
+                                  : c.kind == Pool2dConfig::Kind::avg_include_pad
+                                      ? dnnl::algorithm::pooling_avg_include_padding
+                                      : dnnl::algorithm::pooling_avg_exclude_padding;
+      // The output keeps the input's layout: pooling is memory-bound, a reorder would
+      // cost as much as the pool.
+      memory::desc dst_md =
+          memory::desc({d[0], d[1], out_h, out_w}, sd.data_type(), memory::format_tag::any);
+      dnnl::pooling_forward::desc pdesc(dnnl::prop_kind::forward_inference, alg, sd, dst_md,
+                                        strides, kernel, pad_l, pad_r);
+      dnnl::pooling_forward::primitive_desc pd(pdesc, engine());
+      it = impl_->plans.emplace(key, Impl::Plan{pd, dnnl::pooling_forward(pd)}).first;
+    }
+    Activation out = ActivationAccess::allocate(it->second.pd.dst_desc(), pool);
+    it->second.prim.execute(stream(),
+                            {{DNNL_ARG_SRC, s}, {DNNL_ARG_DST, ActivationAccess::mem(out)}});
+    stream().wait();
+    return out;
+  });
+}
+
+struct ActivationLinear::Impl {
+  DType dtype;
+  Tensor weight, bias;
+  struct Plan {
+    dnnl::inner_product_forward::primitive_desc pd;
+    dnnl::inner_product_forward prim;
+    memory packed_weight, packed_bias;
+  };
+  PlanCache<Plan> plans;
+};
+
+ActivationLinear::ActivationLinear(DType dtype) : impl_(std::make_unique<Impl>()) {
+  impl_->dtype = dtype;
+}
+ActivationLinear::~ActivationLinear() = default;
+
+void ActivationLinear::set_weights(const Tensor& weight, const Tensor& bias) {
+  RESNET_CHECK(weight.rank() == 2 && bias.rank() == 1 && bias.dim(0) == weight.dim(0),
+               "linear: expected weight [OUT, IN] and bias [OUT], got "
+                   << weight.shape_str() << " and " << bias.shape_str());
+  impl_->weight = weight;
+  impl_->bias = bias;
+  impl_->plans.clear();
+}
+
+Tensor ActivationLinear::run(const Activation& src) {
+  return guarded("linear", [&] {
+    const memory& s = ActivationAccess::mem(src);
+    const memory::desc sd = s.get_desc();
+    const memory::dims d = sd.dims();
+    const int64_t out = impl_->weight.dim(0), in = impl_->weight.dim(1);
+    int64_t features = 1;
+    for (size_t i = 1; i < d.size(); ++i) features *= d[i];
+    RESNET_CHECK(features == in,
+                 "linear: expected " << in << " input features, got " << shape_str(d));
+    std::vector<int64_t> key = d;
+    key.push_back(static_cast<int64_t>(sd.data.data_type));
+    key.push_back(sd.data.format_desc.blocking.inner_nblks);
+    auto it = impl_->plans.find(key);
+    if (it == impl_->plans.end()) {
+      const dt type = dnnl_type(impl_->dtype);
+      memory::dims wdims = {out};
+      for (size_t i = 1; i < d.size(); ++i) wdims.push_back(d[i]);
+      // The input is read where it is; the input's precision is converted if needed.
+      memory::desc src_md =
+          sd.data_type() == type ? sd : memory::desc(d, type, memory::format_tag::any);
+      dnnl::inner_product_forward::desc desc(
+          dnnl::prop_kind::forward_inference, src_md,
+          memory::desc(wdims, type, memory::format_tag::any),
+          memory::desc({out}, dt::f32, memory::format_tag::a),
+          memory::desc({d[0], out}, dt::f32, memory::format_tag::ab));
+      dnnl::inner_product_forward::primitive_desc pd(desc, engine());
+      Impl::Plan plan{pd, dnnl::inner_product_forward(pd), memory(pd.weights_desc(), engine()),
+                      memory(pd.bias_desc(), engine())};
+      const Tensor& w = impl_->weight;
+      memory::desc plain_w = plain_desc(Shape(wdims.begin(), wdims.end()));
+      reorder_into(memory(plain_w, engine(), const_cast<void*>(w.raw())), plan.packed_weight);
+      reorder_into(wrap(impl_->bias), plan.packed_bias);
+      it = impl_->plans.emplace(key, std::move(plan)).first;
+    }
+    Impl::Plan& p = it->second;
+    memory src_m = reorder_to(s, p.pd.src_desc());
+    Tensor y({d[0], out});
+    p.prim.execute(stream(), {{DNNL_ARG_SRC, src_m},
+                              {DNNL_ARG_WEIGHTS, p.packed_weight},
+                              {DNNL_ARG_BIAS, p.packed_bias},
+                              {DNNL_ARG_DST, wrap(y)}});
+    stream().wait();
+    return y;
+  });
+}
+
+namespace {
+// Element-wise primitives are cheap to create next to the passes they make; a small
+// cache keeps them per descriptor all the same.
+struct DescKey {
+  static std::vector<int64_t> of(const memory::desc& md, int64_t tag) {
+    std::vector<int64_t> k = md.dims();
+    k.push_back(static_cast<int64_t>(md.data.data_type));
+    k.push_back(md.data.format_desc.blocking.inner_nblks);
+    k.push_back(md.data.format_desc.blocking.strides[1]);
+    k.push_back(tag);
+    return k;
+  }
+};
+}  // namespace
+
+Activation activation_relu(const Activation& x, ActivationPool* pool) {
+  return guarded("relu", [&] {
+    static PlanCache<dnnl::eltwise_forward> cache;
+    const memory& m = ActivationAccess::mem(x);
+    auto key = DescKey::of(m.get_desc(), 0);
+    auto it = cache.find(key);
+    if (it == cache.end()) {
+      dnnl::eltwise_forward::desc d(dnnl::prop_kind::forward_inference,
+                                    dnnl::algorithm::eltwise_relu, m.get_desc(), 0.f, 0.f);
+      it = cache.emplace(key, dnnl::eltwise_forward({d, engine()})).first;
+    }
+    Activation out = ActivationAccess::allocate(m.get_desc(), pool);
+    it->second.execute(stream(), {{DNNL_ARG_SRC, m}, {DNNL_ARG_DST, ActivationAccess::mem(out)}});
+    stream().wait();
+    return out;
+  });
+}
+
+Activation activation_add(const Activation& a, const Activation& b, bool relu,
+                          ActivationPool* pool) {
+  return guarded("add", [&] {
+    static PlanCache<dnnl::binary> cache;
+    const memory& ma = ActivationAccess::mem(a);
+    RESNET_CHECK(ma.get_desc().dims() == ActivationAccess::mem(b).get_desc().dims(),
+                 "add: expected two inputs of one shape, got " << shape_str(a.shape()) << " and "
+                                                               << shape_str(b.shape()));
+    memory mb = reorder_to(ActivationAccess::mem(b), ma.get_desc());
+    auto key = DescKey::of(ma.get_desc(), relu ? 2 : 1);
+    auto it = cache.find(key);
+    if (it == cache.end()) {
+      dnnl::post_ops ops;
+      if (relu) ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+      dnnl::primitive_attr attr;
+      attr.set_post_ops(ops);
+      dnnl::binary::desc d(dnnl::algorithm::binary_add, ma.get_desc(), ma.get_desc(),
+                           ma.get_desc());
+      it = cache.emplace(key, dnnl::binary({d, attr, engine()})).first;
+    }
+    Activation out = ActivationAccess::allocate(ma.get_desc(), pool);
+    it->second.execute(
+        stream(),
+        {{DNNL_ARG_SRC_0, ma}, {DNNL_ARG_SRC_1, mb}, {DNNL_ARG_DST, ActivationAccess::mem(out)}});
+    stream().wait();
+    return out;
+  });
+}
+
+Activation activation_convert(const Activation& x, DType dtype, bool blocked,
+                              ActivationPool* pool) {
+  return guarded("convert", [&] {
+    const memory& m = ActivationAccess::mem(x);
+    const memory::dims d = m.get_desc().dims();
+    const bool can_block = blocked && d.size() == 4;
+    memory::desc want(d, dnnl_type(dtype),
+                      can_block
+                          ? memory::format_tag::aBcd16b
+                          : (d.size() == 4 ? memory::format_tag::abcd : memory::format_tag::ab));
+    if (m.get_desc() == want) return x;
+    Activation out = ActivationAccess::allocate(want, pool);
+    reorder_into(m, ActivationAccess::mem(out));
+    return out;
+  });
+}
+
+}  // namespace resnet::backend

@@ -1,0 +1,215 @@
+#include "resnet/infer/compiled_model.h"
+
+#include <map>
+#include <sstream>
+
+#include "plan.h"
+#include "resnet/backend/activation_ops.h"
+#include "resnet/backend/fused_conv.h"
+#include "resnet/core/error.h"
+
+namespace resnet::infer {
+
+using backend::Activation;
+using detail::Plan;
+using detail::Step;
+
+namespace {
+
+DType activation_dtype(Precision p) {
+  return p == Precision::bf16 ? DType::bf16 : DType::f32;
+}
+
+// x[:, :, ::sh, ::sw] on a plain tensor.
+Tensor subsample(const Tensor& x, int64_t sh, int64_t sw) {
+  const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
+  const int64_t oh = (h + sh - 1) / sh, ow = (w + sw - 1) / sw;
+  Tensor y({n, c, oh, ow});
+  const float* src = x.f32();
+  float* dst = y.f32();
+  for (int64_t p = 0; p < n * c; ++p)
+    for (int64_t i = 0; i < oh; ++i)
+      for (int64_t j = 0; j < ow; ++j)
+        dst[(p * oh + i) * ow + j] = src[(p * h + i * sh) * w + j * sw];
+  return y;
+}
+
+// Zero channels before and after, on a plain tensor.
+Tensor pad_channels(const Tensor& x, int64_t before, int64_t after) {
+  const int64_t n = x.dim(0), c = x.dim(1), hw = x.dim(2) * x.dim(3);
+  Tensor y({n, c + before + after, x.dim(2), x.dim(3)});
+  for (int64_t b = 0; b < n; ++b)
+    std::copy(x.f32() + b * c * hw, x.f32() + (b + 1) * c * hw,
+              y.f32() + (b * (c + before + after) + before) * hw);
+  return y;
+}
+
+}  // namespace
+
+// One step made executable: its oneDNN objects, created at compile time; their
+// primitives are built on the first run of each input shape and reused after.
+struct CompiledStep {
+  Step step;
+  std::unique_ptr<backend::FusedConv2d> conv;
+  std::unique_ptr<backend::ActivationPool2d> pool;
+  std::unique_ptr<backend::ActivationLinear> linear;
+};
+
+struct CompiledModel::Impl {
+  Graph graph;
+  CompileOptions options;
+  Plan plan;
+  std::vector<CompiledStep> steps;
+  std::vector<int> last_use;
+  Shape compiled_for;
+  backend::ActivationPool buffers;
+
+  void compile(const Shape& input_shape) {
+    graph.infer_shapes(input_shape);
+    plan = detail::plan_from_graph(graph);
+    detail::fold_batch_norm(plan);
+    detail::fuse_residual_add(plan);
+    detail::fuse_relu(plan);
+    detail::fold_flatten(plan);
+    last_use = detail::last_uses(plan);
+    steps.clear();
+    const DType dtype = activation_dtype(options.precision);
+    for (const Step& s : plan.steps) {
+      CompiledStep cs{s, nullptr, nullptr, nullptr};
+      const Window& w = s.window;
+      switch (s.kind) {
+        case Step::Kind::conv: {
+          RESNET_CHECK(w.pad_t == w.pad_b && w.pad_l == w.pad_r,
+                       "compile: node '" << s.name << "' (Conv): asymmetric padding [" << w.pad_t
+                                         << ", " << w.pad_l << ", " << w.pad_b << ", " << w.pad_r
+                                         << "] is not supported");
+          backend::FusedConv2dConfig f;
+          f.conv.in_channels = s.weight.dim(1) * w.groups;
+          f.conv.out_channels = s.weight.dim(0);
+          f.conv.kernel_h = w.kernel_h, f.conv.kernel_w = w.kernel_w;
+          f.conv.stride_h = w.stride_h, f.conv.stride_w = w.stride_w;
+          f.conv.pad_h = w.pad_t, f.conv.pad_w = w.pad_l;
+          f.conv.dilation_h = w.dilation_h, f.conv.dilation_w = w.dilation_w;
+          f.conv.groups = w.groups;
+          f.conv.bias = true;
+          f.add_residual = s.add_residual;
+          f.relu = s.relu;
+          f.dtype = dtype;
+          cs.conv = std::make_unique<backend::FusedConv2d>(f);
+          cs.conv->set_weights(s.weight, s.bias);
+          break;
+        }
+        case Step::Kind::pool: {
+          backend::Pool2dConfig p;
+          p.kind = s.source_op == OpKind::max_pool ? backend::Pool2dConfig::Kind::max
+                   : w.count_include_pad           ? backend::Pool2dConfig::Kind::avg_include_pad
+                                                   : backend::Pool2dConfig::Kind::avg_exclude_pad;
+          RESNET_CHECK(!(s.source_op == OpKind::avg_pool && w.count_include_pad && w.ceil_mode),
+                       "compile: node '" << s.name
+                                         << "' (AveragePool): count_include_pad with ceil_mode "
+                                            "is not supported");
+          p.global = s.source_op == OpKind::global_avg_pool;
+          p.kernel_h = w.kernel_h, p.kernel_w = w.kernel_w;
+          p.stride_h = w.stride_h, p.stride_w = w.stride_w;
+          p.pad_t = w.pad_t, p.pad_l = w.pad_l, p.pad_b = w.pad_b, p.pad_r = w.pad_r;
+          cs.pool = std::make_unique<backend::ActivationPool2d>(p);
+          break;
+        }
+        case Step::Kind::linear:
+          cs.linear = std::make_unique<backend::ActivationLinear>(dtype);
+          cs.linear->set_weights(s.weight, s.bias);
+          break;
+        default:
+          break;
+      }
+      steps.push_back(std::move(cs));
+    }
+    compiled_for = input_shape;
+  }
+
+  Tensor run(const Tensor& x) {
+    RESNET_CHECK(x.defined() && x.rank() == 4 && x.dtype() == DType::f32,
+                 "run: expected an f32 input [N, C, H, W], got "
+                     << (x.defined() ? x.shape_str() : std::string("nothing")));
+    // Shapes (and so the plan) depend on the input's; a new shape recompiles.
+    if (x.shape() != compiled_for) compile(x.shape());
+    std::vector<Activation> vals(plan.values.size());
+    vals[0] = Activation::borrow(x);
+    for (size_t i = 0; i < steps.size(); ++i) {
+      CompiledStep& cs = steps[i];
+      const Step& s = cs.step;
+      const int idx = static_cast<int>(i);
+      // A value read for the last time is handed over (moved), so its buffer can be
+      // reused for this step's output.
+      auto take = [&](int v) { return last_use[v] == idx ? std::move(vals[v]) : vals[v]; };
+      Activation out;
+      switch (s.kind) {
+        case Step::Kind::conv: {
+          Activation residual = s.add_residual ? take(s.inputs[1]) : Activation();
+          out = cs.conv->run(vals[s.inputs[0]], std::move(residual), &buffers);
+          break;
+        }
+        case Step::Kind::pool: {
+          const Shape& y = plan.values[s.output].shape;
+          out = cs.pool->run(vals[s.inputs[0]], y[2], y[3], &buffers);
+          break;
+        }
+        case Step::Kind::linear:
+          out = Activation::borrow(cs.linear->run(vals[s.inputs[0]]));
+          break;
+        case Step::Kind::relu:
+          out = backend::activation_relu(vals[s.inputs[0]], &buffers);
+          break;
+        case Step::Kind::add:
+          out = backend::activation_add(vals[s.inputs[0]], vals[s.inputs[1]], s.relu, &buffers);
+          break;
+        case Step::Kind::flatten: {
+          Tensor t = vals[s.inputs[0]].to_tensor();
+          out = Activation::borrow(t.reshape(plan.values[s.output].shape));
+          break;
+        }
+        case Step::Kind::subsample:
+          out = Activation::borrow(
+              subsample(vals[s.inputs[0]].to_tensor(), s.window.stride_h, s.window.stride_w));
+          break;
+        case Step::Kind::pad_channels:
+          out =
+              Activation::borrow(pad_channels(vals[s.inputs[0]].to_tensor(), s.pads[0], s.pads[1]));
+          break;
+      }
+      vals[s.output] = std::move(out);
+      for (int v : s.inputs)
+        if (last_use[v] == idx) vals[v] = Activation();
+    }
+    return vals[plan.output].to_tensor();
+  }
+};
+
+CompiledModel::CompiledModel(Graph graph, CompileOptions options)
+    : impl_(std::make_unique<Impl>()) {
+  graph.validate();
+  impl_->graph = std::move(graph);
+  impl_->options = options;
+}
+CompiledModel::~CompiledModel() = default;
+CompiledModel::CompiledModel(CompiledModel&&) noexcept = default;
+CompiledModel& CompiledModel::operator=(CompiledModel&&) noexcept = default;
+
+Tensor CompiledModel::run(const Tensor& x) {
+  return impl_->run(x);
+}
+
+std::string CompiledModel::describe() const {
+  std::ostringstream out;
+  for (const CompiledStep& cs : impl_->steps) {
+    const Step& s = cs.step;
+    out << op_name(s.source_op) << " " << s.name;
+    for (const std::string& f : s.fused) out << " + " << f;
+    if (cs.conv && !cs.conv->implementation().empty())
+      out << " [" << cs.conv->implementation() << "]";
+    out << "\n";
+  }
+  return out.str();
+}
+
+}  // namespace resnet::infer

@@ -1,0 +1,225 @@
+// The compiler's passes. Each works on the Plan's steps and keeps them in an order where
+// every input is produced before it is read. A fusion only happens when the producer's
+// output has exactly one reader, so no other step can observe the intermediate value.
+#include <cmath>
+
+#include "plan.h"
+#include "resnet/core/error.h"
+
+namespace resnet::infer::detail {
+
+namespace {
+
+Step::Kind step_kind(OpKind op) {
+  switch (op) {
+    case OpKind::conv:
+    case OpKind::batch_norm:
+      return Step::Kind::conv;
+    case OpKind::relu:
+      return Step::Kind::relu;
+    case OpKind::add:
+      return Step::Kind::add;
+    case OpKind::max_pool:
+    case OpKind::avg_pool:
+    case OpKind::global_avg_pool:
+      return Step::Kind::pool;
+    case OpKind::flatten:
+      return Step::Kind::flatten;
+    case OpKind::linear:
+      return Step::Kind::linear;
+    case OpKind::subsample:
+      return Step::Kind::subsample;
+    case OpKind::pad_channels:
+      return Step::Kind::pad_channels;
+  }
+  return Step::Kind::relu;
+}
+
+std::vector<int> reader_counts(const Plan& plan) {
+  std::vector<int> n(plan.values.size(), 0);
+  for (const Step& s : plan.steps)
+    for (int v : s.inputs) ++n[v];
+  ++n[plan.output];  // the graph's output is read by the caller
+  return n;
+}
+
+// Index of the step producing value v, or -1 for a graph input.
+int producer_of(const Plan& plan, int v) {
+  for (size_t i = 0; i < plan.steps.size(); ++i)
+    if (plan.steps[i].output == v) return static_cast<int>(i);
+  return -1;
+}
+
+Tensor zeros_bias(int64_t n) {
+  return Tensor({n});
+}
+
+}  // namespace
+
+Plan plan_from_graph(const Graph& graph) {
+  Plan plan;
+  plan.values = graph.values;
+  plan.output = graph.output;
+  for (const Node& n : graph.nodes) {
+    Step s;
+    s.kind = step_kind(n.op);
+    s.source_op = n.op;
+    s.name = n.name;
+    s.inputs = n.inputs;
+    s.output = n.output;
+    s.window = n.window;
+    s.pads = n.pads;
+    if (n.op == OpKind::conv || n.op == OpKind::linear) {
+      s.weight = n.params[0].value;
+      s.bias = n.params.size() > 1 ? n.params[1].value : zeros_bias(n.params[0].value.dim(0));
+    } else if (n.op == OpKind::batch_norm) {
+      // Held as scale and shift until fold_batch_norm decides where it goes: weight holds
+      // gamma / sqrt(var + eps) and bias beta - mean * that, computed in double.
+      const int64_t c = n.params[0].value.dim(0);
+      Tensor scale({c}), shift({c});
+      const float* gamma = n.params[0].value.f32();
+      const float* beta = n.params[1].value.f32();
+      const float* mean = n.params[2].value.f32();
+      const float* var = n.params[3].value.f32();
+      for (int64_t i = 0; i < c; ++i) {
+        const double k = gamma[i] / std::sqrt(static_cast<double>(var[i]) + n.eps);
+        scale.f32()[i] = static_cast<float>(k);
+        shift.f32()[i] = static_cast<float>(beta[i] - mean[i] * k);
+      }
+      s.weight = scale;
+      s.bias = shift;
+    }
+    plan.steps.push_back(std::move(s));
+  }
+  return plan;
+}
+
+void fold_batch_norm(Plan& plan) {
+  std::vector<int> readers = reader_counts(plan);
+  std::vector<Step> out;
+  for (Step& s : plan.steps) {
+    if (s.source_op != OpKind::batch_norm) {
+      out.push_back(std::move(s));
+      continue;
+    }
+    const int64_t c = s.weight.dim(0);
+    Step* conv = nullptr;
+    for (Step& prev : out)
+      if (prev.output == s.inputs[0] && prev.source_op == OpKind::conv && !prev.relu &&
+          !prev.add_residual && readers[s.inputs[0]] == 1)
+        conv = &prev;
+    if (conv != nullptr) {
+      // w' = w * scale[o], b' = b * scale[o] + shift[o]. The folded tensors are new, so
+      // the graph's own parameters stay untouched.
+      const Tensor& w = conv->weight;
+      const int64_t oc = w.dim(0), per_oc = w.numel() / oc;
+      Tensor folded_w(w.shape()), folded_b({oc});
+      const float* src = w.f32();
+      const float* scale = s.weight.f32();
+      const float* shift = s.bias.f32();
+      const float* b = conv->bias.f32();
+      for (int64_t o = 0; o < oc; ++o) {
+        for (int64_t i = 0; i < per_oc; ++i)
+          folded_w.f32()[o * per_oc + i] =
+              static_cast<float>(static_cast<double>(src[o * per_oc + i]) * scale[o]);
+        folded_b.f32()[o] = static_cast<float>(static_cast<double>(b[o]) * scale[o] + shift[o]);
+      }
+      conv->weight = folded_w;
+      conv->bias = folded_b;
+      conv->output = s.output;
+      conv->fused.push_back("bn " + s.name);
+      continue;
+    }
+    // A BatchNorm with no convolution to fold into: a per-channel scale and shift, which
+    // is a 1x1 depthwise convolution.
+    Step dw = std::move(s);
+    dw.source_op = OpKind::conv;
+    dw.kind = Step::Kind::conv;
+    dw.window = Window{};
+    dw.window.groups = c;
+    dw.weight = dw.weight.reshape({c, 1, 1, 1}).clone();
+    dw.fused.push_back("batch norm as 1x1 depthwise conv");
+    out.push_back(std::move(dw));
+  }
+  plan.steps = std::move(out);
+}
+
+void fuse_residual_add(Plan& plan) {
+  for (size_t i = 0; i < plan.steps.size(); ++i) {
+    if (plan.steps[i].kind != Step::Kind::add || plan.steps[i].relu) continue;
+    std::vector<int> readers = reader_counts(plan);
+    const Step add = plan.steps[i];
+    // Prefer the later-produced input: in a residual block that is the main path's last
+    // convolution, and the shortcut then already exists when it runs.
+    int chosen = -1;
+    for (int k : {1, 0}) {
+      const int p = producer_of(plan, add.inputs[k]);
+      if (p < 0 || add.inputs[0] == add.inputs[1]) continue;
+      const Step& c = plan.steps[p];
+      if (c.kind == Step::Kind::conv && !c.relu && !c.add_residual && readers[c.output] == 1 &&
+          (chosen < 0 || p > producer_of(plan, add.inputs[chosen])))
+        chosen = k;
+    }
+    if (chosen < 0) continue;
+    const int p = producer_of(plan, add.inputs[chosen]);
+    Step conv = plan.steps[p];
+    conv.add_residual = true;
+    conv.inputs.push_back(add.inputs[1 - chosen]);
+    conv.output = add.output;
+    conv.fused.push_back("add " + add.name);
+    // The conv moves to the add's place, where both its input and the residual exist.
+    plan.steps[i] = std::move(conv);
+    plan.steps.erase(plan.steps.begin() + p);
+    --i;
+  }
+}
+
+void fuse_relu(Plan& plan) {
+  std::vector<int> readers = reader_counts(plan);
+  std::vector<Step> out;
+  for (Step& s : plan.steps) {
+    if (s.kind == Step::Kind::relu) {
+      Step* prev = nullptr;
+      for (Step& q : out)
+        if (q.output == s.inputs[0] && (q.kind == Step::Kind::conv || q.kind == Step::Kind::add) &&
+            !q.relu && readers[q.output] == 1)
+          prev = &q;
+      if (prev != nullptr) {
+        prev->relu = true;
+        prev->output = s.output;
+        prev->fused.push_back("relu " + s.name);
+        continue;
+      }
+    }
+    out.push_back(std::move(s));
+  }
+  plan.steps = std::move(out);
+}
+
+void fold_flatten(Plan& plan) {
+  std::vector<int> readers = reader_counts(plan);
+  for (size_t i = 0; i < plan.steps.size(); ++i) {
+    Step& f = plan.steps[i];
+    if (f.kind != Step::Kind::flatten || readers[f.output] != 1) continue;
+    for (size_t j = i + 1; j < plan.steps.size(); ++j) {
+      Step& l = plan.steps[j];
+      if (l.kind == Step::Kind::linear && l.inputs[0] == f.output) {
+        l.inputs[0] = f.inputs[0];
+        l.fused.push_back("flatten " + f.name);
+        plan.steps.erase(plan.steps.begin() + i);
+        --i;
+        break;
+      }
+    }
+  }
+}
+
+std::vector<int> last_uses(const Plan& plan) {
+  std::vector<int> last(plan.values.size(), -1);
+  for (size_t i = 0; i < plan.steps.size(); ++i)
+    for (int v : plan.steps[i].inputs) last[v] = static_cast<int>(i);
+  last[plan.output] = static_cast<int>(plan.steps.size());
+  return last;
+}
+
+}  // namespace resnet::infer::detail

@@ -1,0 +1,57 @@
+#pragma once
+// Private to src/infer/: the compiler's working form of a graph. A Plan is a list of
+// steps in execution order; the passes (passes.cpp) rewrite it, the executor
+// (compiled_model.cpp) runs it.
+
+#include <string>
+#include <vector>
+
+#include "resnet/infer/graph.h"
+
+namespace resnet::infer::detail {
+
+struct Step {
+  enum class Kind {
+    conv,       // inputs {src} or {src, residual}: relu?(conv(src) + bias + residual?)
+    pool,       // max_pool, avg_pool, global_avg_pool
+    linear,     // inputs [N, IN] or [N, C, H, W] (a folded flatten)
+    relu,       // unfused ReLU
+    add,        // unfused add (relu optional)
+    flatten,    // unfused flatten
+    subsample,  // CIFAR option-A shortcut pieces, on plain tensors
+    pad_channels,
+  };
+  Kind kind;
+  OpKind source_op;  // the graph op the step came from
+  std::string name;
+  std::vector<int> inputs;
+  int output = -1;
+
+  Window window;        // conv, pool, subsample
+  Tensor weight, bias;  // conv, linear (bias always defined after compilation)
+  bool add_residual = false;
+  bool relu = false;
+  std::vector<int64_t> pads;       // pad_channels
+  std::vector<std::string> fused;  // what the passes merged in, for describe()
+};
+
+struct Plan {
+  std::vector<Step> steps;
+  std::vector<Value> values;  // shapes filled for the compiled input shape
+  int output = -1;
+};
+
+// The graph as steps, one per node (BN still separate; see the passes).
+Plan plan_from_graph(const Graph& graph);
+
+// Passes, in the order the compiler runs them.
+void fold_batch_norm(Plan& plan);    // conv -> BN into one conv; a lone BN becomes a 1x1
+                                     // depthwise conv
+void fuse_residual_add(Plan& plan);  // conv -> add into the conv's sum post-op
+void fuse_relu(Plan& plan);          // conv/add -> relu into a post-op
+void fold_flatten(Plan& plan);       // flatten -> linear: the linear reads 4-D input
+
+// For each value, the index of the last step that reads it (-1: never read).
+std::vector<int> last_uses(const Plan& plan);
+
+}  // namespace resnet::infer::detail
