@@ -33,6 +33,10 @@ Activation::Activation() = default;
 Activation::~Activation() = default;
 Activation::Activation(const Activation&) = default;
 Activation& Activation::operator=(const Activation&) = default;
+// Moves matter: a value handed over for the last time must leave no reference behind,
+// or the fused residual add could not reuse its buffer.
+Activation::Activation(Activation&&) noexcept = default;
+Activation& Activation::operator=(Activation&&) noexcept = default;
 
 Activation Activation::borrow(const Tensor& plain) {
   RESNET_CHECK(plain.defined() && plain.is_plain() && plain.dtype() == DType::f32 &&

@@ -101,8 +101,16 @@ struct FusedConv2d::Impl {
   Plan& plan_for(const Shape& src_shape, const Activation::Impl* src,
                  const Activation::Impl* residual) {
     auto it = plans.find(src_shape);
-    if (it == plans.end())
-      it = plans.emplace(src_shape, make_plan(src_shape, pin_of(src), pin_of(residual))).first;
+    if (it == plans.end()) {
+      memory::desc dst_pin = pin_of(residual);
+      if (dst_pin.is_zero() && cfg.blocked_output && cfg.conv.out_channels % 16 == 0) {
+        const Shape& s = src_shape;
+        dst_pin =
+            memory::desc({s[0], cfg.conv.out_channels, cfg.conv.out_h(s[2]), cfg.conv.out_w(s[3])},
+                         data_type(), tag::aBcd16b);
+      }
+      it = plans.emplace(src_shape, make_plan(src_shape, pin_of(src), dst_pin)).first;
+    }
     return it->second;
   }
 

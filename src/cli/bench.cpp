@@ -12,6 +12,9 @@
 #include "model_loading.h"
 #include "resnet/backend/eltwise.h"
 #include "resnet/core/error.h"
+#include "resnet/core/fma_peak.h"
+#include "resnet/infer/compiled_model.h"
+#include "resnet/infer/lower_module.h"
 #include "resnet/nn/init.h"
 #include "resnet/nn/resnet.h"
 
@@ -19,7 +22,7 @@ namespace resnet::cli {
 
 namespace {
 struct BenchArgs {
-  std::string model, weights, mode = "infer";
+  std::string model, weights, mode = "infer", dtype = "f32";
   int64_t batch = 1, size = 224, iters = 20, warmup = 3;
   int threads = 0;
   bool json = false;
@@ -33,6 +36,12 @@ double percentile(std::vector<double> v, double q) {
   size_t lo = static_cast<size_t>(pos);
   size_t hi = std::min(lo + 1, v.size() - 1);
   return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
+}
+
+infer::Precision precision_of(const std::string& dtype) {
+  if (dtype == "bf16") return infer::Precision::bf16;
+  if (dtype == "int8") return infer::Precision::int8;
+  return infer::Precision::f32;
 }
 
 void bench(BenchArgs a) {
@@ -51,10 +60,30 @@ void bench(BenchArgs a) {
   nn::init::manual_seed(1);
   nn::init::uniform_(x, -1.f, 1.f);
 
+  // Inference runs the compiled graph (BN folded, post-ops fused, blocked layouts);
+  // training runs the module tree.
+  std::unique_ptr<infer::CompiledModel> compiled;
+  int64_t macs = 0;
+  if (!train) {
+    infer::Graph graph = infer::lower_module(model);
+    graph.infer_shapes(x.shape());
+    macs = infer::count_macs(graph);
+    compiled = std::make_unique<infer::CompiledModel>(std::move(graph),
+                                                      infer::CompileOptions{precision_of(a.dtype)});
+  } else {
+    RESNET_CHECK(a.dtype == "f32", "--dtype " << a.dtype << ": training runs in f32 only");
+    infer::Graph graph = infer::lower_module(model);
+    graph.infer_shapes(x.shape());
+    macs = 3 * infer::count_macs(graph);  // forward, backward-data, backward-weights
+  }
   Tensor grad;
   auto step = [&] {
+    if (!train) {
+      compiled->run(x);
+      return;
+    }
     Tensor y = model.forward(x);
-    if (train) {
+    {
       if (!grad.defined()) grad = Tensor::full(y.shape(), 1.f / static_cast<float>(y.numel()));
       model.zero_grad();
       model.backward(grad);
@@ -70,12 +99,25 @@ void bench(BenchArgs a) {
   }
   const double p50 = percentile(ms, 0.5), p90 = percentile(ms, 0.9);
   const double images_per_s = static_cast<double>(a.batch) * 1000.0 / p50;
+  const double gflops = 2.0 * static_cast<double>(macs) / (p50 * 1e-3) * 1e-9;
+  const double peak = measure_fma_peak_gflops(backend::num_threads());
   if (a.json) {
-    nlohmann::ordered_json j = {{"model", m.name},       {"mode", a.mode},
-                                {"batch", a.batch},      {"in_channels", channels},
-                                {"size", a.size},        {"threads", backend::num_threads()},
-                                {"iters", a.iters},      {"latency_ms_p50", p50},
-                                {"latency_ms_p90", p90}, {"images_per_s", images_per_s}};
+    nlohmann::ordered_json j = {
+        {"model", m.name},
+        {"mode", a.mode},
+        {"dtype", a.dtype},
+        {"batch", a.batch},
+        {"in_channels", channels},
+        {"size", a.size},
+        {"threads", backend::num_threads()},
+        {"iters", a.iters},
+        {"latency_ms_p50", p50},
+        {"latency_ms_p90", p90},
+        {"images_per_s", images_per_s},
+        {"gmacs_per_image", static_cast<double>(macs) * 1e-9 / static_cast<double>(a.batch)},
+        {"gflops", gflops},
+        {"fp32_fma_peak_gflops", peak},
+        {"fraction_of_fp32_peak", gflops / peak}};
     std::cout << j.dump() << "\n";
   } else {
     std::printf("%s %s batch %lld, %lldx%lldx%lld, %d threads, %lld iterations\n", m.name.c_str(),
@@ -83,6 +125,8 @@ void bench(BenchArgs a) {
                 static_cast<long long>(a.size), static_cast<long long>(a.size),
                 backend::num_threads(), static_cast<long long>(a.iters));
     std::printf("latency p50 %.3f ms, p90 %.3f ms, %.1f images/s\n", p50, p90, images_per_s);
+    std::printf("%.1f GFLOPS (%s), %.0f%% of the f32 FMA peak measured here (%.1f GFLOPS)\n",
+                gflops, a.dtype.c_str(), 100.0 * gflops / peak, peak);
   }
 }
 }  // namespace
@@ -94,6 +138,8 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--model", a->model, "Zoo name or .safetensors checkpoint")->required();
   cmd->add_option("--weights", a->weights, "state_dict as .safetensors");
   cmd->add_option("--mode", a->mode, "infer or train")->check(CLI::IsMember({"infer", "train"}));
+  cmd->add_option("--dtype", a->dtype, "Inference precision: f32, bf16 or int8")
+      ->check(CLI::IsMember({"f32", "bf16", "int8"}));
   cmd->add_option("--batch", a->batch, "Batch size")->check(CLI::PositiveNumber);
   cmd->add_option("--size", a->size, "Input height and width")->check(CLI::PositiveNumber);
   cmd->add_option("--threads", a->threads, "Threads (default: all cores)")

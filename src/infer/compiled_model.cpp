@@ -74,6 +74,9 @@ struct CompiledModel::Impl {
     last_use = detail::last_uses(plan);
     steps.clear();
     const DType dtype = activation_dtype(options.precision);
+    const bool blocked =
+        options.layout == LayoutChoice::blocked ||
+        (options.layout == LayoutChoice::automatic && options.precision == Precision::f32);
     for (const Step& s : plan.steps) {
       CompiledStep cs{s, nullptr, nullptr, nullptr};
       const Window& w = s.window;
@@ -95,6 +98,7 @@ struct CompiledModel::Impl {
           f.add_residual = s.add_residual;
           f.relu = s.relu;
           f.dtype = dtype;
+          f.blocked_output = blocked;
           cs.conv = std::make_unique<backend::FusedConv2d>(f);
           cs.conv->set_weights(s.weight, s.bias);
           break;

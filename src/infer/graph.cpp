@@ -254,6 +254,18 @@ void Graph::infer_shapes(const Shape& input_shape) {
   }
 }
 
+int64_t count_macs(const Graph& graph) {
+  int64_t macs = 0;
+  for (const Node& n : graph.nodes) {
+    if (n.op != OpKind::conv && n.op != OpKind::linear) continue;
+    const Shape& y = graph.values[n.output].shape;
+    RESNET_CHECK(!y.empty(), "count_macs: shapes are not inferred");
+    const Tensor& w = n.params[0].value;
+    macs += shape_numel(y) * (w.numel() / w.dim(0));
+  }
+  return macs;
+}
+
 std::vector<const Param*> Graph::all_params() const {
   std::vector<const Param*> out;
   for (const Node& n : nodes)

@@ -38,6 +38,8 @@ class Activation {
   ~Activation();
   Activation(const Activation&);
   Activation& operator=(const Activation&);
+  Activation(Activation&&) noexcept;
+  Activation& operator=(Activation&&) noexcept;
 
   // Borrows a plain NCHW (or [N, C]) f32 tensor (no copy); it is never written through.
   static Activation borrow(const Tensor& plain);

@@ -22,6 +22,10 @@ struct FusedConv2dConfig {
   // Precision of the activations and weights: f32, or bf16 (AVX512_BF16 where the CPU
   // has it). The bias and the accumulation stay f32.
   DType dtype = DType::f32;
+  // Ask for the output in nChw16c (when the channels allow) rather than oneDNN's choice
+  // for this shape, which is often NHWC: the blocked layout is the one oneDNN's Winograd
+  // and jit direct convolutions read, so one blocked stem keeps the whole net blocked.
+  bool blocked_output = false;
 };
 
 class FusedConv2d {

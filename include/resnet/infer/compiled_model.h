@@ -17,8 +17,14 @@ namespace resnet::infer {
 
 enum class Precision { f32, bf16, int8 };
 
+// Activation layout between convolutions. auto: nChw16c for f32 (where oneDNN's
+// Winograd and jit direct kernels run), oneDNN's own choice (NHWC, brgconv) for bf16 and
+// int8; see the README's measurements.
+enum class LayoutChoice { automatic, blocked, native };
+
 struct CompileOptions {
   Precision precision = Precision::f32;
+  LayoutChoice layout = LayoutChoice::automatic;
 };
 
 class CompiledModel {

@@ -91,6 +91,10 @@ struct Graph {
   std::vector<const Param*> all_params() const;
 };
 
+// Multiply-adds of one pass through a graph whose shapes are filled (convolutions and
+// linear layers only, the usual convention).
+int64_t count_macs(const Graph& graph);
+
 // Output size of a window along one axis (PyTorch/ONNX formula, with ceil_mode).
 int64_t window_out_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad_before,
                         int64_t pad_after, int64_t dilation, bool ceil_mode);
