@@ -54,7 +54,7 @@ Activation Activation::borrow(const Tensor& plain) {
 Tensor Activation::to_tensor() const {
   RESNET_CHECK(impl_ != nullptr, "activation: empty");
   Tensor t(shape());
-  guarded("activation", [&] { reorder_into(impl_->mem, wrap(t)); });
+  guarded("activation", [&] { ActivationAccess::convert_into(*this, wrap(t), 1.f); });
   return t;
 }
 
@@ -104,6 +104,30 @@ Activation ActivationAccess::allocate(const memory::desc& desc, ActivationPool* 
   });
   a.impl_->mem = memory(desc, engine(), data);
   return a;
+}
+
+Activation ActivationAccess::alias(Activation a, const memory::desc& desc) {
+  Activation out;
+  out.impl_ = std::make_shared<Activation::Impl>();
+  out.impl_->mem = memory(desc, engine(), a.impl_->mem.get_data_handle());
+  out.impl_->alias_of = std::move(a.impl_);
+  return out;
+}
+
+void ActivationAccess::convert_into(const Activation& src, const memory& dst, float scale) {
+  const float factor = scale / ActivationAccess::scale(src);
+  if (factor == 1.f)
+    reorder_into(mem(src), dst);
+  else
+    reorder_scaled(mem(src), dst, 0, {factor});
+}
+
+memory ActivationAccess::converted(const Activation& src, const memory::desc& desc, float scale) {
+  const memory& m = mem(src);
+  if (m.get_desc() == desc && ActivationAccess::scale(src) == scale) return m;
+  memory out(desc, engine());
+  convert_into(src, out, scale);
+  return out;
 }
 
 Activation ActivationAccess::adopt_memory(const memory& m) {

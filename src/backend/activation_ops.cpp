@@ -81,6 +81,8 @@ Activation ActivationPool2d::run(const Activation& src, int64_t out_h, int64_t o
     it->second.prim.execute(stream(),
                             {{DNNL_ARG_SRC, s}, {DNNL_ARG_DST, ActivationAccess::mem(out)}});
     stream().wait();
+    // Max and average keep an int8 input's scale.
+    ActivationAccess::set_scale(out, ActivationAccess::scale(src));
     return out;
   });
 }
@@ -128,12 +130,13 @@ Tensor ActivationLinear::run(const Activation& src) {
       const dt type = dnnl_type(impl_->dtype);
       memory::dims wdims = {out};
       for (size_t i = 1; i < d.size(); ++i) wdims.push_back(d[i]);
-      // The input is read where it is; the input's precision is converted if needed.
-      memory::desc src_md =
-          sd.data_type() == type ? sd : memory::desc(d, type, memory::format_tag::any);
+      // The input is read in its layout. bf16 stays bf16; an int8 input is read as f32
+      // (dequantized): the classifier is a tiny share of the work.
+      const dt src_type = sd.data_type() == dt::bf16 && type == dt::bf16 ? dt::bf16 : dt::f32;
+      memory::desc src_md = with_type(sd, src_type);
       dnnl::inner_product_forward::desc desc(
           dnnl::prop_kind::forward_inference, src_md,
-          memory::desc(wdims, type, memory::format_tag::any),
+          memory::desc(wdims, src_type, memory::format_tag::any),
           memory::desc({out}, dt::f32, memory::format_tag::a),
           memory::desc({d[0], out}, dt::f32, memory::format_tag::ab));
       dnnl::inner_product_forward::primitive_desc pd(desc, engine());
@@ -146,7 +149,7 @@ Tensor ActivationLinear::run(const Activation& src) {
       it = impl_->plans.emplace(key, std::move(plan)).first;
     }
     Impl::Plan& p = it->second;
-    memory src_m = reorder_to(s, p.pd.src_desc());
+    memory src_m = ActivationAccess::converted(src, p.pd.src_desc(), 1.f);
     Tensor y({d[0], out});
     p.prim.execute(stream(), {{DNNL_ARG_SRC, src_m},
                               {DNNL_ARG_WEIGHTS, p.packed_weight},
@@ -229,9 +232,9 @@ Activation activation_convert(const Activation& x, DType dtype, bool blocked,
                       can_block
                           ? memory::format_tag::aBcd16b
                           : (d.size() == 4 ? memory::format_tag::abcd : memory::format_tag::ab));
-    if (m.get_desc() == want) return x;
+    if (m.get_desc() == want && ActivationAccess::scale(x) == 1.f) return x;
     Activation out = ActivationAccess::allocate(want, pool);
-    reorder_into(m, ActivationAccess::mem(out));
+    ActivationAccess::convert_into(x, ActivationAccess::mem(out), 1.f);
     return out;
   });
 }

@@ -87,6 +87,25 @@ void reorder_into(const memory& src, const memory& dst) {
   stream().wait();
 }
 
+void reorder_scaled(const memory& src, const memory& dst, int mask,
+                    const std::vector<float>& scales) {
+  // Scaled reorders run once per weight pack or per boundary between precisions; they
+  // are not cached.
+  dnnl::primitive_attr attr;
+  attr.set_output_scales(mask, scales);
+  dnnl::reorder(
+      dnnl::reorder::primitive_desc(engine(), src.get_desc(), engine(), dst.get_desc(), attr))
+      .execute(stream(), {{DNNL_ARG_FROM, const_cast<memory&>(src)},
+                          {DNNL_ARG_TO, const_cast<memory&>(dst)}});
+  stream().wait();
+}
+
+memory::desc with_type(const memory::desc& desc, memory::data_type type) {
+  memory::desc md = desc;
+  md.data.data_type = memory::convert_to_c(type);
+  return md;
+}
+
 void add_into(Tensor& acc, const memory& m) {
   const float* src = static_cast<const float*>(m.get_data_handle());
   float* dst = acc.f32();

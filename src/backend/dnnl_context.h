@@ -6,6 +6,7 @@
 
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "resnet/core/error.h"
 #include "resnet/tensor/tensor.h"
@@ -37,6 +38,13 @@ inline std::vector<int64_t> layout_key(const Tensor& t) {
 memory reorder_to(const memory& m, const memory::desc& desc);
 // Reorders `src` into existing memory `dst`.
 void reorder_into(const memory& src, const memory& dst);
+// Reorders with scaling: dst = src * scales[i], one factor for the whole tensor (mask 0)
+// or one per index of the dims in `mask` (quantizing weights per output channel, or
+// moving an int8 activation to another scale).
+void reorder_scaled(const memory& src, const memory& dst, int mask,
+                    const std::vector<float>& scales);
+// `desc` with another element type (same layout).
+memory::desc with_type(const memory::desc& desc, memory::data_type type);
 // acc += m, where m is plain with acc's shape: parameter gradients accumulate across
 // backward passes, as in PyTorch.
 void add_into(Tensor& acc, const memory& m);

@@ -38,10 +38,10 @@ struct FusedConv2d::Impl {
     const Conv2dConfig& c = cfg.conv;
     const int64_t h = src_shape[2], w = src_shape[3];
     Shape dst_shape = {src_shape[0], c.out_channels, c.out_h(h), c.out_w(w)};
-    const dt type = data_type();
-    auto any = [type](const Shape& s) { return memory::desc(to_dims(s), type, tag::any); };
+    const dt type = weight_type();
+    auto any = [](const Shape& s, dt t) { return memory::desc(to_dims(s), t, tag::any); };
     memory::desc wd = c.groups == 1
-                          ? any({c.out_channels, c.in_channels, c.kernel_h, c.kernel_w})
+                          ? any({c.out_channels, c.in_channels, c.kernel_h, c.kernel_w}, type)
                           : memory::desc({c.groups, c.out_channels / c.groups,
                                           c.in_channels / c.groups, c.kernel_h, c.kernel_w},
                                          type, tag::any);
@@ -49,14 +49,25 @@ struct FusedConv2d::Impl {
         (c.out_h(h) - 1) * c.stride_h + c.dilation_h * (c.kernel_h - 1) + 1 - h - c.pad_h,
         (c.out_w(w) - 1) * c.stride_w + c.dilation_w * (c.kernel_w - 1) + 1 - w - c.pad_w};
     dnnl::post_ops ops;
-    if (cfg.add_residual) ops.append_sum(1.f);
-    if (cfg.relu) ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
     dnnl::primitive_attr attr;
+    if (int8()) {
+      // dst = relu(out_scale[oc] * (acc + bias') + sum_scale * residual), everything in
+      // the quantized domains: out_scale = s_dst / (s_src * s_w[oc]), sum = s_dst / s_res.
+      std::vector<float> out_scales(c.out_channels);
+      for (int64_t o = 0; o < c.out_channels; ++o)
+        out_scales[o] = cfg.int8.dst_scale / (cfg.int8.src_scale * weight_scales[o]);
+      attr.set_output_scales(2, out_scales);
+      if (cfg.add_residual)
+        ops.append_sum(cfg.int8.dst_scale / cfg.int8.residual_scale, residual_type);
+    } else if (cfg.add_residual) {
+      ops.append_sum(1.f);
+    }
+    if (cfg.relu) ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
     attr.set_post_ops(ops);
     auto create = [&](dnnl::algorithm alg,
                       bool pinned) -> std::optional<dnnl::convolution_forward::primitive_desc> {
-      memory::desc src_md = pinned && !src_pin.is_zero() ? src_pin : any(src_shape);
-      memory::desc dst_md = pinned && !dst_pin.is_zero() ? dst_pin : any(dst_shape);
+      memory::desc src_md = pinned && !src_pin.is_zero() ? src_pin : any(src_shape, src_type());
+      memory::desc dst_md = pinned && !dst_pin.is_zero() ? dst_pin : any(dst_shape, dst_type());
       try {
         dnnl::convolution_forward::desc d(
             dnnl::prop_kind::forward_inference, alg, src_md, wd,
@@ -89,27 +100,61 @@ struct FusedConv2d::Impl {
   // nChw16c when its channels allow: measured on the seed's block (batch 32, 64 -> 128,
   // 56x56, AVX-512) the blocked path (jit direct + Winograd) took 21 ms against 28 ms
   // when oneDNN's own choice (NHWC, brgconv) was kept throughout.
-  memory::desc pin_of(const Activation::Impl* a) const {
+  // The layout of `a`, with type `type`: ours are read where they are (their element
+  // strides hold whatever the element type), a borrowed plain one as nChw16c.
+  static memory::desc pin_of(const Activation::Impl* a, dt type) {
     if (a == nullptr) return memory::desc();
-    if (!a->borrowed && a->mem.get_desc().data_type() == data_type()) return a->mem.get_desc();
+    if (!a->borrowed) {
+      memory::desc md = a->mem.get_desc();
+      if (dnnl::memory::data_type_size(md.data_type()) == dnnl::memory::data_type_size(type)) {
+        md.data.data_type = memory::convert_to_c(type);
+        return md;
+      }
+    }
     const memory::dims d = a->mem.get_desc().dims();
-    return d[1] % 16 == 0 ? memory::desc(d, data_type(), tag::aBcd16b) : memory::desc();
+    return d[1] % 16 == 0 ? memory::desc(d, type, tag::aBcd16b) : memory::desc();
   }
 
-  dt data_type() const { return cfg.dtype == DType::bf16 ? dt::bf16 : dt::f32; }
+  bool int8() const { return cfg.dtype == DType::i8; }
+  float src_scale() const { return int8() ? cfg.int8.src_scale : 1.f; }
+  dt weight_type() const { return int8() ? dt::s8 : cfg.dtype == DType::bf16 ? dt::bf16 : dt::f32; }
+  dt src_type() const { return int8() ? (cfg.int8.src_unsigned ? dt::u8 : dt::s8) : weight_type(); }
+  dt dst_type() const { return int8() ? (cfg.relu ? dt::u8 : dt::s8) : weight_type(); }
+  // Per output channel, 127 / max |w| (int8 only), and the residual's element type.
+  std::vector<float> weight_scales;
+  dt residual_type = dt::undef;
+
+  void compute_weight_scales() {
+    const Tensor& w = weight;
+    const int64_t oc = w.dim(0), per = w.numel() / oc;
+    weight_scales.assign(oc, 1.f);
+    const float* p = w.f32();
+    for (int64_t o = 0; o < oc; ++o) {
+      float m = 0;
+      for (int64_t i = 0; i < per; ++i) m = std::max(m, std::abs(p[o * per + i]));
+      weight_scales[o] = m > 0 ? 127.f / m : 1.f;
+    }
+  }
 
   Plan& plan_for(const Shape& src_shape, const Activation::Impl* src,
                  const Activation::Impl* residual) {
     auto it = plans.find(src_shape);
     if (it == plans.end()) {
-      memory::desc dst_pin = pin_of(residual);
+      if (int8()) {
+        compute_weight_scales();
+        // The sum reads the residual as u8 when it is (after a ReLU), else as s8; an f32
+        // residual is quantized to s8 on the way in.
+        if (residual != nullptr)
+          residual_type = residual->mem.get_desc().data_type() == dt::u8 ? dt::u8 : dt::s8;
+      }
+      memory::desc dst_pin = pin_of(residual, dst_type());
       if (dst_pin.is_zero() && cfg.blocked_output && cfg.conv.out_channels % 16 == 0) {
         const Shape& s = src_shape;
         dst_pin =
             memory::desc({s[0], cfg.conv.out_channels, cfg.conv.out_h(s[2]), cfg.conv.out_w(s[3])},
-                         data_type(), tag::aBcd16b);
+                         dst_type(), tag::aBcd16b);
       }
-      it = plans.emplace(src_shape, make_plan(src_shape, pin_of(src), dst_pin)).first;
+      it = plans.emplace(src_shape, make_plan(src_shape, pin_of(src, src_type()), dst_pin)).first;
     }
     return it->second;
   }
@@ -128,9 +173,21 @@ struct FusedConv2d::Impl {
                                                c.in_channels / c.groups, c.kernel_h, c.kernel_w},
                                               dt::f32, tag::goihw);
     p.packed_weight = memory(p.pd.weights_desc(), engine());
-    reorder_into(memory(plain_w, engine(), const_cast<void*>(weight.raw())), p.packed_weight);
+    memory plain_weight(plain_w, engine(), const_cast<void*>(weight.raw()));
     p.packed_bias = memory(p.pd.bias_desc(), engine());
-    reorder_into(wrap(bias), p.packed_bias);
+    if (int8()) {
+      // s8 weights: each output channel scaled by its own factor (mask: the dims that
+      // index output channels, 0 for oihw and 0 and 1 for goihw).
+      reorder_scaled(plain_weight, p.packed_weight, c.groups == 1 ? 1 : 3, weight_scales);
+      // The bias joins the s32 accumulator, so it carries the accumulator's scale.
+      Tensor scaled_bias({c.out_channels});
+      for (int64_t o = 0; o < c.out_channels; ++o)
+        scaled_bias.f32()[o] = bias.f32()[o] * cfg.int8.src_scale * weight_scales[o];
+      reorder_into(wrap(scaled_bias), p.packed_bias);
+    } else {
+      reorder_into(plain_weight, p.packed_weight);
+      reorder_into(wrap(bias), p.packed_bias);
+    }
     p.weight_version = weight.version();
     p.bias_version = bias.version();
     p.weight_data = weight.raw();
@@ -157,9 +214,14 @@ void FusedConv2d::set_weights(const Tensor& weight, const Tensor& bias) {
 Activation FusedConv2d::adopt(const Activation& src) {
   return guarded("fused conv", [&] {
     Impl::Plan& p = impl_->plan_for(src.shape(), ActivationAccess::impl(src), nullptr);
-    const memory& m = ActivationAccess::mem(src);
-    if (m.get_desc() == p.pd.src_desc()) return src;
-    return ActivationAccess::adopt_memory(reorder_to(m, p.pd.src_desc()));
+    const float scale = impl_->src_scale();
+    if (ActivationAccess::mem(src).get_desc() == p.pd.src_desc() &&
+        ActivationAccess::scale(src) == scale)
+      return src;
+    Activation out =
+        ActivationAccess::adopt_memory(ActivationAccess::converted(src, p.pd.src_desc(), scale));
+    ActivationAccess::set_scale(out, scale);
+    return out;
   });
 }
 
@@ -173,27 +235,34 @@ Activation FusedConv2d::run(const Activation& src, Activation residual, Activati
     Activation::Impl* res = ActivationAccess::impl(residual);
     Impl::Plan& p = impl_->plan_for(src_shape, ActivationAccess::impl(src), res);
     impl_->pack_weights(p);
-    memory src_m = reorder_to(ActivationAccess::mem(src), p.pd.src_desc());
+    memory src_m = ActivationAccess::converted(src, p.pd.src_desc(), impl_->src_scale());
+    const memory::desc dst_desc = p.pd.dst_desc();
     Activation out;
     if (impl_->cfg.add_residual) {
       RESNET_CHECK(res != nullptr, "fused conv: expected a residual input");
-      const memory& r = res->mem;
-      RESNET_CHECK(r.get_desc().dims() == p.pd.dst_desc().dims(),
-                   "fused conv: expected residual " << shape_str(p.pd.dst_desc().dims()) << ", got "
-                                                    << shape_str(r.get_desc().dims()));
-      // The sum post-op accumulates into dst, so dst starts as (a private copy of) the
-      // residual; when the residual is ours, laid out right and read by nobody else
-      // (this call holds the only reference), its buffer becomes the output.
+      RESNET_CHECK(res->mem.get_desc().dims() == dst_desc.dims(),
+                   "fused conv: expected residual " << shape_str(dst_desc.dims()) << ", got "
+                                                    << shape_str(res->mem.get_desc().dims()));
+      // The sum post-op accumulates into dst, so dst starts as the residual, in the
+      // output's layout and in the type and scale the sum reads. When the residual is
+      // ours, already so, and read by nobody else (this call holds the only reference),
+      // its buffer becomes the output.
+      const float res_scale = impl_->int8() ? impl_->cfg.int8.residual_scale : 1.f;
+      const memory::desc res_desc =
+          impl_->int8() ? with_type(dst_desc, impl_->residual_type) : dst_desc;
       if (!res->borrowed && ActivationAccess::sole_owner(residual) &&
-          r.get_desc() == p.pd.dst_desc()) {
-        out = residual;
+          res->mem.get_desc() == res_desc && ActivationAccess::scale(residual) == res_scale) {
+        out = ActivationAccess::alias(std::move(residual), dst_desc);
       } else {
-        out = ActivationAccess::allocate(p.pd.dst_desc(), pool);
-        reorder_into(r, ActivationAccess::mem(out));
+        out = ActivationAccess::allocate(dst_desc, pool);
+        ActivationAccess::convert_into(
+            residual, memory(res_desc, engine(), ActivationAccess::mem(out).get_data_handle()),
+            res_scale);
       }
     } else {
-      out = ActivationAccess::allocate(p.pd.dst_desc(), pool);
+      out = ActivationAccess::allocate(dst_desc, pool);
     }
+    if (impl_->int8()) ActivationAccess::set_scale(out, impl_->cfg.int8.dst_scale);
     p.prim.execute(stream(), {{DNNL_ARG_SRC, src_m},
                               {DNNL_ARG_WEIGHTS, p.packed_weight},
                               {DNNL_ARG_BIAS, p.packed_bias},

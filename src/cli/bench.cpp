@@ -68,8 +68,9 @@ void bench(BenchArgs a) {
     infer::Graph graph = infer::lower_module(model);
     graph.infer_shapes(x.shape());
     macs = infer::count_macs(graph);
-    compiled = std::make_unique<infer::CompiledModel>(std::move(graph),
-                                                      infer::CompileOptions{precision_of(a.dtype)});
+    compiled = std::make_unique<infer::CompiledModel>(
+        std::move(graph),
+        infer::CompileOptions{precision_of(a.dtype), infer::LayoutChoice::automatic, nullptr});
   } else {
     RESNET_CHECK(a.dtype == "f32", "--dtype " << a.dtype << ": training runs in f32 only");
     infer::Graph graph = infer::lower_module(model);

@@ -7,6 +7,7 @@
 #include "resnet/backend/activation_ops.h"
 #include "resnet/backend/fused_conv.h"
 #include "resnet/core/error.h"
+#include "resnet/infer/calibration.h"
 
 namespace resnet::infer {
 
@@ -63,6 +64,42 @@ struct CompiledModel::Impl {
   std::vector<int> last_use;
   Shape compiled_for;
   backend::ActivationPool buffers;
+  std::function<void(const std::string&, const Tensor&)> observer;
+
+  // int8: whether a value holds u8 (it is a ReLU's output, or pooled from one), and its
+  // scale (real = quantized / scale).
+  std::vector<bool> value_unsigned;
+  std::vector<float> value_scale;
+
+  void plan_int8_scales() {
+    RESNET_CHECK(options.calibration != nullptr,
+                 "int8: the model has no calibration; run `resnet quantize` first");
+    const Calibration& cal = *options.calibration;
+    value_unsigned.assign(plan.values.size(), false);
+    value_scale.assign(plan.values.size(), 1.f);
+    auto range = [&](int v) {
+      auto it = cal.max_abs.find(plan.values[v].name);
+      RESNET_CHECK(it != cal.max_abs.end(), "int8: the calibration has no range for value '"
+                                                << plan.values[v].name
+                                                << "'; it was made for another model");
+      return it->second > 0 ? it->second : 1.f;
+    };
+    value_scale[0] = 127.f / range(0);
+    for (const Step& s : plan.steps) {
+      const int v = s.output;
+      if (s.kind == Step::Kind::conv) {
+        value_unsigned[v] = s.relu;
+        value_scale[v] = (s.relu ? 255.f : 127.f) / range(v);
+      } else if (s.kind == Step::Kind::pool) {
+        // Max and average pooling keep the input's type and scale.
+        value_unsigned[v] = value_unsigned[s.inputs[0]];
+        value_scale[v] = value_scale[s.inputs[0]];
+      } else {
+        // Computed in f32; a convolution reading it quantizes it to s8.
+        value_scale[v] = 127.f / range(v);
+      }
+    }
+  }
 
   void compile(const Shape& input_shape) {
     graph.infer_shapes(input_shape);
@@ -72,6 +109,7 @@ struct CompiledModel::Impl {
     detail::fuse_relu(plan);
     detail::fold_flatten(plan);
     last_use = detail::last_uses(plan);
+    if (options.precision == Precision::int8) plan_int8_scales();
     steps.clear();
     const DType dtype = activation_dtype(options.precision);
     const bool blocked =
@@ -99,6 +137,13 @@ struct CompiledModel::Impl {
           f.relu = s.relu;
           f.dtype = dtype;
           f.blocked_output = blocked;
+          if (options.precision == Precision::int8) {
+            f.dtype = DType::i8;
+            f.int8.src_scale = value_scale[s.inputs[0]];
+            f.int8.src_unsigned = value_unsigned[s.inputs[0]];
+            f.int8.dst_scale = value_scale[s.output];
+            if (s.add_residual) f.int8.residual_scale = value_scale[s.inputs[1]];
+          }
           cs.conv = std::make_unique<backend::FusedConv2d>(f);
           cs.conv->set_weights(s.weight, s.bias);
           break;
@@ -139,6 +184,12 @@ struct CompiledModel::Impl {
     if (x.shape() != compiled_for) compile(x.shape());
     std::vector<Activation> vals(plan.values.size());
     vals[0] = Activation::borrow(x);
+    if (observer) observer(plan.values[0].name, x);
+    const bool int8 = options.precision == Precision::int8;
+    // Element-wise fallbacks work on f32 (or bf16); int8 inputs are dequantized first.
+    auto dequantized = [&](int v) {
+      return int8 ? backend::activation_convert(vals[v], DType::f32, true, &buffers) : vals[v];
+    };
     for (size_t i = 0; i < steps.size(); ++i) {
       CompiledStep& cs = steps[i];
       const Step& s = cs.step;
@@ -162,10 +213,11 @@ struct CompiledModel::Impl {
           out = Activation::borrow(cs.linear->run(vals[s.inputs[0]]));
           break;
         case Step::Kind::relu:
-          out = backend::activation_relu(vals[s.inputs[0]], &buffers);
+          out = backend::activation_relu(dequantized(s.inputs[0]), &buffers);
           break;
         case Step::Kind::add:
-          out = backend::activation_add(vals[s.inputs[0]], vals[s.inputs[1]], s.relu, &buffers);
+          out = backend::activation_add(dequantized(s.inputs[0]), dequantized(s.inputs[1]), s.relu,
+                                        &buffers);
           break;
         case Step::Kind::flatten: {
           Tensor t = vals[s.inputs[0]].to_tensor();
@@ -181,6 +233,7 @@ struct CompiledModel::Impl {
               Activation::borrow(pad_channels(vals[s.inputs[0]].to_tensor(), s.pads[0], s.pads[1]));
           break;
       }
+      if (observer) observer(plan.values[s.output].name, out.to_tensor());
       vals[s.output] = std::move(out);
       for (int v : s.inputs)
         if (last_use[v] == idx) vals[v] = Activation();
@@ -201,6 +254,10 @@ CompiledModel& CompiledModel::operator=(CompiledModel&&) noexcept = default;
 
 Tensor CompiledModel::run(const Tensor& x) {
   return impl_->run(x);
+}
+
+void CompiledModel::set_observer(std::function<void(const std::string&, const Tensor&)> observer) {
+  impl_->observer = std::move(observer);
 }
 
 std::string CompiledModel::describe() const {

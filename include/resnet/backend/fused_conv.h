@@ -26,6 +26,14 @@ struct FusedConv2dConfig {
   // for this shape, which is often NHWC: the blocked layout is the one oneDNN's Winograd
   // and jit direct convolutions read, so one blocked stem keeps the whole net blocked.
   bool blocked_output = false;
+  // dtype i8: int8 inference with symmetric scales (real = quantized / scale). The input
+  // is u8 when it is non-negative (after a ReLU), else s8; the output is u8 when a ReLU
+  // ends the conv, else s8. Weights are s8 with one scale per output channel, computed
+  // here from the weights (127 / max |w|); the bias is folded into the s32 accumulator.
+  struct Int8 {
+    float src_scale = 1.f, dst_scale = 1.f, residual_scale = 1.f;
+    bool src_unsigned = false;
+  } int8;
 };
 
 class FusedConv2d {

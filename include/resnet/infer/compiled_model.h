@@ -7,6 +7,7 @@
 // kept in oneDNN's blocked layout from one convolution to the next; weights packed once
 // per input shape. See src/infer/ for each pass.
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -22,9 +23,13 @@ enum class Precision { f32, bf16, int8 };
 // int8; see the README's measurements.
 enum class LayoutChoice { automatic, blocked, native };
 
+struct Calibration;
+
 struct CompileOptions {
   Precision precision = Precision::f32;
   LayoutChoice layout = LayoutChoice::automatic;
+  // Required for int8: the activation ranges (see calibration.h).
+  std::shared_ptr<const Calibration> calibration;
 };
 
 class CompiledModel {
@@ -38,6 +43,9 @@ class CompiledModel {
   Tensor run(const Tensor& x);
   // The graph after the passes, one line per step (for --verbose and tests).
   std::string describe() const;
+  // Called with every value a run produces (plain f32), by value name: calibration
+  // watches the activations through it. Slows runs down; not for production.
+  void set_observer(std::function<void(const std::string&, const Tensor&)> observer);
 
  private:
   struct Impl;
