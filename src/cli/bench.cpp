@@ -13,6 +13,7 @@
 #include "resnet/backend/eltwise.h"
 #include "resnet/core/error.h"
 #include "resnet/core/fma_peak.h"
+#include "resnet/infer/calibration.h"
 #include "resnet/infer/compiled_model.h"
 #include "resnet/infer/lower_module.h"
 #include "resnet/nn/init.h"
@@ -68,9 +69,20 @@ void bench(BenchArgs a) {
     infer::Graph graph = infer::lower_module(model);
     graph.infer_shapes(x.shape());
     macs = infer::count_macs(graph);
-    compiled = std::make_unique<infer::CompiledModel>(
-        std::move(graph),
-        infer::CompileOptions{precision_of(a.dtype), infer::LayoutChoice::automatic, nullptr});
+    infer::CompileOptions options;
+    options.precision = precision_of(a.dtype);
+    if (options.precision == infer::Precision::int8) {
+      // A quantized checkpoint carries its calibration; a plain model is calibrated on the
+      // benchmark's own input, which times the same work.
+      options.calibration = m.calibration;
+      if (!options.calibration) {
+        infer::Calibrator calibrator(graph);
+        calibrator.observe(x);
+        options.calibration = std::make_shared<infer::Calibration>(calibrator.result());
+      }
+    }
+    compiled = std::make_unique<infer::CompiledModel>(std::move(graph), options);
+    if (!compiled->fallback_note().empty()) std::cerr << compiled->fallback_note() << "\n";
   } else {
     RESNET_CHECK(a.dtype == "f32", "--dtype " << a.dtype << ": training runs in f32 only");
     infer::Graph graph = infer::lower_module(model);

@@ -71,6 +71,11 @@ LoadedModel load_model(const std::string& model, const std::string& weights,
       options.cifar_shortcut = shortcut->second[0];
     }
     if (weights_path.empty()) weights_path = model;
+    // A quantized checkpoint (resnet quantize) carries its activation ranges.
+    auto calibration = file.metadata.find("int8_calibration");
+    if (calibration != file.metadata.end())
+      loaded.calibration = std::make_shared<infer::Calibration>(
+          infer::Calibration::from_json(calibration->second, model));
   } else {
     loaded.name = model;
   }

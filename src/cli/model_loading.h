@@ -7,6 +7,7 @@
 #include <map>
 #include <string>
 
+#include "resnet/infer/calibration.h"
 #include "resnet/models/zoo.h"
 #include "resnet/nn/module.h"
 
@@ -16,6 +17,8 @@ struct LoadedModel {
   nn::ModulePtr module;
   std::string name;  // the zoo name it was built from
   models::ModelOptions options;
+  // A quantized checkpoint's int8 calibration (see `resnet quantize`), else null.
+  std::shared_ptr<const infer::Calibration> calibration;
 };
 
 // Adds --num-classes, --in-channels, --shortcut and --zero-init-residual to `cmd`.

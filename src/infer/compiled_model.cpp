@@ -65,6 +65,7 @@ struct CompiledModel::Impl {
   Shape compiled_for;
   backend::ActivationPool buffers;
   std::function<void(const std::string&, const Tensor&)> observer;
+  std::string fallback_note;
 
   // int8: whether a value holds u8 (it is a ReLU's output, or pooled from one), and its
   // scale (real = quantized / scale).
@@ -246,6 +247,11 @@ CompiledModel::CompiledModel(Graph graph, CompileOptions options)
     : impl_(std::make_unique<Impl>()) {
   graph.validate();
   impl_->graph = std::move(graph);
+  if (options.precision == Precision::bf16 && !backend::cpu_has_native_bf16()) {
+    // Emulated bf16 is slower than f32 and less exact: f32 is the better answer.
+    impl_->fallback_note = "bf16: this CPU has no native bf16 (AVX512_BF16); running f32";
+    options.precision = Precision::f32;
+  }
   impl_->options = options;
 }
 CompiledModel::~CompiledModel() = default;
@@ -256,12 +262,17 @@ Tensor CompiledModel::run(const Tensor& x) {
   return impl_->run(x);
 }
 
+const std::string& CompiledModel::fallback_note() const {
+  return impl_->fallback_note;
+}
+
 void CompiledModel::set_observer(std::function<void(const std::string&, const Tensor&)> observer) {
   impl_->observer = std::move(observer);
 }
 
 std::string CompiledModel::describe() const {
   std::ostringstream out;
+  if (!impl_->fallback_note.empty()) out << impl_->fallback_note << "\n";
   for (const CompiledStep& cs : impl_->steps) {
     const Step& s = cs.step;
     out << op_name(s.source_op) << " " << s.name;

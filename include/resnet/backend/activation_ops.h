@@ -58,4 +58,10 @@ Activation activation_add(const Activation& a, const Activation& b, bool relu,
 // The activation converted to `dtype` (f32 or bf16), in plain or nChw16c layout.
 Activation activation_convert(const Activation& x, DType dtype, bool blocked, ActivationPool* pool);
 
+// Whether oneDNN runs bf16 natively here (AVX512_BF16 or AMX); without it, bf16 is
+// emulated and slower than f32.
+bool cpu_has_native_bf16();
+// Whether int8 has VNNI here (AVX512_VNNI or AVX-VNNI).
+bool cpu_has_vnni();
+
 }  // namespace resnet::backend

@@ -43,6 +43,8 @@ class CompiledModel {
   Tensor run(const Tensor& x);
   // The graph after the passes, one line per step (for --verbose and tests).
   std::string describe() const;
+  // Empty, or why the requested precision could not be used (bf16 on a CPU without it).
+  const std::string& fallback_note() const;
   // Called with every value a run produces (plain f32), by value name: calibration
   // watches the activations through it. Slows runs down; not for production.
   void set_observer(std::function<void(const std::string&, const Tensor&)> observer);

@@ -26,8 +26,8 @@ Tensor conv2d_backward_weights(const Tensor& diff_dst, const Tensor& src, const 
 
 struct BatchNormTrainResult {
   Tensor dst;
-  Tensor mean;     // [C] batch mean
-  Tensor var;      // [C] biased batch variance (used to normalize)
+  Tensor mean;  // [C] batch mean
+  Tensor var;   // [C] biased batch variance (used to normalize)
 };
 // Training-mode batch norm over N, H, W per channel, biased variance.
 BatchNormTrainResult batchnorm2d_forward_train(const Tensor& src, const Tensor& weight,
@@ -54,8 +54,8 @@ Tensor add(const Tensor& a, const Tensor& b);
 
 // Max pooling with -inf padding, PyTorch semantics (ceil_mode false).
 Tensor maxpool2d_forward(const Tensor& src, int64_t kernel, int64_t stride, int64_t pad);
-Tensor maxpool2d_backward(const Tensor& diff_dst, const Tensor& src, int64_t kernel,
-                          int64_t stride, int64_t pad);
+Tensor maxpool2d_backward(const Tensor& diff_dst, const Tensor& src, int64_t kernel, int64_t stride,
+                          int64_t pad);
 // Global average pooling to [N, C, 1, 1].
 Tensor global_avgpool_forward(const Tensor& src);
 Tensor global_avgpool_backward(const Tensor& diff_dst, const Shape& src_shape);
