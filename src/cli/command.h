@@ -13,5 +13,6 @@ void add_predict_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_plot_command(CLI::App& app);
 void add_export_command(CLI::App& app);
+void add_quantize_command(CLI::App& app);
 
 }  // namespace resnet::cli

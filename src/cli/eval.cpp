@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "inference.h"
 #include "resnet/backend/eltwise.h"
 #include "resnet/core/error.h"
 #include "resnet/data/loader.h"
@@ -25,7 +26,7 @@ namespace resnet::cli {
 namespace {
 
 struct EvalArgs {
-  std::string checkpoint, data;
+  std::string checkpoint, data, dtype;
   bool json = false;
   int64_t batch = 256;
   int threads = 0;
@@ -88,7 +89,7 @@ int64_t argmax_row(const float* row, int64_t classes) {
   return best;
 }
 
-Tally evaluate(nn::Module& model, std::shared_ptr<const data::Dataset> test,
+Tally evaluate(const Forward& forward, std::shared_ptr<const data::Dataset> test,
                const train::CheckpointInfo& info, int64_t batch_size, int64_t k) {
   const int64_t classes = info.options.num_classes;
   data::LoaderOptions options;
@@ -100,7 +101,7 @@ Tally evaluate(nn::Module& model, std::shared_ptr<const data::Dataset> test,
   tally.confusion.assign(static_cast<size_t>(classes * classes), 0);
   loader.start_epoch(0);
   while (std::optional<data::Batch> batch = loader.next()) {
-    const Tensor logits = model.forward(batch->images);
+    const Tensor logits = forward(batch->images);
     RESNET_CHECK(logits.rank() == 2 && logits.dim(0) == batch->size() && logits.dim(1) == classes,
                  info.model << ": expected logits [" << batch->size() << ", " << classes
                             << "], got " << logits.shape_str());
@@ -227,6 +228,7 @@ void report_json(const Tally& t, const TrainedModel& m, const data::Dataset& tes
       {"model", m.info.model},
       {"epoch", m.info.epoch},
       {"data", a.data},
+      {"dtype", a.dtype.empty() ? std::string("f32") : a.dtype},
       {"split", test.name()},
       {"count", t.count},
       {"top1", fraction(t.top1, t.count)},
@@ -247,7 +249,13 @@ void run_eval(const EvalArgs& a) {
   check_compatible(*test, m, a);
   // Top-5 needs five classes; with fewer, top-K over all K classes is what is reported.
   const int64_t k = std::min<int64_t>(5, m.info.options.num_classes);
-  const Tally t = evaluate(*m.module, test, m.info, a.batch, k);
+  // A quantized checkpoint evaluates in int8 unless told otherwise.
+  std::string dtype = a.dtype.empty() ? (m.int8_calibration.empty() ? "f32" : "int8") : a.dtype;
+  std::shared_ptr<const infer::Calibration> calibration;
+  if (!m.int8_calibration.empty())
+    calibration = std::make_shared<infer::Calibration>(
+        infer::Calibration::from_json(m.int8_calibration, a.checkpoint));
+  const Tally t = evaluate(make_forward(*m.module, dtype, calibration), test, m.info, a.batch, k);
   if (a.json)
     report_json(t, m, *test, a, k);
   else
@@ -269,6 +277,10 @@ void add_eval_command(CLI::App& app) {
       ->required();
   cmd->add_flag("--json", a->json,
                 "Print one JSON object (top1, top5, loss, count, per_class, confusion)");
+  cmd->add_option("--dtype", a->dtype,
+                  "Precision: f32 (the training path), bf16 or int8 (compiled graph); default "
+                  "int8 for a quantized checkpoint, else f32")
+      ->check(CLI::IsMember({"f32", "bf16", "int8"}));
   cmd->add_option("--batch", a->batch, "Images per forward pass (default 256)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--threads", a->threads, "Threads (default: all cores)")

@@ -128,6 +128,8 @@ TrainedModel load_trained_model(const std::string& path) {
   t.module = models::build(t.info.model, t.info.options);
   io::load_state_dict(*t.module, path);
   t.module->eval();
+  auto calibration = file.metadata.find("int8_calibration");
+  if (calibration != file.metadata.end()) t.int8_calibration = calibration->second;
   return t;
 }
 

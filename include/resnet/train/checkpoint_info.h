@@ -44,6 +44,9 @@ CheckpointInfo read_checkpoint_info(const std::string& path);
 struct TrainedModel {
   CheckpointInfo info;
   nn::ModulePtr module;
+  // A quantized checkpoint's activation ranges (metadata "int8_calibration", JSON, written
+  // by resnet quantize); empty otherwise.
+  std::string int8_calibration;
 };
 TrainedModel load_trained_model(const std::string& path);
 

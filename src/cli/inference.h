@@ -1,0 +1,22 @@
+#pragma once
+// What eval, predict and quantize share: a trained model as a function from a batch of
+// normalized images to logits, in the precision asked for.
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "resnet/infer/calibration.h"
+#include "resnet/nn/module.h"
+#include "resnet/tensor/tensor.h"
+
+namespace resnet::cli {
+
+using Forward = std::function<Tensor(const Tensor&)>;
+
+// dtype "f32": the module tree's own eval forward (what training reports). "bf16" and
+// "int8": the compiled graph; int8 needs `calibration`.
+Forward make_forward(nn::Module& model, const std::string& dtype,
+                     std::shared_ptr<const infer::Calibration> calibration = nullptr);
+
+}  // namespace resnet::cli
