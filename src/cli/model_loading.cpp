@@ -81,7 +81,7 @@ LoadedModel load_model(const std::string& model, const std::string& weights,
   }
   loaded.options = models::resolve_options(loaded.name, options);
   loaded.module = models::build(loaded.name, options);
-  if (!weights_path.empty()) io::load_state_dict(*loaded.module, weights_path);
+  if (!weights_path.empty()) io::load_state_dict(*loaded.module, weights_path, loaded.name);
   return loaded;
 }
 

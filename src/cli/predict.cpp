@@ -1,19 +1,22 @@
-// resnet predict: the most likely classes of image files under a trained checkpoint.
+// resnet predict: the most likely classes of image files under a trained checkpoint or a
+// zoo model with weights (a torchvision state_dict, say).
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <numeric>
+#include <optional>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "model_loading.h"
 #include "resnet/core/error.h"
-#include "resnet/data/image_codec.h"
-#include "resnet/data/transforms.h"
-#include "resnet/io/checkpoint.h"
+#include "resnet/data/label_file.h"
+#include "resnet/data/preprocess.h"
 #include "resnet/io/safetensors.h"
 #include "resnet/train/checkpoint_info.h"
 
@@ -22,50 +25,114 @@ namespace resnet::cli {
 namespace {
 
 struct PredictArgs {
-  std::string checkpoint;
+  std::string checkpoint, model, weights, preprocess, labels;
   std::vector<std::string> images;
   int64_t top_k = 0;  // 0: min(5, classes)
   bool json = false;
+  models::ModelOptions options;
 };
 
-// How an image file becomes the network's input. A checkpoint of ours records its input
-// size and normalization, so the recipe is: decode to its channels, resize (bilinear) to its
-// input size when the file differs, scale to [0, 1], normalize. This is the seam for other
-// recipes: ImageNet-style models (ONNX imports) want resize-256 then center-crop-224 instead,
-// which becomes another Preprocessing mode chosen where the model is loaded.
-struct Preprocessing {
-  int64_t channels = 3;
-  int64_t height = 0, width = 0;  // 0: keep the image's own size
-  std::vector<float> mean, std;
+// What predict needs of a model, whatever it was loaded from: a function from a plain
+// [N, C, H, W] f32 batch to [N, classes] logits, and what the model file says about its
+// inputs and classes. Another kind of model file only has to fill this in.
+struct Classifier {
+  std::function<Tensor(const Tensor&)> forward;
+  std::string name;  // for messages and the JSON report
+  int64_t in_channels = 3;
+  int64_t num_classes = 0;
+  std::vector<std::string> class_names;         // empty: unknown
+  std::optional<data::Preprocessing> recorded;  // the recipe the model file records, if any
 };
 
-Preprocessing preprocessing_for(const train::CheckpointInfo& info) {
-  return {info.options.in_channels, info.input_height, info.input_width, info.mean, info.std};
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// [1, C, H, W] f32, ready for the network.
-Tensor load_input(const std::string& path, const Preprocessing& p) {
-  data::ImageInfo header;
-  const std::vector<uint8_t> bytes = data::decode_image(path, p.channels, &header);
-  const data::ImageShape from{p.channels, header.height, header.width};
-  RESNET_CHECK(static_cast<int64_t>(bytes.size()) == from.numel(),
-               path << ": expected " << from.numel() << " decoded bytes (" << from.str()
-                    << "), got " << bytes.size());
-  Tensor image(from.shape());
-  data::bytes_to_unit_floats(bytes.data(), from.numel(), image.f32());
-  const int64_t h = p.height > 0 ? p.height : from.height;
-  const int64_t w = p.width > 0 ? p.width : from.width;
-  if (h != from.height || w != from.width) {
-    Tensor resized({p.channels, h, w});
-    data::resize_bilinear(image.f32(), from, resized.f32(), h, w);
-    image = resized;
+// A trained checkpoint's own recipe: its channels, resized to its input size as the
+// trainer's image folders resize, normalized with its training set's statistics.
+data::Preprocessing checkpoint_preprocessing(const train::CheckpointInfo& info) {
+  data::Preprocessing p;
+  p.name = "checkpoint";
+  p.channels = info.options.in_channels;
+  p.resize_height = info.input_height;
+  p.resize_width = info.input_width;
+  p.mean = info.mean;
+  p.std = info.std;
+  return p;
+}
+
+Classifier from_module(nn::ModulePtr module, const std::string& name, int64_t in_channels,
+                       int64_t num_classes) {
+  module->eval();
+  Classifier c;
+  c.forward = [module](const Tensor& x) { return module->forward(x); };
+  c.name = name;
+  c.in_channels = in_channels;
+  c.num_classes = num_classes;
+  return c;
+}
+
+Classifier open_classifier(const PredictArgs& a) {
+  RESNET_CHECK(a.checkpoint.empty() != a.model.empty(),
+               "predict: expected exactly one of --checkpoint C and --model MODEL, got "
+                   << (a.model.empty() ? "neither" : "both"));
+  if (!a.checkpoint.empty()) {
+    RESNET_CHECK(a.weights.empty(),
+                 "--weights: expected it only with --model, got it with --checkpoint");
+    train::TrainedModel m = train::load_trained_model(a.checkpoint);
+    Classifier c =
+        from_module(m.module, a.checkpoint, m.info.options.in_channels, m.info.options.num_classes);
+    c.class_names = m.info.class_names;
+    c.recorded = checkpoint_preprocessing(m.info);
+    return c;
   }
-  data::normalize(image, p.mean, p.std);
-  return image.reshape({1, p.channels, h, w});
+  std::optional<train::CheckpointInfo> info;
+  if (ends_with(a.model, ".safetensors")) {
+    // A checkpoint written by resnet train records its input recipe and classes; one that
+    // only names its architecture does not.
+    const auto metadata = io::read_safetensors(a.model).metadata;
+    if (metadata.count("input_size"))
+      info = train::CheckpointInfo::from_metadata(metadata, a.model);
+  } else {
+    RESNET_CHECK(!a.weights.empty(), "--weights: expected a state_dict (.safetensors) with --model "
+                                         << a.model
+                                         << ", got none (a zoo model alone has random weights)");
+  }
+  LoadedModel loaded = load_model(a.model, a.weights, a.options);
+  const models::ModelOptions& o = loaded.options;
+  Classifier c = from_module(loaded.module, a.model, models::expected_in_channels(loaded.name, o),
+                             o.num_classes);
+  if (info) {
+    c.class_names = info->class_names;
+    c.recorded = checkpoint_preprocessing(*info);
+  }
+  return c;
 }
 
-using train::load_trained_model;
-using train::TrainedModel;
+// --preprocess, or the default: the model file's own recipe, else ImageNet's.
+data::Preprocessing choose_preprocessing(const PredictArgs& a, const Classifier& c) {
+  const std::string mode =
+      a.preprocess.empty() ? (c.recorded ? "checkpoint" : "imagenet") : a.preprocess;
+  data::Preprocessing p;
+  if (mode == "checkpoint") {
+    RESNET_CHECK(c.recorded.has_value(),
+                 "--preprocess checkpoint: expected a model file that records its input size "
+                 "and normalization (a checkpoint of resnet train), got "
+                     << c.name << ", which does not; use --preprocess imagenet or none");
+    p = *c.recorded;
+  } else if (mode == "imagenet") {
+    p = data::imagenet_preprocessing();
+    RESNET_CHECK(c.in_channels == 3,
+                 "--preprocess imagenet: expected a model taking 3 input channels, got "
+                     << c.name << " with " << c.in_channels << "; use --preprocess none"
+                     << (c.recorded ? " or checkpoint" : ""));
+  } else {
+    p.name = "none";
+    p.channels = c.in_channels;
+  }
+  return p;
+}
 
 // Softmax of one row of logits, in double with the maximum subtracted.
 std::vector<double> softmax(const float* logits, int64_t classes) {
@@ -89,13 +156,17 @@ std::vector<int64_t> top_classes(const std::vector<double>& p, int64_t k) {
 }
 
 void run_predict(const PredictArgs& a) {
-  TrainedModel m = load_trained_model(a.checkpoint);
-  const int64_t classes = m.info.options.num_classes;
+  Classifier c = open_classifier(a);
+  const int64_t classes = c.num_classes;
   const int64_t k = a.top_k > 0 ? a.top_k : std::min<int64_t>(5, classes);
   RESNET_CHECK(k <= classes, "--top-k: expected at most " << classes << " (the classes of "
-                                                          << a.checkpoint << "), got " << k);
-  const Preprocessing prep = preprocessing_for(m.info);
-  const std::vector<std::string>& names = m.info.class_names;
+                                                          << c.name << "), got " << k);
+  std::vector<std::string> names = c.class_names;
+  if (!a.labels.empty()) names = data::read_label_file(a.labels, classes);
+  if (names.empty()) {
+    for (int64_t i = 0; i < classes; ++i) names.push_back(std::to_string(i));
+  }
+  const data::Preprocessing prep = choose_preprocessing(a, c);
 
   // Every image is read before anything is printed, so a bad file fails the command
   // without leaving half a report.
@@ -103,24 +174,26 @@ void run_predict(const PredictArgs& a) {
   std::ostringstream text;
   text << std::fixed << std::setprecision(4);
   for (const std::string& path : a.images) {
-    const Tensor logits = m.module->forward(load_input(path, prep));
-    RESNET_CHECK(
-        logits.rank() == 2 && logits.dim(0) == 1 && logits.dim(1) == classes,
-        m.info.model << ": expected logits [1, " << classes << "], got " << logits.shape_str());
+    const Tensor image = data::preprocess_image(path, prep);
+    const Tensor logits = c.forward(image.reshape({1, image.dim(0), image.dim(1), image.dim(2)}));
+    RESNET_CHECK(logits.rank() == 2 && logits.dim(0) == 1 && logits.dim(1) == classes,
+                 c.name << ": expected logits [1, " << classes << "], got " << logits.shape_str());
     const std::vector<double> p = softmax(logits.f32(), classes);
     nlohmann::ordered_json top = nlohmann::ordered_json::array();
     text << path << "\n";
-    for (int64_t c : top_classes(p, k)) {
-      top.push_back({{"class", names[c]}, {"index", c}, {"probability", p[c]}});
-      text << "  " << p[c] << "  " << names[c] << "\n";
+    for (int64_t i : top_classes(p, k)) {
+      top.push_back({{"class", names[i]}, {"index", i}, {"probability", p[i]}});
+      text << "  " << p[i] << "  " << names[i] << "\n";
     }
     predictions.push_back({{"image", path}, {"top", top}});
   }
   if (a.json) {
-    nlohmann::ordered_json j = {{"checkpoint", a.checkpoint},
-                                {"model", m.info.model},
-                                {"top_k", k},
-                                {"predictions", predictions}};
+    nlohmann::ordered_json j;
+    if (!a.checkpoint.empty()) j["checkpoint"] = a.checkpoint;
+    j["model"] = c.name;
+    j["preprocess"] = prep.name;
+    j["top_k"] = k;
+    j["predictions"] = predictions;
     std::cout << j.dump() << "\n";
   } else {
     std::cout << text.str();
@@ -131,15 +204,27 @@ void run_predict(const PredictArgs& a) {
 
 void add_predict_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
-      "predict", "Most likely classes of PNG/JPEG images under a trained checkpoint");
+      "predict", "Most likely classes of PNG/JPEG images under a trained checkpoint or a model");
   auto a = std::make_shared<PredictArgs>();
   cmd->add_option("--checkpoint", a->checkpoint,
-                  "A checkpoint written by resnet train (.safetensors)")
-      ->required();
+                  "A checkpoint written by resnet train (.safetensors)");
+  cmd->add_option("--model", a->model,
+                  "Zoo name (with --weights) or .safetensors checkpoint, instead of --checkpoint");
+  cmd->add_option("--weights", a->weights,
+                  "state_dict for --model as .safetensors (e.g. a torchvision one; strict load)");
   cmd->add_option("IMAGE", a->images, "PNG or JPEG files")->required();
+  cmd->add_option("--preprocess", a->preprocess,
+                  "imagenet: resize shorter side to 256, center crop 224, ImageNet "
+                  "normalization; checkpoint: the checkpoint's input size and normalization; "
+                  "none: the image as is, scaled to [0, 1] (default: checkpoint when the model "
+                  "file records one, else imagenet)")
+      ->check(CLI::IsMember({"imagenet", "checkpoint", "none"}));
+  cmd->add_option("--labels", a->labels,
+                  "Class names, one per line, as many as the model has classes");
   cmd->add_option("--top-k", a->top_k, "Classes to print per image (default: 5, or all when fewer)")
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--json", a->json, "Print one JSON object");
+  add_model_options(cmd, a->options);
   cmd->callback([a] { run_predict(*a); });
 }
 

@@ -126,7 +126,7 @@ TrainedModel load_trained_model(const std::string& path) {
   TrainedModel t;
   t.info = CheckpointInfo::from_metadata(file.metadata, path);
   t.module = models::build(t.info.model, t.info.options);
-  io::load_state_dict(*t.module, path);
+  io::load_state_dict(*t.module, path, t.info.model);
   t.module->eval();
   auto calibration = file.metadata.find("int8_calibration");
   if (calibration != file.metadata.end()) t.int8_calibration = calibration->second;

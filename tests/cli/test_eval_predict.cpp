@@ -261,6 +261,27 @@ TEST_F(CliEvalPredict, PredictJsonAndResize) {
   EXPECT_EQ(j.at("predictions")[0].at("image"), jpeg);
 }
 
+// --model CHECKPOINT is --checkpoint CHECKPOINT: the checkpoint's own preprocessing and
+// class names by default, the same numbers.
+TEST_F(CliEvalPredict, PredictModelCheckpointUsesItsRecipe) {
+  const std::string image = data_ + "/val/bee/img1.png";
+  auto a = run_cli("predict --json --checkpoint " + checkpoint_ + " " + image);
+  auto b = run_cli("predict --json --model " + checkpoint_ + " " + image);
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  const auto ja = nlohmann::json::parse(a.out), jb = nlohmann::json::parse(b.out);
+  EXPECT_EQ(ja.at("preprocess"), "checkpoint");
+  EXPECT_EQ(jb.at("preprocess"), "checkpoint");
+  EXPECT_EQ(ja.at("predictions"), jb.at("predictions"));
+  // Its 1-channel network cannot take ImageNet's RGB recipe; `none` keeps the 8x8 image.
+  expect_clean_failure(
+      run_cli("predict --preprocess imagenet --checkpoint " + checkpoint_ + " " + image),
+      {"--preprocess imagenet", "1", "none or checkpoint"});
+  auto none = run_cli("predict --json --preprocess none --checkpoint " + checkpoint_ + " " + image);
+  ASSERT_EQ(none.exit_code, 0) << none.err;
+  EXPECT_EQ(nlohmann::json::parse(none.out).at("preprocess"), "none");
+}
+
 TEST_F(CliEvalPredict, HelpExitsZero) {
   for (const char* cmd : {"eval --help", "predict --help"}) {
     auto r = run_cli(cmd);

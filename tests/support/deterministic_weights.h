@@ -173,4 +173,25 @@ inline void fill_deterministic(nn::Module& module, uint64_t seed) {
   }
 }
 
+// The fill rule called `rule` in tools/torch_reference.py's DETERMINISTIC_RULES (the names
+// a state_dict listing records: "weight", "bn_bias", "residual_bn_weight", ...), for a
+// tensor of `shape`. Throws std::invalid_argument for an unknown name.
+inline FillRule rule_named(const std::string& rule, const Shape& shape) {
+  if (rule == "weight") {
+    if (shape.size() < 2) throw std::invalid_argument("rule_named: weight of rank < 2");
+    int64_t fan_in = 1;
+    for (size_t i = 1; i < shape.size(); ++i) fan_in *= shape[i];
+    return {-1.0, 2.0, 0.0, std::sqrt(3.0 / static_cast<double>(fan_in))};
+  }
+  if (rule == "bias") return {-1.0, 2.0, 0.0, 0.1};
+  if (rule == "bn_weight" || rule == "shortcut_bn_weight") return {0.5, 0.5, 0.0, 1.0};
+  if (rule == "bn_bias") return {-1.0, 2.0, 1.0, 1.0};
+  if (rule == "residual_bn_weight") return {0.5, 0.5, 0.0, 0.2};
+  if (rule == "residual_bn_bias" || rule == "shortcut_bn_bias") return {0.5, 0.5, 0.0, 1.0};
+  if (rule == "running_mean") return {-0.5, 1.0, 0.0, 0.5};
+  if (rule == "running_var") return {0.5, 1.5, 0.0, 1.0};
+  if (rule == "input") return {};
+  throw std::invalid_argument("rule_named: unknown rule '" + rule + "'");
+}
+
 }  // namespace resnet::testing
