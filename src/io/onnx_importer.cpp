@@ -85,6 +85,9 @@ void Importer::add_input() {
   shapes_ = true;
   for (int i = 0; i < 4; ++i) {
     const auto& d = tt.shape().dim(i);
+    RESNET_CHECK(!d.has_dim_value() || (d.dim_value() >= 0 && d.dim_value() <= (1 << 20)),
+                 who << ": expected dims in [0, 2^20] or symbolic, found " << d.dim_value()
+                     << " at axis " << i);
     const bool known = d.has_dim_value() && d.dim_value() > 0;
     input_shape_.push_back(known ? d.dim_value() : 1);
     if (i > 0 && !known) shapes_ = false;

@@ -15,6 +15,17 @@ using infer::Node;
 using infer::OpKind;
 using infer::Window;
 
+// Bound on every size, stride, dilation and padding an attribute or constant gives: far
+// beyond any real network, and small enough that no shape computed from it overflows.
+constexpr int64_t kMaxExtent = int64_t{1} << 20;
+
+// Whether every element of `v` lies in [lo, kMaxExtent].
+bool all_in(const std::vector<int64_t>& v, int64_t lo) {
+  for (int64_t x : v)
+    if (x < lo || x > kMaxExtent) return false;
+  return true;
+}
+
 std::string ints_str(const std::vector<int64_t>& v) {
   std::string s = "[";
   for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
@@ -43,21 +54,23 @@ Window Importer::window(const NodeAttributes& attrs, int x, std::array<int64_t, 
   Window w;
   w.kernel_h = kernel[0], w.kernel_w = kernel[1];
   const auto strides = attrs.get_ints("strides", {1, 1});
-  RESNET_CHECK(strides.size() == 2 && strides[0] >= 1 && strides[1] >= 1,
-               here() << ": expected two positive strides, found " << ints_str(strides));
+  RESNET_CHECK(strides.size() == 2 && all_in(strides, 1), here() << ": expected two strides in [1, "
+                                                                 << kMaxExtent << "], found "
+                                                                 << ints_str(strides));
   w.stride_h = strides[0], w.stride_w = strides[1];
   if (has_dilations) {
     const auto dilations = attrs.get_ints("dilations", {1, 1});
-    RESNET_CHECK(dilations.size() == 2 && dilations[0] >= 1 && dilations[1] >= 1,
-                 here() << ": expected two positive dilations, found " << ints_str(dilations));
+    RESNET_CHECK(dilations.size() == 2 && all_in(dilations, 1),
+                 here() << ": expected two dilations in [1, " << kMaxExtent << "], found "
+                        << ints_str(dilations));
     w.dilation_h = dilations[0], w.dilation_w = dilations[1];
   }
   const std::string auto_pad = attrs.get_string("auto_pad", "NOTSET");
   if (auto_pad == "NOTSET") {
     const auto pads = attrs.get_ints("pads", {0, 0, 0, 0});
-    RESNET_CHECK(pads.size() == 4 && pads[0] >= 0 && pads[1] >= 0 && pads[2] >= 0 && pads[3] >= 0,
-                 here() << ": expected four non-negative pads [top, left, bottom, right], found "
-                        << ints_str(pads));
+    RESNET_CHECK(pads.size() == 4 && all_in(pads, 0),
+                 here() << ": expected four pads [top, left, bottom, right] in [0, " << kMaxExtent
+                        << "], found " << ints_str(pads));
     w.pad_t = pads[0], w.pad_l = pads[1], w.pad_b = pads[2], w.pad_r = pads[3];
   } else if (auto_pad == "VALID") {
     // No padding.
@@ -88,9 +101,10 @@ void Importer::op_conv() {
   const Symbol x = activation(0, true);
   const Symbol& weight = constant(1, DType::f32, "weight");
   const Shape& ws = weight.tensor.shape();
-  RESNET_CHECK(ws.size() == 4, here() << ": expected a 4-D weight [OC, IC/group, KH, KW] (2-D "
-                                         "convolution), found '"
-                                      << weight.name << "' " << shape_str(ws));
+  RESNET_CHECK(ws.size() == 4 && all_in(ws, 1),
+               here() << ": expected a 4-D weight [OC, IC/group, KH, KW] (2-D convolution) of "
+                         "positive sizes, found '"
+                      << weight.name << "' " << shape_str(ws));
   const auto kernel = attrs.get_ints("kernel_shape", {ws[2], ws[3]});
   RESNET_CHECK(kernel == (std::vector<int64_t>{ws[2], ws[3]}),
                here() << ": kernel_shape " << ints_str(kernel) << " does not match the weight '"
@@ -100,7 +114,9 @@ void Importer::op_conv() {
   n.inputs = {x.value};
   n.window = window(attrs, x.value, {ws[2], ws[3]}, true);
   n.window.groups = attrs.get_int("group", 1);
-  RESNET_CHECK(n.window.groups >= 1, here() << ": expected group >= 1, found " << n.window.groups);
+  RESNET_CHECK(
+      n.window.groups >= 1 && n.window.groups <= kMaxExtent,
+      here() << ": expected group in [1, " << kMaxExtent << "], found " << n.window.groups);
   if (x.has_pending_pad()) {
     RESNET_CHECK(attrs.get_string("auto_pad", "NOTSET") == "NOTSET",
                  here() << ": a Pad before a Conv with auto_pad is not supported");
@@ -189,9 +205,9 @@ void Importer::op_pool(bool is_max) {
   const NodeAttributes attrs(*node_, here());
   const Symbol x = activation(0, !is_max);
   const auto kernel = attrs.get_ints("kernel_shape", {});
-  RESNET_CHECK(kernel.size() == 2 && kernel[0] >= 1 && kernel[1] >= 1,
-               here() << ": expected kernel_shape of two positive sizes (2-D pooling), found "
-                      << ints_str(kernel));
+  RESNET_CHECK(kernel.size() == 2 && all_in(kernel, 1),
+               here() << ": expected kernel_shape of two sizes in [1, " << kMaxExtent
+                      << "] (2-D pooling), found " << ints_str(kernel));
   Node n;
   n.op = is_max ? OpKind::max_pool : OpKind::avg_pool;
   n.inputs = {x.value};
@@ -374,10 +390,9 @@ void Importer::op_pad() {
   const std::vector<int64_t> p(pads_sym.tensor.i64(),
                                pads_sym.tensor.i64() + pads_sym.tensor.numel());
   // [n_begin, c_begin, h_begin, w_begin, n_end, c_end, h_end, w_end] for a 4-D input.
-  bool ok = p.size() == 8 && p[0] == 0 && p[4] == 0;
-  for (int64_t v : p) ok = ok && v >= 0;
-  RESNET_CHECK(ok, here() << ": expected non-negative pads of a 4-D input on C, H and W only, "
-                          << "found " << ints_str(p));
+  RESNET_CHECK(p.size() == 8 && p[0] == 0 && p[4] == 0 && all_in(p, 0),
+               here() << ": expected pads of a 4-D input on C, H and W only, each in [0, "
+                      << kMaxExtent << "], found " << ints_str(p));
   if (p[1] || p[5]) {
     Node n;
     n.op = OpKind::pad_channels;
@@ -417,7 +432,7 @@ void Importer::op_slice() {
     // checked against the axis, which needs a known shape.
     const bool to_end = ends[i] >= std::numeric_limits<int32_t>::max() ||
                         (shapes_ && ends[i] >= shape_of(x.value, "Slice")[axis]);
-    RESNET_CHECK(starts[i] == 0 && to_end && steps[i] >= 1,
+    RESNET_CHECK(starts[i] == 0 && to_end && steps[i] >= 1 && steps[i] <= kMaxExtent,
                  here() << ": expected a slice from 0 to the end with a positive step on axis "
                         << axes[i] << ", found start " << starts[i] << ", end " << ends[i]
                         << ", step " << steps[i]);
@@ -432,6 +447,9 @@ void Importer::op_slice() {
   auto prev = subsamples_.find(in_name);
   if (prev != subsamples_.end() && reads_[in_name] == 1) {
     Node& s = g_.nodes[prev->second];
+    RESNET_CHECK(
+        s.window.stride_h * stride[2] <= kMaxExtent && s.window.stride_w * stride[3] <= kMaxExtent,
+        here() << ": the strides of consecutive Slices exceed " << kMaxExtent);
     s.window.stride_h *= stride[2];
     s.window.stride_w *= stride[3];
     check_shapes(s.output);
