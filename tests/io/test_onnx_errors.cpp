@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <string>
 
 #include "onnx_test_util.h"
@@ -57,6 +58,13 @@ TEST_F(OnnxErrors, EmptyFile) {
 
 TEST_F(OnnxErrors, Directory) {
   EXPECT_IO_ERROR(read_onnx(dir_.path().string()), dir_.path().string(), "regular file");
+}
+
+TEST_F(OnnxErrors, LargerThanProtobufCanHold) {
+  // A sparse 3 GiB file: refused by its size, before anything is read.
+  testing::write_bytes(path_, "x");
+  std::filesystem::resize_file(path_, uint64_t{3} << 30);
+  EXPECT_IO_ERROR(read_onnx(path_), path_, "3221225472 bytes", "2 GiB");
 }
 
 TEST_F(OnnxErrors, TruncatedProtobuf) {

@@ -358,6 +358,21 @@ TEST_F(OnnxFeatures, ReshapeToBatchByFeaturesIsFlatten) {
     ASSERT_EQ(g.nodes.size(), 2u);
     EXPECT_EQ(g.nodes[1].op, OpKind::flatten);
   }
+  // The shape from a Constant node holding a TensorProto, as torch writes it.
+  OnnxBuilder b(13, {2, 8, 3, 3});
+  auto& c = b.node("Constant", {}, {"shape"});
+  auto* value = c.add_attribute();
+  value->set_name("value");
+  value->set_type(onnx::AttributeProto_AttributeType_TENSOR);
+  value->mutable_t()->set_data_type(onnx::TensorProto_DataType_INT64);
+  value->mutable_t()->add_dims(2);
+  value->mutable_t()->add_int64_data(2);
+  value->mutable_t()->add_int64_data(-1);
+  b.node("GlobalAveragePool", {"input"}, {"p"});
+  b.node("Reshape", {"p", "shape"}, {"output"});
+  const Graph g = import(b);
+  ASSERT_EQ(g.nodes.size(), 2u);
+  EXPECT_EQ(g.nodes[1].op, OpKind::flatten);
 }
 
 TEST_F(OnnxFeatures, AutoPadSameUpperAndLower) {
