@@ -379,6 +379,17 @@ def randomize_model(model, gen):
 #   running_var                       0.5 + 1.5 * U[0, 1)
 #   num_batches_tracked               3
 #   inputs ("input", "grad_output")   U(-1, 1)
+# ONNX initializers (onnx_initializer_rule) are filled by name and rank alone, since an
+# export need not keep the module tree (folded BN biases are named "onnx::Conv_123"):
+#   rank >= 2                         U(-1, 1) * sqrt(3 / fan_in), as a weight above
+#   rank 1 named "*running_mean"      as running_mean above
+#   rank 1 named "*running_var"       as running_var above
+#   rank 1 named "*.weight"           as a BatchNorm weight above (U[0.5, 1))
+#   rank 1 named "*.bias"             as a BatchNorm bias above (also a classifier's bias)
+#   any other rank 1                  U(-0.1, 0.1) (a folded convolution's bias)
+# Rank-1 weights are always BN scales (conv and linear weights have rank >= 2), and where
+# torch shares one initializer among BN parameters of equal value (Identity nodes), the
+# variances share with scales only, so every variance stays positive.
 # A BatchNorm is recognised by a sibling "<prefix>.running_mean" in the state_dict. The
 # last BN of a residual branch is child "bnK" with the largest K of a module whose type is
 # one of RESIDUAL_BLOCK_TYPES (layer1.0.bn2 of a BasicBlock, layer1.0.bn3 of a Bottleneck;
@@ -533,6 +544,30 @@ def deterministic_state_dict(model, seed):
         values[name] = torch.from_numpy(
             deterministic_values(seed, name, tensor.shape, c0, c1, gap, scale))
     return values
+
+
+def onnx_initializer_rule(name, shape):
+    """(c0, c1, gap, scale) for the ONNX initializer `name` of `shape` (scheme above)."""
+    shape = tuple(int(d) for d in shape)
+    if len(shape) >= 2:
+        fan_in = (int(np.prod(shape, dtype=np.int64)) // shape[0]) if shape[0] > 0 else 1
+        return (-1.0, 2.0, 0.0, math.sqrt(3.0 / fan_in))
+    if len(shape) != 1:
+        raise ValueError(f"onnx_initializer_rule: '{name}' is a scalar")
+    if name.endswith("running_mean"):
+        return DETERMINISTIC_RULES["running_mean"]
+    if name.endswith("running_var"):
+        return DETERMINISTIC_RULES["running_var"]
+    if name.endswith(".weight"):
+        return DETERMINISTIC_RULES["bn_weight"]
+    if name.endswith(".bias"):
+        return DETERMINISTIC_RULES["bn_bias"]
+    return DETERMINISTIC_RULES["bias"]
+
+
+def onnx_initializer_values(seed, name, shape):
+    """float32 array: the deterministic values of ONNX initializer `name` of `shape`."""
+    return deterministic_values(seed, name, shape, *onnx_initializer_rule(name, shape))
 
 
 def fill_deterministic(model, seed):

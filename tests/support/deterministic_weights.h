@@ -23,6 +23,17 @@
 //   running_var                        0.5 + 1.5 * U[0, 1)
 //   num_batches_tracked                3
 //   inputs (deterministic_tensor)      U(-1, 1)
+// ONNX initializers (onnx_initializer_rule) are filled by name and rank alone, since an
+// export need not keep the module tree (folded BN biases are named "onnx::Conv_123"):
+//   rank >= 2                          U(-1, 1) * sqrt(3 / fan_in), as a weight above
+//   rank 1 named "*running_mean"       as running_mean above
+//   rank 1 named "*running_var"        as running_var above
+//   rank 1 named "*.weight"            as a BatchNorm weight above (U[0.5, 1))
+//   rank 1 named "*.bias"              as a BatchNorm bias above (also a classifier's bias)
+//   any other rank 1                   U(-0.1, 0.1) (a folded convolution's bias)
+// Rank-1 weights are always BN scales (conv and linear weights have rank >= 2), and where
+// torch shares one initializer among BN parameters of equal value (Identity nodes), the
+// variances share with scales only, so every variance stays positive.
 // A BatchNorm is recognised by a sibling "<prefix>.running_mean". The last BN of a residual
 // branch is the child "bnK" with the largest K of a module of type BasicBlock, Bottleneck or
 // ResidualBlock (not PlainBlock); its shortcut is its child "downsample" or "shortcut".
@@ -192,6 +203,28 @@ inline FillRule rule_named(const std::string& rule, const Shape& shape) {
   if (rule == "running_var") return {0.5, 1.5, 0.0, 1.0};
   if (rule == "input") return {};
   throw std::invalid_argument("rule_named: unknown rule '" + rule + "'");
+}
+
+// The fill rule of the ONNX initializer `name` of shape `shape` (see the scheme above);
+// throws std::invalid_argument for a scalar.
+inline FillRule onnx_initializer_rule(const std::string& name, const Shape& shape) {
+  auto ends_with = [&](std::string_view suffix) {
+    return name.size() >= suffix.size() &&
+           name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  if (shape.size() >= 2) {
+    int64_t numel = 1;
+    for (int64_t d : shape) numel *= d;
+    const int64_t fan_in = shape[0] > 0 ? numel / shape[0] : 1;
+    return {-1.0, 2.0, 0.0, std::sqrt(3.0 / static_cast<double>(fan_in))};
+  }
+  if (shape.size() != 1)
+    throw std::invalid_argument("onnx_initializer_rule: '" + name + "' is a scalar");
+  if (ends_with("running_mean")) return {-0.5, 1.0, 0.0, 0.5};
+  if (ends_with("running_var")) return {0.5, 1.5, 0.0, 1.0};
+  if (ends_with(".weight")) return {0.5, 0.5, 0.0, 1.0};
+  if (ends_with(".bias")) return {-1.0, 2.0, 1.0, 1.0};
+  return {-1.0, 2.0, 0.0, 0.1};
 }
 
 }  // namespace resnet::testing

@@ -1,0 +1,188 @@
+// The reference interpreter: each node runs through the naive kernels of src/ref where
+// they cover the op, and through the small loops below where they do not (general
+// windows for the pools, asymmetric conv padding, subsample, channel padding). Shapes
+// come from Graph::infer_shapes first, so that a malformed graph or an input that does
+// not fit fails with infer_shapes' message naming the node, and every op's result is
+// checked against the shape inferred for it (an oracle must not drift from the spec).
+#include "resnet/infer/reference_run.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "resnet/core/error.h"
+#include "resnet/ref/kernels.h"
+
+namespace resnet::infer {
+
+namespace {
+
+std::string where(const Node& n) {
+  return std::string("run_reference: node '") + n.name + "' (" + op_name(n.op) + ")";
+}
+
+// x with zero rows and columns added around each image: {top, left, bottom, right}.
+Tensor zero_pad_hw(const Tensor& x, int64_t top, int64_t left, int64_t bottom, int64_t right) {
+  const int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
+  const int64_t PH = H + top + bottom, PW = W + left + right;
+  Tensor y({N, C, PH, PW});
+  const float* src = x.f32();
+  float* dst = y.f32();
+  for (int64_t nc = 0; nc < N * C; ++nc)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t w = 0; w < W; ++w)
+        dst[(nc * PH + h + top) * PW + w + left] = src[(nc * H + h) * W + w];
+  return y;
+}
+
+Tensor conv(const Node& n, const Tensor& x) {
+  const Window& w = n.window;
+  ref::Conv2dParams p;
+  p.stride_h = w.stride_h, p.stride_w = w.stride_w;
+  p.dilation_h = w.dilation_h, p.dilation_w = w.dilation_w;
+  p.groups = w.groups;
+  const Tensor bias = n.params.size() > 1 ? n.params[1].value : Tensor();
+  if (w.pad_t == w.pad_b && w.pad_l == w.pad_r) {
+    p.pad_h = w.pad_t, p.pad_w = w.pad_l;
+    return ref::conv2d_forward(x, n.params[0].value, bias, p);
+  }
+  // The reference kernel pads symmetrically; ONNX (SAME_UPPER, explicit pads) need not.
+  return ref::conv2d_forward(zero_pad_hw(x, w.pad_t, w.pad_l, w.pad_b, w.pad_r), n.params[0].value,
+                             bias, p);
+}
+
+// Max or average pooling over a general window, PyTorch's and ONNX's semantics: max
+// ignores padding; average divides by the window clipped to the padded input
+// (count_include_pad) or to the real input (not), so a ceil_mode window that runs past
+// the padding never counts what lies beyond it.
+Tensor pool(const Node& n, const Tensor& x, const Shape& out_shape) {
+  const Window& w = n.window;
+  const bool is_max = n.op == OpKind::max_pool;
+  const int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
+  const int64_t OH = out_shape[2], OW = out_shape[3];
+  Tensor y(out_shape);
+  const float* src = x.f32();
+  float* dst = y.f32();
+  for (int64_t nc = 0; nc < N * C; ++nc) {
+    const float* plane = src + nc * H * W;
+    for (int64_t oh = 0; oh < OH; ++oh) {
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        const int64_t h0 = oh * w.stride_h - w.pad_t, w0 = ow * w.stride_w - w.pad_l;
+        double sum = 0;
+        float best = -std::numeric_limits<float>::infinity();
+        int64_t count = 0;
+        for (int64_t kh = 0; kh < w.kernel_h; ++kh) {
+          const int64_t ih = h0 + kh * w.dilation_h;
+          if (ih < 0 || ih >= H) continue;
+          for (int64_t kw = 0; kw < w.kernel_w; ++kw) {
+            const int64_t iw = w0 + kw * w.dilation_w;
+            if (iw < 0 || iw >= W) continue;
+            const float v = plane[ih * W + iw];
+            if (count == 0 || v > best || std::isnan(v)) best = v;
+            sum += v;
+            ++count;
+          }
+        }
+        RESNET_CHECK(count > 0, where(n) << ": output (" << oh << ", " << ow
+                                         << ") has a window that lies entirely in the padding");
+        float out = best;
+        if (!is_max) {
+          int64_t divisor = count;
+          if (w.count_include_pad) {
+            const int64_t h1 = std::min(h0 + w.kernel_h, H + w.pad_b);
+            const int64_t w1 = std::min(w0 + w.kernel_w, W + w.pad_r);
+            divisor = (h1 - h0) * (w1 - w0);
+          }
+          out = static_cast<float>(sum / static_cast<double>(divisor));
+        }
+        dst[(nc * OH + oh) * OW + ow] = out;
+      }
+    }
+  }
+  return y;
+}
+
+Tensor subsample(const Node& n, const Tensor& x, const Shape& out_shape) {
+  const int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
+  const int64_t OH = out_shape[2], OW = out_shape[3];
+  Tensor y(out_shape);
+  const float* src = x.f32();
+  float* dst = y.f32();
+  for (int64_t nc = 0; nc < N * C; ++nc)
+    for (int64_t oh = 0; oh < OH; ++oh)
+      for (int64_t ow = 0; ow < OW; ++ow)
+        dst[(nc * OH + oh) * OW + ow] =
+            src[(nc * H + oh * n.window.stride_h) * W + ow * n.window.stride_w];
+  return y;
+}
+
+Tensor pad_channels(const Node& n, const Tensor& x, const Shape& out_shape) {
+  const int64_t N = x.dim(0), C = x.dim(1), HW = x.dim(2) * x.dim(3);
+  const int64_t OC = out_shape[1];
+  Tensor y(out_shape);  // zero-filled: the padded channels stay 0
+  const float* src = x.f32();
+  float* dst = y.f32();
+  for (int64_t b = 0; b < N; ++b)
+    for (int64_t c = 0; c < C; ++c)
+      std::copy_n(src + (b * C + c) * HW, HW, dst + (b * OC + c + n.pads[0]) * HW);
+  return y;
+}
+
+Tensor run_node(const Node& n, const std::vector<Tensor>& values, const Shape& out_shape) {
+  const Tensor& x = values[n.inputs[0]];
+  switch (n.op) {
+    case OpKind::conv:
+      return conv(n, x);
+    case OpKind::batch_norm:
+      return ref::batchnorm2d_forward_eval(x, n.params[0].value, n.params[1].value,
+                                           n.params[2].value, n.params[3].value, n.eps);
+    case OpKind::relu:
+      return ref::relu_forward(x);
+    case OpKind::add:
+      return ref::add(x, values[n.inputs[1]]);
+    case OpKind::max_pool:
+    case OpKind::avg_pool:
+      return pool(n, x, out_shape);
+    case OpKind::global_avg_pool:
+      return ref::global_avgpool_forward(x);
+    case OpKind::flatten:
+      return x.clone().reshape(out_shape);
+    case OpKind::linear:
+      return ref::linear_forward(x, n.params[0].value,
+                                 n.params.size() > 1 ? n.params[1].value : Tensor());
+    case OpKind::subsample:
+      return subsample(n, x, out_shape);
+    case OpKind::pad_channels:
+      return pad_channels(n, x, out_shape);
+  }
+  RESNET_FAIL(where(n) << ": unknown op");
+}
+
+}  // namespace
+
+Tensor run_reference(const Graph& g, const Tensor& x) {
+  RESNET_CHECK(g.num_inputs == 1,
+               "run_reference: expected a graph with one input, found " << g.num_inputs);
+  RESNET_CHECK(
+      x.defined() && x.dtype() == DType::f32 && x.is_plain() && x.rank() == 4,
+      "run_reference: expected a plain f32 input [N, C, H, W], found "
+          << (x.defined() ? x.shape_str() + " " + dtype_name(x.dtype()) : std::string("nothing")));
+  // A copy shares the parameters' storage; only its value shapes are new.
+  Graph shaped = g;
+  shaped.infer_shapes(x.shape());
+  std::vector<Tensor> values(g.values.size());
+  values[0] = x;
+  for (const Node& n : g.nodes) {
+    const Shape& out_shape = shaped.values[n.output].shape;
+    Tensor y = run_node(n, values, out_shape);
+    RESNET_CHECK(y.shape() == out_shape, where(n) << ": computed " << y.shape_str()
+                                                  << ", but shape inference says "
+                                                  << shape_str(out_shape));
+    values[n.output] = std::move(y);
+  }
+  return values[g.output];
+}
+
+}  // namespace resnet::infer

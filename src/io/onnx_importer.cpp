@@ -1,0 +1,288 @@
+#include "onnx_importer.h"
+
+#include "onnx_tensor.h"
+#include "resnet/core/error.h"
+
+namespace resnet::io::detail {
+
+namespace {
+
+const char* const kSupportedOps =
+    "Conv, BatchNormalization, Relu, Add, MaxPool, AveragePool, GlobalAveragePool, Flatten, "
+    "Gemm, MatMul, Reshape, Identity, Constant, Pad, Slice";
+
+// Graph::infer_shapes and validate name the node themselves ("node 'x' (Conv): ..."); our
+// messages name it in the file's terms already, so that prefix goes.
+std::string without_node_prefix(const std::string& message) {
+  if (message.rfind("node '", 0) != 0) return message;
+  const size_t end = message.find("): ");
+  return end == std::string::npos ? message : message.substr(end + 3);
+}
+
+}  // namespace
+
+Importer::Importer(std::string file, int64_t opset, const onnx::GraphProto& graph)
+    : file_(std::move(file)), opset_(opset), proto_(graph) {}
+
+std::string Importer::here() const {
+  return file_ + ": node '" + node_name_ + "' (" + node_->op_type() + ", opset " +
+         std::to_string(opset_) + ")";
+}
+
+infer::Graph Importer::run() {
+  RESNET_CHECK(proto_.sparse_initializer_size() == 0,
+               file_ << ": the graph has sparse initializers, which are not supported");
+  RESNET_CHECK(proto_.node_size() > 0, file_ << ": expected a graph with nodes, found none");
+  add_initializers();
+  add_input();
+  index_nodes();
+  for (int i = 0; i < proto_.node_size(); ++i) convert(i);
+  node_ = nullptr;
+  set_output();
+  final_checks();
+  return std::move(g_);
+}
+
+void Importer::add_initializers() {
+  for (const onnx::TensorProto& t : proto_.initializer()) {
+    RESNET_CHECK(!t.name().empty(), file_ << ": expected every initializer to have a name");
+    // Checked here, not when read: the message should say this before anything else.
+    RESNET_CHECK(
+        t.data_location() != onnx::TensorProto_DataLocation_EXTERNAL && t.external_data_size() == 0,
+        file_ << ": tensor '" << t.name()
+              << "' uses external data, which is not supported (save the model with "
+                 "its weights inside the .onnx file)");
+    Symbol s;
+    s.kind = Symbol::Kind::constant;
+    s.proto = &t;
+    s.name = t.name();
+    RESNET_CHECK(symbols_.emplace(t.name(), std::move(s)).second,
+                 file_ << ": initializer '" << t.name() << "' is defined twice");
+  }
+}
+
+void Importer::add_input() {
+  // Older exporters list every initializer among the inputs too; the real input is the
+  // one that is not an initializer.
+  std::vector<const onnx::ValueInfoProto*> real;
+  for (const onnx::ValueInfoProto& v : proto_.input())
+    if (!symbols_.count(v.name())) real.push_back(&v);
+  RESNET_CHECK(real.size() == 1, file_ << ": expected exactly one graph input besides the "
+                                          "initializers, found "
+                                       << real.size());
+  const onnx::ValueInfoProto& in = *real[0];
+  RESNET_CHECK(!in.name().empty(), file_ << ": the graph input has no name");
+  const std::string who = file_ + ": input '" + in.name() + "'";
+  RESNET_CHECK(in.type().has_tensor_type(), who << ": expected a tensor, found another type");
+  const onnx::TypeProto_Tensor& tt = in.type().tensor_type();
+  RESNET_CHECK(tt.elem_type() == onnx::TensorProto_DataType_FLOAT,
+               who << ": expected FLOAT elements, found " << onnx_dtype_name(tt.elem_type()));
+  RESNET_CHECK(tt.has_shape(), who << ": expected a declared 4-D shape [N, C, H, W], found none");
+  RESNET_CHECK(tt.shape().dim_size() == 4, who << ": expected a 4-D input [N, C, H, W], found "
+                                               << tt.shape().dim_size() << " dimension(s)");
+  // Shapes are checked as the graph is built when C, H and W are concrete; a symbolic
+  // batch is checked as 1 (every op here treats images independently).
+  shapes_ = true;
+  for (int i = 0; i < 4; ++i) {
+    const auto& d = tt.shape().dim(i);
+    RESNET_CHECK(!d.has_dim_value() || (d.dim_value() >= 0 && d.dim_value() <= (1 << 20)),
+                 who << ": expected dims in [0, 2^20] or symbolic, found " << d.dim_value()
+                     << " at axis " << i);
+    const bool known = d.has_dim_value() && d.dim_value() > 0;
+    input_shape_.push_back(known ? d.dim_value() : 1);
+    if (i > 0 && !known) shapes_ = false;
+  }
+  g_.add_value(in.name());
+  g_.values[0].shape = input_shape_;
+  Symbol s;
+  s.value = 0;
+  symbols_[in.name()] = s;
+}
+
+void Importer::index_nodes() {
+  for (int i = 0; i < proto_.node_size(); ++i) {
+    const onnx::NodeProto& n = proto_.node(i);
+    for (const std::string& out : n.output()) {
+      if (out.empty()) continue;
+      node_ = &n;
+      node_name_ = n.name().empty() ? n.op_type() + "#" + std::to_string(i) : n.name();
+      RESNET_CHECK(!symbols_.count(out), here() << ": writes '" << out
+                                                << "', which is already the graph input or "
+                                                << "an initializer");
+      auto [it, fresh] = producer_.emplace(out, i);
+      RESNET_CHECK(fresh, here() << ": writes '" << out << "', which node #" << it->second
+                                 << " already writes");
+    }
+    for (const std::string& in : n.input())
+      if (!in.empty()) ++reads_[in];
+  }
+  for (const onnx::ValueInfoProto& v : proto_.output()) ++reads_[v.name()];
+}
+
+void Importer::convert(int index) {
+  node_ = &proto_.node(index);
+  const onnx::NodeProto& n = *node_;
+  node_name_ = n.name().empty() ? n.op_type() + "#" + std::to_string(index) : n.name();
+  const std::string& op = n.op_type();
+  RESNET_CHECK(n.domain().empty() || n.domain() == "ai.onnx",
+               here() << ": expected an operator of the default ONNX domain, found domain '"
+                      << n.domain() << "'; supported: " << kSupportedOps);
+  if (op == "Conv") return op_conv();
+  if (op == "BatchNormalization") return op_batch_norm();
+  if (op == "Relu") return op_relu();
+  if (op == "Add") return op_add();
+  if (op == "MaxPool") return op_pool(true);
+  if (op == "AveragePool") return op_pool(false);
+  if (op == "GlobalAveragePool") return op_global_avg_pool();
+  if (op == "Flatten") return op_flatten();
+  if (op == "Gemm") return op_gemm();
+  if (op == "MatMul") return op_matmul();
+  if (op == "Reshape") return op_reshape();
+  if (op == "Identity") return op_identity();
+  if (op == "Constant") return op_constant();
+  if (op == "Pad") return op_pad();
+  if (op == "Slice") return op_slice();
+  RESNET_FAIL(here() << ": unsupported operator; supported: " << kSupportedOps);
+}
+
+Symbol& Importer::input(int i) {
+  RESNET_CHECK(has_input(i), here() << ": expected input " << i << ", found none");
+  const std::string& name = node_->input(i);
+  auto it = symbols_.find(name);
+  if (it != symbols_.end()) return it->second;
+  auto p = producer_.find(name);
+  if (p != producer_.end()) {
+    const onnx::NodeProto& later = proto_.node(p->second);
+    RESNET_FAIL(here() << ": reads '" << name << "' before it is produced (by node '"
+                       << (later.name().empty() ? later.op_type() : later.name())
+                       << "'); nodes must be in topological order");
+  }
+  RESNET_FAIL(here() << ": reads '" << name
+                     << "', which is no initializer, graph input or node output");
+}
+
+Symbol& Importer::activation(int i, bool allow_pending_pad) {
+  Symbol& s = input(i);
+  RESNET_CHECK(s.kind == Symbol::Kind::activation,
+               here() << ": expected input " << i << " ('" << node_->input(i)
+                      << "') to be computed from the graph input, found a constant");
+  RESNET_CHECK(allow_pending_pad || !s.has_pending_pad(),
+               here() << ": reads '" << node_->input(i)
+                      << "', zero-padded on H and W by a Pad; such padding is supported only "
+                         "right before a Conv or an AveragePool with count_include_pad=1");
+  return s;
+}
+
+Symbol& Importer::constant(int i, DType dtype, const char* role) {
+  Symbol& s = input(i);
+  RESNET_CHECK(s.kind == Symbol::Kind::constant,
+               here() << ": expected the " << role << " (input " << i << ", '" << node_->input(i)
+                      << "') to be an initializer or a constant, found a computed value");
+  if (!s.tensor.defined()) {
+    try {
+      const std::string& name = s.proto->name().empty() ? s.name : s.proto->name();
+      s.tensor = decode_onnx_tensor(*s.proto, "tensor '" + name + "'");
+    } catch (const Error& e) {
+      RESNET_FAIL(here() << ": " << role << " " << e.what());
+    }
+  }
+  RESNET_CHECK(s.tensor.dtype() == dtype,
+               here() << ": expected the " << role << " '" << s.name << "' to be "
+                      << (dtype == DType::f32 ? "FLOAT" : "INT64") << ", found "
+                      << onnx_dtype_name(s.proto->data_type()));
+  return s;
+}
+
+void Importer::expect_arity(int lo, int hi) {
+  int given = 0;
+  for (int i = 0; i < node_->input_size(); ++i) given = node_->input(i).empty() ? given : i + 1;
+  RESNET_CHECK(given >= lo && node_->input_size() <= hi,
+               here() << ": expected " << lo << (hi != lo ? " to " + std::to_string(hi) : "")
+                      << " input(s), found " << node_->input_size());
+  RESNET_CHECK(node_->output_size() >= 1 && !node_->output(0).empty(),
+               here() << ": expected an output, found none");
+  for (int i = 1; i < node_->output_size(); ++i)
+    RESNET_CHECK(node_->output(i).empty(), here()
+                                               << ": expected one output (inference), found also '"
+                                               << node_->output(i) << "'");
+}
+
+int Importer::emit(infer::Node n) {
+  n.name = node_name_;
+  const int v = g_.add_node(std::move(n), node_->output(0));
+  check_shapes(v);
+  return v;
+}
+
+void Importer::check_shapes(int last_value) {
+  try {
+    g_.output = last_value;
+    if (shapes_) {
+      g_.infer_shapes(input_shape_);
+    } else {
+      g_.validate();
+    }
+  } catch (const Error& e) {
+    RESNET_FAIL(here() << ": " << without_node_prefix(e.what()));
+  }
+  g_.output = -1;
+}
+
+void Importer::define(Symbol s) {
+  symbols_[node_->output(0)] = std::move(s);
+}
+
+const Shape& Importer::shape_of(int v, const char* why) const {
+  RESNET_CHECK(shapes_, here() << ": " << why
+                               << " needs the input's channels, height and width, but the "
+                                  "graph input's shape is symbolic");
+  return g_.values[v].shape;
+}
+
+void Importer::set_output() {
+  RESNET_CHECK(proto_.output_size() == 1,
+               file_ << ": expected exactly one graph output, found " << proto_.output_size());
+  const std::string& name = proto_.output(0).name();
+  auto it = symbols_.find(name);
+  RESNET_CHECK(it != symbols_.end(),
+               file_ << ": the graph output '" << name << "' is produced by no node");
+  RESNET_CHECK(it->second.kind == Symbol::Kind::activation,
+               file_ << ": the graph output '" << name << "' is a constant");
+  RESNET_CHECK(!it->second.has_pending_pad(),
+               file_ << ": the graph output '" << name << "' comes from a Pad on H and W, which "
+                     << "is supported only right before a Conv or an AveragePool");
+  g_.output = it->second.value;
+  g_.values[g_.output].name = name;
+}
+
+void Importer::final_checks() {
+  try {
+    g_.validate();
+  } catch (const Error& e) {
+    RESNET_FAIL(file_ << ": " << e.what());
+  }
+  // The declared output shape, where concrete, must be what the graph computes.
+  if (shapes_) {
+    g_.infer_shapes(input_shape_);
+    const Shape& got = g_.values[g_.output].shape;
+    const onnx::ValueInfoProto& out = proto_.output(0);
+    if (out.type().has_tensor_type() && out.type().tensor_type().has_shape()) {
+      const auto& dims = out.type().tensor_type().shape().dim();
+      bool fits = dims.size() == static_cast<int>(got.size());
+      for (int i = 1; fits && i < dims.size(); ++i)
+        fits = !dims[i].has_dim_value() || dims[i].dim_value() == got[i];
+      std::string declared = "[";
+      for (int i = 0; i < dims.size(); ++i)
+        declared += (i ? ", " : "") + (dims[i].has_dim_value() ? std::to_string(dims[i].dim_value())
+                                                               : dims[i].dim_param());
+      declared += "]";
+      RESNET_CHECK(fits, file_ << ": the graph output '" << out.name() << "' is declared "
+                               << declared << ", but the graph computes " << shape_str(got)
+                               << " for input " << shape_str(input_shape_));
+    }
+  }
+  // Shapes belong to one input size; the caller infers them for its own.
+  for (infer::Value& v : g_.values) v.shape.clear();
+}
+
+}  // namespace resnet::io::detail

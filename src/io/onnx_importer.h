@@ -1,0 +1,123 @@
+#pragma once
+// The ONNX graph walk behind read_onnx (private to src/io): a symbol table from ONNX value
+// names to graph values or constants, one converter per supported operator
+// (onnx_ops.cpp), and the graph-level checks (onnx_importer.cpp).
+//
+// Constants (initializers, Constant nodes, Identity of either) are not graph values: the
+// ops that take weights, shapes or pads read them at import time, and a parameter keeps
+// the name its consumer reads it by (an initializer's, or the Identity output torch's
+// exporter puts between a shared initializer and its users), so that a
+// training-preserving export keeps its state_dict names.
+
+#include <onnx/onnx_pb.h>
+
+#include <array>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "onnx_attributes.h"
+#include "resnet/infer/graph.h"
+
+namespace resnet::io::detail {
+
+struct Symbol {
+  enum class Kind { activation, constant };
+  Kind kind = Kind::activation;
+  // activation: the graph value.
+  int value = -1;
+  // Zero padding {top, left, bottom, right} that a Pad node put on H and W, not yet
+  // applied: it folds into the Conv or AveragePool that reads this value.
+  std::array<int64_t, 4> pending_pad{0, 0, 0, 0};
+  // constant: the tensor (decoded on first use), the TensorProto it comes from, and the
+  // name its readers know it by.
+  const onnx::TensorProto* proto = nullptr;
+  Tensor tensor;
+  std::string name;
+
+  bool has_pending_pad() const {
+    return pending_pad[0] || pending_pad[1] || pending_pad[2] || pending_pad[3];
+  }
+};
+
+class Importer {
+ public:
+  Importer(std::string file, int64_t opset, const onnx::GraphProto& graph);
+  infer::Graph run();
+
+ private:
+  // --- graph level (onnx_importer.cpp) ---
+  void add_initializers();
+  void add_input();
+  void index_nodes();
+  void convert(int index);
+  void set_output();
+  void final_checks();
+
+  // "FILE: node 'NAME' (OP, opset N)": the prefix of every message about the current node.
+  std::string here() const;
+  // Number of inputs of the current node, counting a trailing empty (omitted) one.
+  int num_inputs() const { return node_->input_size(); }
+  // Whether optional input i is given (present and not the empty name).
+  bool has_input(int i) const { return i < node_->input_size() && !node_->input(i).empty(); }
+  // The symbol of input i; errors for a missing input or one read before it is produced.
+  Symbol& input(int i);
+  // Input i, which must be an activation; with allow_pending_pad false, a value that
+  // still carries an unapplied Pad is an error.
+  Symbol& activation(int i, bool allow_pending_pad = false);
+  // Input i, which must be a constant of the given dtype (decoded here); `role` names it
+  // in messages ("weight", "pads").
+  Symbol& constant(int i, DType dtype, const char* role);
+  // Checks the node has between lo and hi inputs and exactly one non-empty output (extra
+  // outputs, e.g. MaxPool's Indices, must be omitted).
+  void expect_arity(int lo, int hi);
+  // Adds `n` (named after the node) writing a new value named after the node's output,
+  // and checks shapes so far when the input shape is known; returns the value id.
+  int emit(infer::Node n);
+  // Binds the node's first output to an activation, or to a constant.
+  void define(Symbol s);
+  // Shape of value `v`, which must be known (`why` says what needs it).
+  const Shape& shape_of(int v, const char* why) const;
+  // Re-runs shape inference over the graph built so far (after emit or an edit).
+  void check_shapes(int last_value);
+
+  // --- operators (onnx_ops.cpp) ---
+  void op_conv();
+  void op_batch_norm();
+  void op_relu();
+  void op_add();
+  void op_pool(bool is_max);
+  void op_global_avg_pool();
+  void op_flatten();
+  void op_gemm();
+  void op_matmul();
+  void op_reshape();
+  void op_identity();
+  void op_constant();
+  void op_pad();
+  void op_slice();
+  // Kernel, strides, dilations, pads and auto_pad of Conv, MaxPool and AveragePool, for an
+  // input of value `x`; `kernel` comes from the weight (Conv) or kernel_shape (pools).
+  infer::Window window(const NodeAttributes& attrs, int x, std::array<int64_t, 2> kernel,
+                       bool has_dilations);
+
+  std::string file_;
+  int64_t opset_;
+  const onnx::GraphProto& proto_;
+  infer::Graph g_;
+  std::unordered_map<std::string, Symbol> symbols_;
+  std::unordered_map<std::string, int> producer_;  // ONNX value name -> index of its node
+  std::unordered_map<std::string, int> reads_;     // ONNX value name -> readers (+1: output)
+  // Linear nodes made from a MatMul, still without bias, by their ONNX output name: a
+  // following Add of a 1-D constant becomes their bias.
+  std::unordered_map<std::string, size_t> bare_matmuls_;
+  // Subsample nodes made from a Slice, by their ONNX output name: a Slice that follows
+  // (torch writes one per axis) merges into them.
+  std::unordered_map<std::string, size_t> subsamples_;
+  Shape input_shape_;    // [N, C, H, W] for shape inference (N = 1 when symbolic)
+  bool shapes_ = false;  // whether C, H and W are known, so shapes are checked as we go
+  const onnx::NodeProto* node_ = nullptr;
+  std::string node_name_;
+};
+
+}  // namespace resnet::io::detail

@@ -1,0 +1,471 @@
+// One converter per supported ONNX operator, with the attribute defaults of the operator
+// spec (opsets 11 to 17). Each reads the current node's inputs through the importer's
+// symbol table and either emits graph nodes or binds its output to a constant or alias.
+#include <cmath>
+#include <limits>
+
+#include "onnx_importer.h"
+#include "resnet/core/error.h"
+
+namespace resnet::io::detail {
+
+namespace {
+
+using infer::Node;
+using infer::OpKind;
+using infer::Window;
+
+// Bound on every size, stride, dilation and padding an attribute or constant gives: far
+// beyond any real network, and small enough that no shape computed from it overflows.
+constexpr int64_t kMaxExtent = int64_t{1} << 20;
+
+// Whether every element of `v` lies in [lo, kMaxExtent].
+bool all_in(const std::vector<int64_t>& v, int64_t lo) {
+  for (int64_t x : v)
+    if (x < lo || x > kMaxExtent) return false;
+  return true;
+}
+
+std::string ints_str(const std::vector<int64_t>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s + "]";
+}
+
+// [K, N] -> [N, K] (a MatMul or transB=0 Gemm weight into Linear's [OUT, IN]).
+Tensor transposed(const Tensor& t) {
+  const int64_t rows = t.dim(0), cols = t.dim(1);
+  Tensor out({cols, rows});
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) out.f32()[c * rows + r] = t.f32()[r * cols + c];
+  return out;
+}
+
+Tensor scaled(const Tensor& t, double factor) {
+  Tensor out = t.clone();
+  for (float& v : out.values()) v = static_cast<float>(v * factor);
+  return out;
+}
+
+}  // namespace
+
+Window Importer::window(const NodeAttributes& attrs, int x, std::array<int64_t, 2> kernel,
+                        bool has_dilations) {
+  Window w;
+  w.kernel_h = kernel[0], w.kernel_w = kernel[1];
+  const auto strides = attrs.get_ints("strides", {1, 1});
+  RESNET_CHECK(strides.size() == 2 && all_in(strides, 1), here() << ": expected two strides in [1, "
+                                                                 << kMaxExtent << "], found "
+                                                                 << ints_str(strides));
+  w.stride_h = strides[0], w.stride_w = strides[1];
+  if (has_dilations) {
+    const auto dilations = attrs.get_ints("dilations", {1, 1});
+    RESNET_CHECK(dilations.size() == 2 && all_in(dilations, 1),
+                 here() << ": expected two dilations in [1, " << kMaxExtent << "], found "
+                        << ints_str(dilations));
+    w.dilation_h = dilations[0], w.dilation_w = dilations[1];
+  }
+  const std::string auto_pad = attrs.get_string("auto_pad", "NOTSET");
+  if (auto_pad == "NOTSET") {
+    const auto pads = attrs.get_ints("pads", {0, 0, 0, 0});
+    RESNET_CHECK(pads.size() == 4 && all_in(pads, 0),
+                 here() << ": expected four pads [top, left, bottom, right] in [0, " << kMaxExtent
+                        << "], found " << ints_str(pads));
+    w.pad_t = pads[0], w.pad_l = pads[1], w.pad_b = pads[2], w.pad_r = pads[3];
+  } else if (auto_pad == "VALID") {
+    // No padding.
+  } else if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+    // Output ceil(in / stride); the extra padding goes at the end (UPPER) or start (LOWER).
+    const Shape& s = shape_of(x, "auto_pad SAME_UPPER / SAME_LOWER");
+    auto split = [&](int64_t in, int64_t k, int64_t stride, int64_t dilation, int64_t& before,
+                     int64_t& after) {
+      const int64_t out = (in + stride - 1) / stride;
+      const int64_t total = std::max<int64_t>(0, (out - 1) * stride + (k - 1) * dilation + 1 - in);
+      before = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+      after = total - before;
+    };
+    split(s[2], w.kernel_h, w.stride_h, w.dilation_h, w.pad_t, w.pad_b);
+    split(s[3], w.kernel_w, w.stride_w, w.dilation_w, w.pad_l, w.pad_r);
+  } else {
+    RESNET_FAIL(here() << ": expected auto_pad NOTSET, VALID, SAME_UPPER or SAME_LOWER, found '"
+                       << auto_pad << "'");
+  }
+  RESNET_CHECK(auto_pad == "NOTSET" || !attrs.has("pads"),
+               here() << ": expected either pads or auto_pad, found both");
+  return w;
+}
+
+void Importer::op_conv() {
+  expect_arity(2, 3);
+  const NodeAttributes attrs(*node_, here());
+  const Symbol x = activation(0, true);
+  const Symbol& weight = constant(1, DType::f32, "weight");
+  const Shape& ws = weight.tensor.shape();
+  RESNET_CHECK(ws.size() == 4 && all_in(ws, 1),
+               here() << ": expected a 4-D weight [OC, IC/group, KH, KW] (2-D convolution) of "
+                         "positive sizes, found '"
+                      << weight.name << "' " << shape_str(ws));
+  const auto kernel = attrs.get_ints("kernel_shape", {ws[2], ws[3]});
+  RESNET_CHECK(kernel == (std::vector<int64_t>{ws[2], ws[3]}),
+               here() << ": kernel_shape " << ints_str(kernel) << " does not match the weight '"
+                      << weight.name << "' " << shape_str(ws));
+  Node n;
+  n.op = OpKind::conv;
+  n.inputs = {x.value};
+  n.window = window(attrs, x.value, {ws[2], ws[3]}, true);
+  n.window.groups = attrs.get_int("group", 1);
+  RESNET_CHECK(
+      n.window.groups >= 1 && n.window.groups <= kMaxExtent,
+      here() << ": expected group in [1, " << kMaxExtent << "], found " << n.window.groups);
+  if (x.has_pending_pad()) {
+    RESNET_CHECK(attrs.get_string("auto_pad", "NOTSET") == "NOTSET",
+                 here() << ": a Pad before a Conv with auto_pad is not supported");
+    n.window.pad_t += x.pending_pad[0], n.window.pad_l += x.pending_pad[1];
+    n.window.pad_b += x.pending_pad[2], n.window.pad_r += x.pending_pad[3];
+  }
+  n.params.push_back({weight.name, weight.tensor});
+  if (has_input(2)) {
+    const Symbol& bias = constant(2, DType::f32, "bias");
+    n.params.push_back({bias.name, bias.tensor});
+  }
+  Symbol y;
+  y.value = emit(std::move(n));
+  define(y);
+}
+
+void Importer::op_batch_norm() {
+  expect_arity(5, 5);
+  const NodeAttributes attrs(*node_, here());
+  RESNET_CHECK(attrs.get_int("training_mode", 0) == 0,
+               here() << ": expected training_mode 0 (inference), found 1");
+  Node n;
+  n.op = OpKind::batch_norm;
+  n.inputs = {activation(0).value};
+  // ONNX stores epsilon as a float: 1e-5 arrives as 9.99999975e-06, which moves the
+  // result by far less than float rounding.
+  n.eps = attrs.get_float("epsilon", 1e-5);
+  const char* roles[] = {"scale", "bias", "mean", "variance"};
+  for (int i = 1; i <= 4; ++i) {
+    const Symbol& p = constant(i, DType::f32, roles[i - 1]);
+    n.params.push_back({p.name, p.tensor});
+  }
+  Symbol y;
+  y.value = emit(std::move(n));
+  define(y);
+}
+
+void Importer::op_relu() {
+  expect_arity(1, 1);
+  Node n;
+  n.op = OpKind::relu;
+  n.inputs = {activation(0).value};
+  Symbol y;
+  y.value = emit(std::move(n));
+  define(y);
+}
+
+void Importer::op_add() {
+  expect_arity(2, 2);
+  const bool c0 = input(0).kind == Symbol::Kind::constant;
+  const bool c1 = input(1).kind == Symbol::Kind::constant;
+  if (!c0 && !c1) {
+    Node n;
+    n.op = OpKind::add;
+    n.inputs = {activation(0).value, activation(1).value};
+    Symbol y;
+    y.value = emit(std::move(n));
+    define(y);
+    return;
+  }
+  // A MatMul's bias: MatMul then Add of a 1-D constant is a Linear layer.
+  const int a = c0 ? 1 : 0;
+  const std::string& product = node_->input(a);
+  auto it = bare_matmuls_.find(product);
+  RESNET_CHECK(!(c0 && c1) && it != bare_matmuls_.end() && reads_[product] == 1,
+               here() << ": adds a constant; only the bias of a MatMul (read by nothing else) "
+                         "is supported, found '"
+                      << node_->input(0) << "' + '" << node_->input(1) << "'");
+  const Symbol& bias = constant(1 - a, DType::f32, "bias");
+  Node& linear = g_.nodes[it->second];
+  const int64_t out = linear.params[0].value.dim(0);
+  const Shape& bs = bias.tensor.shape();
+  RESNET_CHECK(bs == Shape{out} || bs == (Shape{1, out}), here() << ": expected the bias '"
+                                                                 << bias.name << "' to be [" << out
+                                                                 << "], found " << shape_str(bs));
+  linear.params.push_back({bias.name, bias.tensor.reshape({out})});
+  bare_matmuls_.erase(it);
+  check_shapes(linear.output);
+  Symbol y;
+  y.value = linear.output;
+  define(y);
+}
+
+void Importer::op_pool(bool is_max) {
+  expect_arity(1, 1);
+  const NodeAttributes attrs(*node_, here());
+  const Symbol x = activation(0, !is_max);
+  const auto kernel = attrs.get_ints("kernel_shape", {});
+  RESNET_CHECK(kernel.size() == 2 && all_in(kernel, 1),
+               here() << ": expected kernel_shape of two sizes in [1, " << kMaxExtent
+                      << "] (2-D pooling), found " << ints_str(kernel));
+  Node n;
+  n.op = is_max ? OpKind::max_pool : OpKind::avg_pool;
+  n.inputs = {x.value};
+  // AveragePool has dilations only from opset 19.
+  n.window = window(attrs, x.value, {kernel[0], kernel[1]}, is_max);
+  n.window.ceil_mode = attrs.get_int("ceil_mode", 0) != 0;
+  if (!is_max) n.window.count_include_pad = attrs.get_int("count_include_pad", 0) != 0;
+  if (x.has_pending_pad()) {
+    // Zeros before the pool count in every window's average exactly as the pool's own
+    // padding does with count_include_pad, as long as no ceil_mode window reaches past it.
+    RESNET_CHECK(n.window.count_include_pad && !n.window.ceil_mode &&
+                     attrs.get_string("auto_pad", "NOTSET") == "NOTSET",
+                 here() << ": reads '" << node_->input(0)
+                        << "', zero-padded by a Pad; that folds into an AveragePool only with "
+                           "count_include_pad=1, ceil_mode=0 and no auto_pad");
+    n.window.pad_t += x.pending_pad[0], n.window.pad_l += x.pending_pad[1];
+    n.window.pad_b += x.pending_pad[2], n.window.pad_r += x.pending_pad[3];
+  }
+  Symbol y;
+  y.value = emit(std::move(n));
+  define(y);
+}
+
+void Importer::op_global_avg_pool() {
+  expect_arity(1, 1);
+  Node n;
+  n.op = OpKind::global_avg_pool;
+  n.inputs = {activation(0).value};
+  Symbol y;
+  y.value = emit(std::move(n));
+  define(y);
+}
+
+void Importer::op_flatten() {
+  expect_arity(1, 1);
+  const NodeAttributes attrs(*node_, here());
+  const int x = activation(0).value;
+  int64_t axis = attrs.get_int("axis", 1);
+  if (axis < 0 && shapes_) axis += static_cast<int64_t>(shape_of(x, "a negative axis").size());
+  RESNET_CHECK(axis == 1, here() << ": expected axis 1 (keep the batch dimension), found "
+                                 << attrs.get_int("axis", 1));
+  Node n;
+  n.op = OpKind::flatten;
+  n.inputs = {x};
+  Symbol y;
+  y.value = emit(std::move(n));
+  define(y);
+}
+
+void Importer::op_gemm() {
+  expect_arity(2, 3);
+  const NodeAttributes attrs(*node_, here());
+  RESNET_CHECK(attrs.get_int("transA", 0) == 0,
+               here() << ": expected transA 0 (activations [N, IN]), found 1");
+  const double alpha = attrs.get_float("alpha", 1.0), beta = attrs.get_float("beta", 1.0);
+  const bool trans_b = attrs.get_int("transB", 0) != 0;
+  Node n;
+  n.op = OpKind::linear;
+  n.inputs = {activation(0).value};
+  const Symbol& b = constant(1, DType::f32, "weight");
+  RESNET_CHECK(b.tensor.rank() == 2, here() << ": expected a 2-D weight, found '" << b.name << "' "
+                                            << b.tensor.shape_str());
+  // Linear keeps weight [OUT, IN], which is B when transB = 1 (torch's export).
+  Tensor weight = trans_b ? b.tensor : transposed(b.tensor);
+  if (alpha != 1.0) weight = scaled(weight, alpha);
+  n.params.push_back({b.name, weight});
+  if (has_input(2) && beta != 0.0) {
+    const Symbol& c = constant(2, DType::f32, "bias");
+    const int64_t out = weight.dim(0);
+    RESNET_CHECK(c.tensor.shape() == Shape{out} || c.tensor.shape() == (Shape{1, out}),
+                 here() << ": expected the bias '" << c.name << "' to be [" << out << "] or [1, "
+                        << out << "], found " << c.tensor.shape_str());
+    Tensor bias = c.tensor.reshape({out});
+    if (beta != 1.0) bias = scaled(bias, beta);
+    n.params.push_back({c.name, bias});
+  }
+  Symbol y;
+  y.value = emit(std::move(n));
+  define(y);
+}
+
+void Importer::op_matmul() {
+  expect_arity(2, 2);
+  Node n;
+  n.op = OpKind::linear;
+  n.inputs = {activation(0).value};
+  const Symbol& b = constant(1, DType::f32, "weight");
+  RESNET_CHECK(b.tensor.rank() == 2, here() << ": expected a 2-D weight [IN, OUT], found '"
+                                            << b.name << "' " << b.tensor.shape_str());
+  // The parameter keeps its name, transposed to Linear's [OUT, IN].
+  n.params.push_back({b.name, transposed(b.tensor)});
+  Symbol y;
+  y.value = emit(std::move(n));
+  bare_matmuls_[node_->output(0)] = g_.nodes.size() - 1;
+  define(y);
+}
+
+void Importer::op_reshape() {
+  expect_arity(2, 2);
+  const NodeAttributes attrs(*node_, here());
+  const int x = activation(0).value;
+  const Symbol& shape = constant(1, DType::i64, "shape");
+  const std::vector<int64_t> t(shape.tensor.i64(), shape.tensor.i64() + shape.tensor.numel());
+  // Only the flatten before the classifier is supported: [N, -1], [0, -1], [N, C].
+  bool ok = t.size() == 2 && !(t[0] == -1 && t[1] == -1);
+  const bool zero_copies = attrs.get_int("allowzero", 0) == 0;
+  if (ok && shapes_) {
+    const Shape& s = shape_of(x, "Reshape");
+    int64_t rest = 1;
+    for (size_t i = 1; i < s.size(); ++i) rest *= s[i];
+    ok = (t[0] == s[0] || t[0] == -1 || (t[0] == 0 && zero_copies)) &&
+         (t[1] == -1 || t[1] == rest) && (t[0] != -1 || t[1] == rest);
+  } else if (ok) {
+    ok = t[0] == 0 && zero_copies && t[1] == -1;
+  }
+  RESNET_CHECK(ok, here() << ": expected a flatten to [batch, -1] or [batch, features], found "
+                          << "shape " << ints_str(t)
+                          << (shapes_ ? " for input " + shape_str(g_.values[x].shape) : ""));
+  Node n;
+  n.op = OpKind::flatten;
+  n.inputs = {x};
+  Symbol y;
+  y.value = emit(std::move(n));
+  define(y);
+}
+
+void Importer::op_identity() {
+  expect_arity(1, 1);
+  Symbol s = input(0);
+  // A constant keeps its data under the name its readers use (torch writes Identity from a
+  // shared initializer to each parameter's state_dict name).
+  if (s.kind == Symbol::Kind::constant) s.name = node_->output(0);
+  define(s);
+}
+
+void Importer::op_constant() {
+  expect_arity(0, 0);
+  const NodeAttributes attrs(*node_, here());
+  Symbol s;
+  s.kind = Symbol::Kind::constant;
+  s.name = node_->output(0);
+  if (const auto* a = attrs.get("value", onnx::AttributeProto_AttributeType_TENSOR)) {
+    s.proto = &a->t();
+  } else if (attrs.has("value_int") || attrs.has("value_ints")) {
+    const auto v = attrs.has("value_int") ? std::vector<int64_t>{attrs.get_int("value_int", 0)}
+                                          : attrs.get_ints("value_ints", {});
+    s.tensor = Tensor(attrs.has("value_int") ? Shape{} : Shape{static_cast<int64_t>(v.size())},
+                      DType::i64);
+    std::copy(v.begin(), v.end(), s.tensor.i64());
+  } else if (attrs.has("value_float") || attrs.has("value_floats")) {
+    std::vector<float> v;
+    if (attrs.has("value_float")) {
+      v.push_back(static_cast<float>(attrs.get_float("value_float", 0)));
+    } else {
+      const auto* a = attrs.get("value_floats", onnx::AttributeProto_AttributeType_FLOATS);
+      v.assign(a->floats().begin(), a->floats().end());
+    }
+    s.tensor = attrs.has("value_float") ? Tensor::full({}, v[0])
+                                        : Tensor::from_vector({static_cast<int64_t>(v.size())}, v);
+  } else {
+    RESNET_FAIL(here() << ": expected a value, value_float(s) or value_int(s) attribute");
+  }
+  // A Constant's own tensor has a name of its own, often empty: name it by the output.
+  define(s);
+}
+
+void Importer::op_pad() {
+  expect_arity(2, 3);
+  const NodeAttributes attrs(*node_, here());
+  const std::string mode = attrs.get_string("mode", "constant");
+  RESNET_CHECK(mode == "constant",
+               here() << ": expected mode 'constant' (zero padding), found '" << mode << "'");
+  Symbol x = activation(0, true);
+  if (has_input(2)) {
+    const Symbol& value = constant(2, DType::f32, "constant_value");
+    RESNET_CHECK(value.tensor.numel() == 1 && value.tensor.f32()[0] == 0.0f,
+                 here() << ": expected a zero constant_value, found '" << value.name << "'");
+  }
+  const Symbol& pads_sym = constant(1, DType::i64, "pads");
+  const std::vector<int64_t> p(pads_sym.tensor.i64(),
+                               pads_sym.tensor.i64() + pads_sym.tensor.numel());
+  // [n_begin, c_begin, h_begin, w_begin, n_end, c_end, h_end, w_end] for a 4-D input.
+  RESNET_CHECK(p.size() == 8 && p[0] == 0 && p[4] == 0 && all_in(p, 0),
+               here() << ": expected pads of a 4-D input on C, H and W only, each in [0, "
+                      << kMaxExtent << "], found " << ints_str(p));
+  if (p[1] || p[5]) {
+    Node n;
+    n.op = OpKind::pad_channels;
+    n.inputs = {x.value};
+    n.pads = {p[1], p[5]};
+    x.value = emit(std::move(n));
+  }
+  // Zero padding commutes with padding channels: accumulate it for the next Conv or pool.
+  x.pending_pad[0] += p[2], x.pending_pad[1] += p[3];
+  x.pending_pad[2] += p[6], x.pending_pad[3] += p[7];
+  define(x);
+}
+
+void Importer::op_slice() {
+  expect_arity(3, 5);
+  Symbol x = activation(0);
+  auto ints = [&](int i, const char* role) {
+    const Symbol& s = constant(i, DType::i64, role);
+    return std::vector<int64_t>(s.tensor.i64(), s.tensor.i64() + s.tensor.numel());
+  };
+  const auto starts = ints(1, "starts"), ends = ints(2, "ends");
+  std::vector<int64_t> axes, steps(starts.size(), 1);
+  for (size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<int64_t>(i));
+  if (has_input(3)) axes = ints(3, "axes");
+  if (has_input(4)) steps = ints(4, "steps");
+  RESNET_CHECK(
+      ends.size() == starts.size() && axes.size() == starts.size() && steps.size() == starts.size(),
+      here() << ": expected starts, ends, axes and steps of one length, found " << ints_str(starts)
+             << ", " << ints_str(ends) << ", " << ints_str(axes) << ", " << ints_str(steps));
+  // Only x[:, :, ::sh, ::sw]: every slice starts at 0 and runs to the end of its axis.
+  int64_t stride[4] = {1, 1, 1, 1};
+  for (size_t i = 0; i < axes.size(); ++i) {
+    const int64_t axis = axes[i] < 0 ? axes[i] + 4 : axes[i];
+    RESNET_CHECK(axis >= 0 && axis < 4,
+                 here() << ": expected axes of a 4-D input, found " << ints_str(axes));
+    // Ends past the axis clamp to it; torch writes INT64_MAX. A smaller end must be
+    // checked against the axis, which needs a known shape.
+    const bool to_end = ends[i] >= std::numeric_limits<int32_t>::max() ||
+                        (shapes_ && ends[i] >= shape_of(x.value, "Slice")[axis]);
+    RESNET_CHECK(starts[i] == 0 && to_end && steps[i] >= 1 && steps[i] <= kMaxExtent,
+                 here() << ": expected a slice from 0 to the end with a positive step on axis "
+                        << axes[i] << ", found start " << starts[i] << ", end " << ends[i]
+                        << ", step " << steps[i]);
+    RESNET_CHECK(steps[i] == 1 || axis >= 2, here()
+                                                 << ": expected steps only on H and W, found step "
+                                                 << steps[i] << " on axis " << axes[i]);
+    stride[axis] *= steps[i];
+  }
+  if (stride[2] == 1 && stride[3] == 1) return define(x);  // the whole tensor
+  // torch writes x[:, :, ::2, ::2] as one Slice per axis: the second joins the first.
+  const std::string& in_name = node_->input(0);
+  auto prev = subsamples_.find(in_name);
+  if (prev != subsamples_.end() && reads_[in_name] == 1) {
+    Node& s = g_.nodes[prev->second];
+    RESNET_CHECK(
+        s.window.stride_h * stride[2] <= kMaxExtent && s.window.stride_w * stride[3] <= kMaxExtent,
+        here() << ": the strides of consecutive Slices exceed " << kMaxExtent);
+    s.window.stride_h *= stride[2];
+    s.window.stride_w *= stride[3];
+    check_shapes(s.output);
+    subsamples_[node_->output(0)] = prev->second;
+    subsamples_.erase(in_name);
+    return define(x);
+  }
+  Node n;
+  n.op = OpKind::subsample;
+  n.inputs = {x.value};
+  n.window.stride_h = stride[2];
+  n.window.stride_w = stride[3];
+  Symbol y;
+  y.value = emit(std::move(n));
+  subsamples_[node_->output(0)] = g_.nodes.size() - 1;
+  define(y);
+}
+
+}  // namespace resnet::io::detail

@@ -1,0 +1,22 @@
+#pragma once
+// Decoding ONNX TensorProtos (initializers and Constant values) into Tensors (private to
+// src/io). FLOAT becomes f32, INT64 i64; every other dtype, external data and an element
+// count that disagrees with the dims is an error naming the tensor.
+
+#include <onnx/onnx_pb.h>
+
+#include <string>
+
+#include "resnet/tensor/tensor.h"
+
+namespace resnet::io::detail {
+
+// "FLOAT", "INT64", ... (the TensorProto.DataType name, or the number if unknown).
+std::string onnx_dtype_name(int data_type);
+
+// Decodes `t`. `who` prefixes every error message ("model.onnx: initializer 'fc.weight'").
+// The data is checked against the dims before anything is allocated, so a lying header
+// cannot make it allocate more than the file holds.
+Tensor decode_onnx_tensor(const onnx::TensorProto& t, const std::string& who);
+
+}  // namespace resnet::io::detail
