@@ -38,11 +38,20 @@ def torch_bench(args):
     train = args.mode == "train"
     model.train(train)
 
+    # A full training step, as `resnet bench --mode train` times it: forward,
+    # cross-entropy, backward and an SGD update with momentum and weight decay.
+    # A lone block has no classes: the gradient of its output's mean instead.
+    fc = getattr(model, "fc", None)
+    labels = torch.arange(args.batch) % fc.out_features if fc is not None else None
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+
     def step():
         if train:
+            opt.zero_grad()
             y = model(x)
-            model.zero_grad()
-            y.backward(torch.full_like(y, 1.0 / y.numel()))
+            loss = torch.nn.functional.cross_entropy(y, labels) if fc is not None else y.mean()
+            loss.backward()
+            opt.step()
         else:
             with torch.no_grad():
                 model(x)

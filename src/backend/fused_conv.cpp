@@ -82,7 +82,15 @@ struct FusedConv2d::Impl {
     if (winograd_candidate(c) && winograd_enabled())
       pd = create(dnnl::algorithm::convolution_winograd, true);
     if (!pd) pd = create(dnnl::algorithm::convolution_direct, true);
-    if (!pd) pd = create(dnnl::algorithm::convolution_direct, false);
+    // Pinned layouts can leave only oneDNN's reference kernel (seconds, not milliseconds):
+    // then oneDNN's own choice, and a reorder, is far better.
+    auto is_reference = [](const auto& p) {
+      return std::string(p->impl_info_str()).rfind("ref", 0) == 0;
+    };
+    if (!pd || is_reference(pd)) {
+      auto free_choice = create(dnnl::algorithm::convolution_direct, false);
+      if (free_choice) pd = free_choice;
+    }
     RESNET_CHECK(pd.has_value(),
                  "fused conv: oneDNN has no implementation for input " << shape_str(src_shape));
     return Plan{*pd, dnnl::convolution_forward(*pd), memory(), memory()};
@@ -112,6 +120,8 @@ struct FusedConv2d::Impl {
       }
     }
     const memory::dims d = a->mem.get_desc().dims();
+    // oneDNN's int8 kernels read NHWC; its f32 Winograd and jit direct ones nChw16c.
+    if (type == dt::u8 || type == dt::s8) return memory::desc(d, type, tag::acdb);
     return d[1] % 16 == 0 ? memory::desc(d, type, tag::aBcd16b) : memory::desc();
   }
 

@@ -15,9 +15,10 @@
 #include "resnet/core/fma_peak.h"
 #include "resnet/infer/calibration.h"
 #include "resnet/infer/compiled_model.h"
-#include "resnet/infer/lower_module.h"
 #include "resnet/nn/init.h"
 #include "resnet/nn/resnet.h"
+#include "resnet/train/cross_entropy.h"
+#include "resnet/train/sgd.h"
 
 namespace resnet::cli {
 
@@ -47,28 +48,28 @@ infer::Precision precision_of(const std::string& dtype) {
 
 void bench(BenchArgs a) {
   if (a.threads > 0) backend::set_num_threads(a.threads);
-  LoadedModel m = load_model(a.model, a.weights, a.options);
-  nn::Module& model = *m.module;
   const bool train = a.mode == "train";
-  model.train(train);
-  // Like a training step in PyTorch, where the input does not require a gradient.
-  if (auto* net = dynamic_cast<nn::ResNet*>(&model)) net->set_input_grad(false);
-  const int64_t channels = models::expected_in_channels(m.name, m.options);
+  InferenceModel m = load_inference_model(a.model, a.weights, a.options);
+  RESNET_CHECK(!train || m.module != nullptr,
+               "--mode train: " << a.model << " is an ONNX file, which has no training path");
+  const int64_t channels = m.in_channels;
   RESNET_CHECK(!a.in_channels_set || a.options.in_channels == channels,
                "--in-channels: model " << m.name << " expects " << channels
                                        << " input channels, got " << a.options.in_channels);
   Tensor x({a.batch, channels, a.size, a.size});
   nn::init::manual_seed(1);
   nn::init::uniform_(x, -1.f, 1.f);
+  infer::Graph graph = std::move(m.graph);
+  graph.infer_shapes(x.shape());
+  const int64_t forward_macs = infer::count_macs(graph);
 
   // Inference runs the compiled graph (BN folded, post-ops fused, blocked layouts);
-  // training runs the module tree.
+  // training runs the module tree: forward, cross-entropy, backward and the SGD update.
   std::unique_ptr<infer::CompiledModel> compiled;
-  int64_t macs = 0;
+  std::unique_ptr<train::Sgd> sgd;
+  std::vector<int64_t> labels;
+  int64_t macs = forward_macs;
   if (!train) {
-    infer::Graph graph = infer::lower_module(model);
-    graph.infer_shapes(x.shape());
-    macs = infer::count_macs(graph);
     infer::CompileOptions options;
     options.precision = precision_of(a.dtype);
     if (options.precision == infer::Precision::int8) {
@@ -85,22 +86,31 @@ void bench(BenchArgs a) {
     if (!compiled->fallback_note().empty()) std::cerr << compiled->fallback_note() << "\n";
   } else {
     RESNET_CHECK(a.dtype == "f32", "--dtype " << a.dtype << ": training runs in f32 only");
-    infer::Graph graph = infer::lower_module(model);
-    graph.infer_shapes(x.shape());
-    macs = 3 * infer::count_macs(graph);  // forward, backward-data, backward-weights
+    m.module->train(true);
+    // Like a training step in PyTorch, where the input does not require a gradient.
+    if (auto* net = dynamic_cast<nn::ResNet*>(m.module.get())) net->set_input_grad(false);
+    train::SgdOptions o;
+    o.lr = 0.01;
+    o.momentum = 0.9;
+    o.weight_decay = 5e-4;
+    sgd = std::make_unique<train::Sgd>(*m.module, o);
+    for (int64_t i = 0; i < a.batch; ++i) labels.push_back(i % std::max<int64_t>(m.num_classes, 1));
+    macs = 3 * forward_macs;  // forward, backward-data, backward-weights
   }
-  Tensor grad;
   auto step = [&] {
     if (!train) {
       compiled->run(x);
       return;
     }
-    Tensor y = model.forward(x);
-    {
-      if (!grad.defined()) grad = Tensor::full(y.shape(), 1.f / static_cast<float>(y.numel()));
-      model.zero_grad();
-      model.backward(grad);
+    sgd->zero_grad();
+    Tensor y = m.module->forward(x);
+    if (y.rank() == 2) {
+      m.module->backward(train::cross_entropy(y, labels).grad_logits);
+    } else {
+      // A lone block has no classes: the gradient of the output's mean.
+      m.module->backward(Tensor::full(y.shape(), 1.f / static_cast<float>(y.numel())));
     }
+    sgd->step();
   };
   for (int64_t i = 0; i < a.warmup; ++i) step();
   std::vector<double> ms;
@@ -145,10 +155,12 @@ void bench(BenchArgs a) {
 }  // namespace
 
 void add_bench_command(CLI::App& app) {
-  auto* cmd =
-      app.add_subcommand("bench", "Time forward (infer) or forward+backward (train) passes");
+  auto* cmd = app.add_subcommand(
+      "bench",
+      "Time inference (compiled graph) or a full training step (forward, loss, backward, SGD)");
   auto a = std::make_shared<BenchArgs>();
-  cmd->add_option("--model", a->model, "Zoo name or .safetensors checkpoint")->required();
+  cmd->add_option("--model", a->model, "Zoo name, .safetensors checkpoint or .onnx file")
+      ->required();
   cmd->add_option("--weights", a->weights, "state_dict as .safetensors");
   cmd->add_option("--mode", a->mode, "infer or train")->check(CLI::IsMember({"infer", "train"}));
   cmd->add_option("--dtype", a->dtype, "Inference precision: f32, bf16 or int8")

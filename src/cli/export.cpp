@@ -21,6 +21,15 @@ struct ExportArgs {
 };
 
 void export_onnx(const ExportArgs& a) {
+  if (is_onnx_path(a.model)) {
+    // Re-export of an imported file: PyTorch's graph written the way we write ours.
+    InferenceModel m = load_inference_model(a.model, a.weights, a.options);
+    if (a.size > 0) m.graph.infer_shapes({1, m.in_channels, a.size, a.size});
+    io::write_onnx(m.graph, a.onnx);
+    std::printf("wrote %s: %s, %zu nodes, %zu parameters, opset 13\n", a.onnx.c_str(),
+                a.model.c_str(), m.graph.nodes.size(), m.graph.all_params().size());
+    return;
+  }
   LoadedModel m = load_model(a.model, a.weights, a.options);
   m.module->train(false);
   infer::Graph graph = infer::lower_module(*m.module);

@@ -3,7 +3,9 @@
 #include <charconv>
 
 #include "resnet/core/error.h"
+#include "resnet/infer/lower_module.h"
 #include "resnet/io/checkpoint.h"
+#include "resnet/io/onnx.h"
 #include "resnet/io/safetensors.h"
 
 namespace resnet::cli {
@@ -83,6 +85,40 @@ LoadedModel load_model(const std::string& model, const std::string& weights,
   loaded.module = models::build(loaded.name, options);
   if (!weights_path.empty()) io::load_state_dict(*loaded.module, weights_path, loaded.name);
   return loaded;
+}
+
+bool is_onnx_path(const std::string& path) {
+  return ends_with(path, ".onnx");
+}
+
+InferenceModel load_inference_model(const std::string& model, const std::string& weights,
+                                    const models::ModelOptions& options) {
+  InferenceModel m;
+  m.name = model;
+  if (is_onnx_path(model)) {
+    RESNET_CHECK(weights.empty(), "--weights: an ONNX file carries its weights; got --weights "
+                                      << weights << " with " << model);
+    m.graph = io::read_onnx(model);
+    // The input channels: the first convolution's; the classes: the last layer's outputs.
+    for (const infer::Node& n : m.graph.nodes) {
+      if (n.op == infer::OpKind::conv) {
+        m.in_channels = n.params[0].value.dim(1) * n.window.groups;
+        break;
+      }
+    }
+    for (const infer::Node& n : m.graph.nodes)
+      if (n.op == infer::OpKind::linear) m.num_classes = n.params[0].value.dim(0);
+    return m;
+  }
+  LoadedModel loaded = load_model(model, weights, options);
+  loaded.module->eval();
+  m.graph = infer::lower_module(*loaded.module);
+  m.name = loaded.name;
+  m.in_channels = models::expected_in_channels(loaded.name, loaded.options);
+  m.num_classes = loaded.options.num_classes;
+  m.module = loaded.module;
+  m.calibration = loaded.calibration;
+  return m;
 }
 
 }  // namespace resnet::cli

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "resnet/infer/calibration.h"
+#include "resnet/infer/graph.h"
 #include "resnet/models/zoo.h"
 #include "resnet/nn/module.h"
 
@@ -32,5 +33,21 @@ std::map<std::string, std::string> checkpoint_metadata(const LoadedModel& loaded
 
 LoadedModel load_model(const std::string& model, const std::string& weights,
                        models::ModelOptions options);
+
+// True for a path ending in .onnx.
+bool is_onnx_path(const std::string& path);
+
+// A model for inference only, from any MODEL spelling (zoo name, checkpoint, .onnx file)
+// as an inference graph. `module` is null for ONNX files, which have no module tree.
+struct InferenceModel {
+  infer::Graph graph;
+  std::string name;
+  int64_t in_channels = 3;
+  int64_t num_classes = 0;
+  nn::ModulePtr module;
+  std::shared_ptr<const infer::Calibration> calibration;
+};
+InferenceModel load_inference_model(const std::string& model, const std::string& weights,
+                                    const models::ModelOptions& options);
 
 }  // namespace resnet::cli

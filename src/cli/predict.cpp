@@ -17,6 +17,7 @@
 #include "resnet/core/error.h"
 #include "resnet/data/label_file.h"
 #include "resnet/data/preprocess.h"
+#include "resnet/infer/compiled_model.h"
 #include "resnet/io/safetensors.h"
 #include "resnet/train/checkpoint_info.h"
 
@@ -85,6 +86,17 @@ Classifier open_classifier(const PredictArgs& a) {
         from_module(m.module, a.checkpoint, m.info.options.in_channels, m.info.options.num_classes);
     c.class_names = m.info.class_names;
     c.recorded = checkpoint_preprocessing(m.info);
+    return c;
+  }
+  if (ends_with(a.model, ".onnx")) {
+    // An ONNX file: the compiled graph; ImageNet preprocessing unless told otherwise.
+    InferenceModel m = load_inference_model(a.model, a.weights, a.options);
+    auto compiled = std::make_shared<infer::CompiledModel>(std::move(m.graph));
+    Classifier c;
+    c.forward = [compiled](const Tensor& x) { return compiled->run(x); };
+    c.name = a.model;
+    c.in_channels = m.in_channels;
+    c.num_classes = m.num_classes;
     return c;
   }
   std::optional<train::CheckpointInfo> info;

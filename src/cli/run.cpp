@@ -4,6 +4,7 @@
 #include "command.h"
 #include "model_loading.h"
 #include "resnet/core/error.h"
+#include "resnet/infer/compiled_model.h"
 #include "resnet/io/checkpoint.h"
 #include "resnet/io/npy.h"
 
@@ -17,7 +18,22 @@ struct RunArgs {
   models::ModelOptions options;
 };
 
+// An ONNX file has no module tree: one eval-mode forward through the compiled graph.
+void run_onnx(const RunArgs& a) {
+  RESNET_CHECK(!a.train && a.grad_output.empty() && a.state_out.empty(),
+               a.model << ": an ONNX model runs forward in eval mode only; --train, "
+                          "--grad-output and --state-out need a zoo model or a checkpoint");
+  InferenceModel m = load_inference_model(a.model, a.weights, a.options);
+  Tensor x = io::read_npy(a.input);
+  RESNET_CHECK(x.rank() == 4 && x.dim(1) == m.in_channels,
+               a.input << ": expected a 4-D input [N, " << m.in_channels << ", H, W] for "
+                       << a.model << ", got " << x.shape_str());
+  infer::CompiledModel compiled(std::move(m.graph));
+  io::write_npy(a.output, compiled.run(x));
+}
+
 void run(const RunArgs& a) {
+  if (is_onnx_path(a.model)) return run_onnx(a);
   LoadedModel m = load_model(a.model, a.weights, a.options);
   nn::Module& model = *m.module;
   model.train(a.train);
@@ -49,7 +65,9 @@ void run(const RunArgs& a) {
 void add_run_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("run", "One forward (and optional backward) pass on .npy tensors");
   auto a = std::make_shared<RunArgs>();
-  cmd->add_option("--model", a->model, "Zoo name or .safetensors checkpoint")->required();
+  cmd->add_option("--model", a->model,
+                  "Zoo name, .safetensors checkpoint or .onnx file (forward only)")
+      ->required();
   cmd->add_option("--weights", a->weights, "state_dict as .safetensors (strict load)");
   cmd->add_option("--input", a->input, "Input [N, C, H, W] as .npy (<f4)")->required();
   cmd->add_option("--output", a->output, "Where to write the output .npy")->required();
