@@ -175,6 +175,7 @@ void report_text(const Tally& t, const TrainedModel& m, const data::Dataset& tes
   o << std::fixed << std::setprecision(4);
   o << "checkpoint " << a.checkpoint << " (" << m.info.model << ", epoch " << m.info.epoch << ")\n";
   o << "data       " << test.name() << ": " << t.count << " images\n";
+  o << "precision  " << a.dtype << "\n";
   o << "top-1      " << fraction(t.top1, t.count) << " (" << t.top1 << " of " << t.count << ")\n";
   o << "top-" << k << std::string(k < 10 ? 6 : 5, ' ') << fraction(t.topk, t.count) << " ("
     << t.topk << " of " << t.count << ")\n";
@@ -228,7 +229,7 @@ void report_json(const Tally& t, const TrainedModel& m, const data::Dataset& tes
       {"model", m.info.model},
       {"epoch", m.info.epoch},
       {"data", a.data},
-      {"dtype", a.dtype.empty() ? std::string("f32") : a.dtype},
+      {"dtype", a.dtype},
       {"split", test.name()},
       {"count", t.count},
       {"top1", fraction(t.top1, t.count)},
@@ -256,10 +257,12 @@ void run_eval(const EvalArgs& a) {
     calibration = std::make_shared<infer::Calibration>(
         infer::Calibration::from_json(m.int8_calibration, a.checkpoint));
   const Tally t = evaluate(make_forward(*m.module, dtype, calibration), test, m.info, a.batch, k);
+  EvalArgs used = a;
+  used.dtype = dtype;
   if (a.json)
-    report_json(t, m, *test, a, k);
+    report_json(t, m, *test, used, k);
   else
-    report_text(t, m, *test, a, k);
+    report_text(t, m, *test, used, k);
 }
 
 }  // namespace
