@@ -24,7 +24,7 @@ namespace resnet::cli {
 
 namespace {
 struct BenchArgs {
-  std::string model, weights, mode = "infer", dtype = "f32";
+  std::string model, weights, mode = "infer", dtype = "f32", layout = "auto";
   int64_t batch = 1, size = 224, iters = 20, warmup = 3;
   int threads = 0;
   bool json = false;
@@ -72,6 +72,9 @@ void bench(BenchArgs a) {
   if (!train) {
     infer::CompileOptions options;
     options.precision = precision_of(a.dtype);
+    options.layout = a.layout == "blocked"  ? infer::LayoutChoice::blocked
+                     : a.layout == "native" ? infer::LayoutChoice::native
+                                            : infer::LayoutChoice::automatic;
     if (options.precision == infer::Precision::int8) {
       // A quantized checkpoint carries its calibration; a plain model is calibrated on the
       // benchmark's own input, which times the same work.
@@ -165,6 +168,10 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--mode", a->mode, "infer or train")->check(CLI::IsMember({"infer", "train"}));
   cmd->add_option("--dtype", a->dtype, "Inference precision: f32, bf16 or int8")
       ->check(CLI::IsMember({"f32", "bf16", "int8"}));
+  cmd->add_option("--layout", a->layout,
+                  "Activation layout between convolutions: auto, blocked (nChw16c) or native "
+                  "(oneDNN's choice, NHWC)")
+      ->check(CLI::IsMember({"auto", "blocked", "native"}));
   cmd->add_option("--batch", a->batch, "Batch size")->check(CLI::PositiveNumber);
   cmd->add_option("--size", a->size, "Input height and width")->check(CLI::PositiveNumber);
   cmd->add_option("--threads", a->threads, "Threads (default: all cores)")
