@@ -510,6 +510,58 @@ TEST_F(Quantize, EvalRunsTheQuantizedCheckpointInInt8) {
   expect_clean_failure(r, {"--dtype int8", "resnet quantize"});
 }
 
+// Predict runs a quantized checkpoint as eval does by default: through the int8 graph with
+// the checkpoint's calibration, on the checkpoint's own preprocessing.
+TEST_F(Quantize, PredictRunsTheQuantizedCheckpointInInt8) {
+  const std::string image = (dir_ / "data" / "val" / "bee" / "img1.png").string();
+  data::Preprocessing p;
+  p.name = "checkpoint";
+  p.channels = 1;
+  p.resize_height = p.resize_width = 8;
+  p.mean = {0.5f};
+  p.std = {0.25f};
+  const Tensor x = data::preprocess_image(image, p).reshape({1, 1, 8, 8});
+  const train::TrainedModel m = train::load_trained_model(quantized_);
+  ASSERT_FALSE(m.int8_calibration.empty());
+  infer::CompileOptions options;
+  options.precision = infer::Precision::int8;
+  options.calibration = std::make_shared<infer::Calibration>(
+      infer::Calibration::from_json(m.int8_calibration, quantized_));
+  infer::CompiledModel int8(infer::lower_module(*m.module), options);
+  const Tensor int8_logits = int8.run(x);
+  nn::GradEnabledGuard no_grad(false);
+  const Tensor f32_logits = m.module->forward(x);
+  const std::vector<double> want_int8 = softmax(int8_logits.f32(), 3);
+  const std::vector<double> want_f32 = softmax(f32_logits.f32(), 3);
+  double gap = 0;
+  for (size_t i = 0; i < 3; ++i) gap = std::max(gap, std::abs(want_int8[i] - want_f32[i]));
+  // int8 stays close to f32 here, but not as close as two runs of one path are.
+  ASSERT_GT(gap, 1e-5) << "int8 and f32 must differ for this check to tell them apart";
+  const double tolerance = gap / 10;
+
+  auto probabilities = [](const nlohmann::json& j) {
+    std::vector<double> p(3, -1);
+    for (const auto& t : j.at("predictions").at(0).at("top"))
+      p.at(t.at("index").get<size_t>()) = t.at("probability").get<double>();
+    return p;
+  };
+  for (const char* flag : {"--checkpoint ", "--model "}) {
+    auto q = run_cli("predict --json " + std::string(flag) + quantized_ + " " + image);
+    ASSERT_EQ(q.exit_code, 0) << q.err;
+    const auto jq = one_json_line(q);
+    EXPECT_EQ(jq.value("dtype", std::string("(none)")), "int8") << flag;
+    const std::vector<double> got = probabilities(jq);
+    for (size_t i = 0; i < 3; ++i) EXPECT_NEAR(got[i], want_int8[i], tolerance) << flag << i;
+
+    auto f = run_cli("predict --json " + std::string(flag) + checkpoint_ + " " + image);
+    ASSERT_EQ(f.exit_code, 0) << f.err;
+    const auto jf = one_json_line(f);
+    EXPECT_EQ(jf.value("dtype", std::string("(none)")), "f32") << flag;
+    const std::vector<double> got_f32 = probabilities(jf);
+    for (size_t i = 0; i < 3; ++i) EXPECT_NEAR(got_f32[i], want_f32[i], tolerance) << flag << i;
+  }
+}
+
 TEST_F(Quantize, RefusesMissingCheckpoint) {
   const std::string missing = (dir_ / "missing.safetensors").string();
   const std::string out = (dir_ / "never.safetensors").string();
