@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "inference.h"
 #include "model_loading.h"
 #include "resnet/core/error.h"
 #include "resnet/data/label_file.h"
@@ -39,6 +40,7 @@ struct PredictArgs {
 struct Classifier {
   std::function<Tensor(const Tensor&)> forward;
   std::string name;  // for messages and the JSON report
+  std::string dtype = "f32";
   int64_t in_channels = 3;
   int64_t num_classes = 0;
   std::vector<std::string> class_names;         // empty: unknown
@@ -63,11 +65,20 @@ data::Preprocessing checkpoint_preprocessing(const train::CheckpointInfo& info) 
   return p;
 }
 
+// A quantized checkpoint (one with a calibration, see resnet quantize) runs as eval runs it
+// by default: through the int8 graph.
 Classifier from_module(nn::ModulePtr module, const std::string& name, int64_t in_channels,
-                       int64_t num_classes) {
+                       int64_t num_classes,
+                       std::shared_ptr<const infer::Calibration> calibration = nullptr) {
   module->eval();
   Classifier c;
-  c.forward = [module](const Tensor& x) { return module->forward(x); };
+  if (calibration) {
+    Forward int8 = make_forward(*module, "int8", std::move(calibration));
+    c.forward = [module, int8](const Tensor& x) { return int8(x); };
+    c.dtype = "int8";
+  } else {
+    c.forward = [module](const Tensor& x) { return module->forward(x); };
+  }
   c.name = name;
   c.in_channels = in_channels;
   c.num_classes = num_classes;
@@ -82,8 +93,12 @@ Classifier open_classifier(const PredictArgs& a) {
     RESNET_CHECK(a.weights.empty(),
                  "--weights: expected it only with --model, got it with --checkpoint");
     train::TrainedModel m = train::load_trained_model(a.checkpoint);
-    Classifier c =
-        from_module(m.module, a.checkpoint, m.info.options.in_channels, m.info.options.num_classes);
+    std::shared_ptr<const infer::Calibration> calibration;
+    if (!m.int8_calibration.empty())
+      calibration = std::make_shared<infer::Calibration>(
+          infer::Calibration::from_json(m.int8_calibration, a.checkpoint));
+    Classifier c = from_module(m.module, a.checkpoint, m.info.options.in_channels,
+                               m.info.options.num_classes, calibration);
     c.class_names = m.info.class_names;
     c.recorded = checkpoint_preprocessing(m.info);
     return c;
@@ -114,7 +129,7 @@ Classifier open_classifier(const PredictArgs& a) {
   LoadedModel loaded = load_model(a.model, a.weights, a.options);
   const models::ModelOptions& o = loaded.options;
   Classifier c = from_module(loaded.module, a.model, models::expected_in_channels(loaded.name, o),
-                             o.num_classes);
+                             o.num_classes, loaded.calibration);
   if (info) {
     c.class_names = info->class_names;
     c.recorded = checkpoint_preprocessing(*info);
@@ -203,6 +218,7 @@ void run_predict(const PredictArgs& a) {
     nlohmann::ordered_json j;
     if (!a.checkpoint.empty()) j["checkpoint"] = a.checkpoint;
     j["model"] = c.name;
+    j["dtype"] = c.dtype;
     j["preprocess"] = prep.name;
     j["top_k"] = k;
     j["predictions"] = predictions;
