@@ -114,28 +114,39 @@ void ActivationLinear::set_weights(const Tensor& weight, const Tensor& bias) {
 
 Tensor ActivationLinear::run(const Activation& src) {
   return guarded("linear", [&] {
-    const memory& s = ActivationAccess::mem(src);
-    const memory::desc sd = s.get_desc();
-    const memory::dims d = sd.dims();
+    const memory::dims d0 = ActivationAccess::mem(src).get_desc().dims();
     const int64_t out = impl_->weight.dim(0), in = impl_->weight.dim(1);
     int64_t features = 1;
-    for (size_t i = 1; i < d.size(); ++i) features *= d[i];
+    for (size_t i = 1; i < d0.size(); ++i) features *= d0[i];
     RESNET_CHECK(features == in,
-                 "linear: expected " << in << " input features, got " << shape_str(d));
+                 "linear: expected " << in << " input features, got " << shape_str(d0));
+    // The input in f32 (bf16 stays bf16; int8 is dequantized: the classifier is a tiny
+    // share of the work). A pooled [N, C, 1, 1] input is read as [N, C]: reordering its
+    // N * C values costs nothing, and oneDNN's 2-D kernels beat its blocked 4-D path.
+    const dt type = dnnl_type(impl_->dtype);
+    const memory::desc sd0 = ActivationAccess::mem(src).get_desc();
+    const dt src_type = sd0.data_type() == dt::bf16 && type == dt::bf16 ? dt::bf16 : dt::f32;
+    memory s, plain_holder;  // plain_holder owns the bytes `s` views
+    if (d0.size() == 4 && d0[2] == 1 && d0[3] == 1) {
+      memory plain = ActivationAccess::converted(
+          src, memory::desc(d0, src_type, memory::format_tag::abcd), 1.f);
+      s = memory(memory::desc({d0[0], d0[1]}, src_type, memory::format_tag::ab), engine(),
+                 plain.get_data_handle());
+      plain_holder = plain;
+    } else {
+      s = ActivationAccess::converted(src, with_type(sd0, src_type), 1.f);
+    }
+    const memory::desc sd = s.get_desc();
+    const memory::dims d = sd.dims();
     std::vector<int64_t> key = d;
     key.push_back(static_cast<int64_t>(sd.data.data_type));
     key.push_back(sd.data.format_desc.blocking.inner_nblks);
     auto it = impl_->plans.find(key);
     if (it == impl_->plans.end()) {
-      const dt type = dnnl_type(impl_->dtype);
       memory::dims wdims = {out};
       for (size_t i = 1; i < d.size(); ++i) wdims.push_back(d[i]);
-      // The input is read in its layout. bf16 stays bf16; an int8 input is read as f32
-      // (dequantized): the classifier is a tiny share of the work.
-      const dt src_type = sd.data_type() == dt::bf16 && type == dt::bf16 ? dt::bf16 : dt::f32;
-      memory::desc src_md = with_type(sd, src_type);
       dnnl::inner_product_forward::desc desc(
-          dnnl::prop_kind::forward_inference, src_md,
+          dnnl::prop_kind::forward_inference, sd,
           memory::desc(wdims, src_type, memory::format_tag::any),
           memory::desc({out}, dt::f32, memory::format_tag::a),
           memory::desc({d[0], out}, dt::f32, memory::format_tag::ab));
@@ -149,7 +160,7 @@ Tensor ActivationLinear::run(const Activation& src) {
       it = impl_->plans.emplace(key, std::move(plan)).first;
     }
     Impl::Plan& p = it->second;
-    memory src_m = ActivationAccess::converted(src, p.pd.src_desc(), 1.f);
+    memory src_m = reorder_to(s, p.pd.src_desc());
     Tensor y({d[0], out});
     p.prim.execute(stream(), {{DNNL_ARG_SRC, src_m},
                               {DNNL_ARG_WEIGHTS, p.packed_weight},
