@@ -1,8 +1,8 @@
 #include "resnet/backend/activation.h"
 
 #include <cstdlib>
+#include <map>
 #include <mutex>
-#include <unordered_map>
 #include <vector>
 
 #include "activation_impl.h"
@@ -13,11 +13,13 @@ using namespace detail;
 
 struct ActivationPool::State {
   std::mutex mutex;
-  std::unordered_map<size_t, std::vector<void*>> free_buffers;  // by byte size
+  // Free buffers by capacity. A request takes the smallest free buffer that holds it, if
+  // that wastes at most half of it: activations of one network come in a few sizes, and
+  // a buffer serves the smaller ones in between.
+  std::multimap<size_t, void*> free_buffers;
   size_t allocated = 0;
   ~State() {
-    for (auto& [size, list] : free_buffers)
-      for (void* p : list) std::free(p);
+    for (auto& [capacity, p] : free_buffers) std::free(p);
   }
 };
 
@@ -75,29 +77,31 @@ Activation ActivationAccess::allocate(const memory::desc& desc, ActivationPool* 
     a.impl_->mem = memory(desc, engine());
     return a;
   }
-  const size_t size = desc.get_size();
+  const size_t size = (desc.get_size() + 63) / 64 * 64;
   std::shared_ptr<ActivationPool::State> state = pool->state_;
   void* data = nullptr;
+  size_t capacity = size;
   {
     std::lock_guard<std::mutex> lock(state->mutex);
-    auto& list = state->free_buffers[size];
-    if (!list.empty()) {
-      data = list.back();
-      list.pop_back();
+    auto it = state->free_buffers.lower_bound(size);
+    if (it != state->free_buffers.end() && it->first <= 2 * size) {
+      capacity = it->first;
+      data = it->second;
+      state->free_buffers.erase(it);
     }
   }
   if (data == nullptr) {
-    data = std::aligned_alloc(64, (size + 63) / 64 * 64);
+    data = std::aligned_alloc(64, size);
     RESNET_CHECK(data != nullptr, "activation: out of memory allocating " << size << " bytes");
     std::lock_guard<std::mutex> lock(state->mutex);
     state->allocated += size;
   }
   // The deleter hands the buffer back while the pool lives, and frees it after.
   std::weak_ptr<ActivationPool::State> weak = state;
-  a.impl_->buffer = std::shared_ptr<void>(data, [weak, size](void* p) {
+  a.impl_->buffer = std::shared_ptr<void>(data, [weak, capacity](void* p) {
     if (auto s = weak.lock()) {
       std::lock_guard<std::mutex> lock(s->mutex);
-      s->free_buffers[size].push_back(p);
+      s->free_buffers.emplace(capacity, p);
     } else {
       std::free(p);
     }

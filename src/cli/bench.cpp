@@ -144,6 +144,11 @@ void bench(BenchArgs a) {
         {"gflops", gflops},
         {"fp32_fma_peak_gflops", peak},
         {"fraction_of_fp32_peak", gflops / peak}};
+    if (compiled) {
+      const infer::CompiledModel::MemoryStats mem = compiled->memory_stats();
+      j["activation_buffer_bytes"] = mem.buffer_bytes;
+      j["activation_bytes"] = mem.activation_bytes;
+    }
     std::cout << j.dump() << "\n";
   } else {
     std::printf("%s %s batch %lld, %lldx%lldx%lld, %d threads, %lld iterations\n", m.name.c_str(),
@@ -153,6 +158,12 @@ void bench(BenchArgs a) {
     std::printf("latency p50 %.3f ms, p90 %.3f ms, %.1f images/s\n", p50, p90, images_per_s);
     std::printf("%.1f GFLOPS (%s), %.0f%% of the f32 FMA peak measured here (%.1f GFLOPS)\n",
                 gflops, a.dtype.c_str(), 100.0 * gflops / peak, peak);
+    if (compiled) {
+      const infer::CompiledModel::MemoryStats mem = compiled->memory_stats();
+      std::printf("activation buffers %.1f MiB, reused for %.1f MiB of activations\n",
+                  static_cast<double>(mem.buffer_bytes) / (1 << 20),
+                  static_cast<double>(mem.activation_bytes) / (1 << 20));
+    }
   }
 }
 }  // namespace

@@ -266,6 +266,21 @@ const std::string& CompiledModel::fallback_note() const {
   return impl_->fallback_note;
 }
 
+CompiledModel::MemoryStats CompiledModel::memory_stats() const {
+  MemoryStats m;
+  m.buffer_bytes = impl_->buffers.bytes_allocated();
+  // Every convolution and pool writes a pooled buffer, of the precision's element size
+  // (u8/s8 for int8).
+  const size_t element = impl_->options.precision == Precision::f32    ? 4
+                         : impl_->options.precision == Precision::bf16 ? 2
+                                                                       : 1;
+  for (const CompiledStep& cs : impl_->steps)
+    if (cs.conv || cs.pool)
+      m.activation_bytes +=
+          static_cast<size_t>(shape_numel(impl_->plan.values[cs.step.output].shape)) * element;
+  return m;
+}
+
 void CompiledModel::set_observer(std::function<void(const std::string&, const Tensor&)> observer) {
   impl_->observer = std::move(observer);
 }
@@ -281,6 +296,10 @@ std::string CompiledModel::describe() const {
       out << " [" << cs.conv->implementation() << "]";
     out << "\n";
   }
+  const MemoryStats m = memory_stats();
+  if (m.buffer_bytes > 0)
+    out << "activation buffers: " << m.buffer_bytes / 1024 << " KiB for "
+        << m.activation_bytes / 1024 << " KiB of activations\n";
   return out.str();
 }
 

@@ -5,7 +5,7 @@
 // survives from convolution to convolution with no reorder between them.
 //
 // ActivationPool: a buffer cache for activations. A buffer goes back to its pool when the
-// last activation using it dies, and the next activation of the same byte size takes it,
+// last activation using it dies, and the next activation that fits takes it,
 // so a compiled graph stops allocating (and page-faulting) after its first run and holds
 // only as many buffers as are live at once.
 

@@ -43,6 +43,13 @@ class CompiledModel {
   Tensor run(const Tensor& x);
   // The graph after the passes, one line per step (for --verbose and tests).
   std::string describe() const;
+  // Bytes of the activation buffers the pool holds (after a run), against the bytes all
+  // activations of one run would take without reuse: how much the buffer reuse saves.
+  struct MemoryStats {
+    size_t buffer_bytes = 0;
+    size_t activation_bytes = 0;
+  };
+  MemoryStats memory_stats() const;
   // Empty, or why the requested precision could not be used (bf16 on a CPU without it).
   const std::string& fallback_note() const;
   // Called with every value a run produces (plain f32), by value name: calibration
