@@ -27,7 +27,7 @@ namespace resnet::cli {
 namespace {
 
 struct PredictArgs {
-  std::string checkpoint, model, weights, preprocess, labels;
+  std::string checkpoint, model, weights, preprocess, labels, dtype;
   std::vector<std::string> images;
   int64_t top_k = 0;  // 0: min(5, classes)
   bool json = false;
@@ -65,20 +65,16 @@ data::Preprocessing checkpoint_preprocessing(const train::CheckpointInfo& info) 
   return p;
 }
 
-// A quantized checkpoint (one with a calibration, see resnet quantize) runs as eval runs it
-// by default: through the int8 graph.
+// `dtype` as --dtype gave it; empty: as eval runs it by default, int8 for a quantized
+// checkpoint (one with a calibration, see resnet quantize), else f32.
 Classifier from_module(nn::ModulePtr module, const std::string& name, int64_t in_channels,
-                       int64_t num_classes,
+                       int64_t num_classes, const std::string& dtype,
                        std::shared_ptr<const infer::Calibration> calibration = nullptr) {
   module->eval();
   Classifier c;
-  if (calibration) {
-    Forward int8 = make_forward(*module, "int8", std::move(calibration));
-    c.forward = [module, int8](const Tensor& x) { return int8(x); };
-    c.dtype = "int8";
-  } else {
-    c.forward = [module](const Tensor& x) { return module->forward(x); };
-  }
+  c.dtype = !dtype.empty() ? dtype : calibration ? "int8" : "f32";
+  Forward forward = make_forward(*module, c.dtype, std::move(calibration));
+  c.forward = [module, forward](const Tensor& x) { return forward(x); };
   c.name = name;
   c.in_channels = in_channels;
   c.num_classes = num_classes;
@@ -98,7 +94,7 @@ Classifier open_classifier(const PredictArgs& a) {
       calibration = std::make_shared<infer::Calibration>(
           infer::Calibration::from_json(m.int8_calibration, a.checkpoint));
     Classifier c = from_module(m.module, a.checkpoint, m.info.options.in_channels,
-                               m.info.options.num_classes, calibration);
+                               m.info.options.num_classes, a.dtype, calibration);
     c.class_names = m.info.class_names;
     c.recorded = checkpoint_preprocessing(m.info);
     return c;
@@ -106,8 +102,14 @@ Classifier open_classifier(const PredictArgs& a) {
   if (ends_with(a.model, ".onnx")) {
     // An ONNX file: the compiled graph; ImageNet preprocessing unless told otherwise.
     InferenceModel m = load_inference_model(a.model, a.weights, a.options);
-    auto compiled = std::make_shared<infer::CompiledModel>(std::move(m.graph));
+    RESNET_CHECK(a.dtype != "int8", "--dtype int8: " << a.model
+                                                     << " has no int8 calibration (an ONNX "
+                                                        "file runs in f32 or bf16)");
+    infer::CompileOptions options;
+    if (a.dtype == "bf16") options.precision = infer::Precision::bf16;
+    auto compiled = std::make_shared<infer::CompiledModel>(std::move(m.graph), options);
     Classifier c;
+    c.dtype = a.dtype.empty() ? "f32" : a.dtype;
     c.forward = [compiled](const Tensor& x) { return compiled->run(x); };
     c.name = a.model;
     c.in_channels = m.in_channels;
@@ -129,7 +131,7 @@ Classifier open_classifier(const PredictArgs& a) {
   LoadedModel loaded = load_model(a.model, a.weights, a.options);
   const models::ModelOptions& o = loaded.options;
   Classifier c = from_module(loaded.module, a.model, models::expected_in_channels(loaded.name, o),
-                             o.num_classes, loaded.calibration);
+                             o.num_classes, a.dtype, loaded.calibration);
   if (info) {
     c.class_names = info->class_names;
     c.recorded = checkpoint_preprocessing(*info);
@@ -251,6 +253,10 @@ void add_predict_command(CLI::App& app) {
                   "Class names, one per line, as many as the model has classes");
   cmd->add_option("--top-k", a->top_k, "Classes to print per image (default: 5, or all when fewer)")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--dtype", a->dtype,
+                  "Precision: f32 (the module tree), bf16 or int8 (compiled graph); default int8 "
+                  "for a quantized checkpoint, else f32")
+      ->check(CLI::IsMember({"f32", "bf16", "int8"}));
   cmd->add_flag("--json", a->json, "Print one JSON object");
   add_model_options(cmd, a->options);
   cmd->callback([a] { run_predict(*a); });

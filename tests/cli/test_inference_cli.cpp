@@ -559,7 +559,18 @@ TEST_F(Quantize, PredictRunsTheQuantizedCheckpointInInt8) {
     EXPECT_EQ(jf.value("dtype", std::string("(none)")), "f32") << flag;
     const std::vector<double> got_f32 = probabilities(jf);
     for (size_t i = 0; i < 3; ++i) EXPECT_NEAR(got_f32[i], want_f32[i], tolerance) << flag << i;
+
+    // --dtype f32 runs the quantized checkpoint's own f32 weights: the f32 answer.
+    auto qf = run_cli("predict --json --dtype f32 " + std::string(flag) + quantized_ + " " + image);
+    ASSERT_EQ(qf.exit_code, 0) << qf.err;
+    const auto jqf = one_json_line(qf);
+    EXPECT_EQ(jqf.value("dtype", std::string("(none)")), "f32") << flag;
+    const std::vector<double> got_qf = probabilities(jqf);
+    for (size_t i = 0; i < 3; ++i) EXPECT_NEAR(got_qf[i], want_f32[i], tolerance) << flag << i;
   }
+  // int8 needs a calibration: the unquantized checkpoint has none.
+  auto refused = run_cli("predict --dtype int8 --checkpoint " + checkpoint_ + " " + image);
+  expect_clean_failure(refused, {"resnet quantize"});
 }
 
 TEST_F(Quantize, RefusesMissingCheckpoint) {
