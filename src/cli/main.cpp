@@ -1,6 +1,8 @@
 // resnet: the command-line tool. Every failure ends as one line on stderr and a
 // non-zero exit status.
 
+#include <malloc.h>
+
 #include <cstdio>
 #include <exception>
 #include <iostream>
@@ -8,7 +10,22 @@
 #include "command.h"
 #include "resnet/core/error.h"
 
+namespace {
+
+// Keeps freed tensor memory in the heap instead of handing it back to the kernel. By
+// default glibc serves blocks over 128 KiB (up to 32 MiB, adaptively) with mmap and
+// unmaps them on free, so each training step faulted its activations in afresh: with
+// these settings the resnet20 training benchmark (batch 128, 1x28x28) went from 1100 to
+// 1650-1740 images/s, and its peak RSS from 330 to 387 MB.
+void keep_freed_memory_for_reuse() {
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  keep_freed_memory_for_reuse();
   CLI::App app{"resnet: residual networks in C++, identical to PyTorch"};
   app.require_subcommand(1);
   resnet::cli::add_summary_command(app);
