@@ -8,23 +8,6 @@ namespace resnet::backend {
 
 using namespace detail;
 
-namespace {
-dt dnnl_type(DType t) {
-  switch (t) {
-    case DType::f32:
-      return dt::f32;
-    case DType::bf16:
-      return dt::bf16;
-    case DType::i8:
-      return dt::s8;
-    case DType::u8:
-      return dt::u8;
-    default:
-      RESNET_FAIL("activation: unsupported dtype " << dtype_name(t));
-  }
-}
-}  // namespace
-
 struct ActivationPool2d::Impl {
   Pool2dConfig cfg;
   struct Plan {

@@ -28,7 +28,6 @@ memory::desc plain_desc(const Shape& shape, dt type) {
   return memory::desc(to_dims(shape), type, tags[shape.size()]);
 }
 
-namespace {
 dt dnnl_type(DType type) {
   switch (type) {
     case DType::f32:
@@ -44,7 +43,6 @@ dt dnnl_type(DType type) {
   }
   throw Error("backend: dtype " + dtype_name(type) + " has no oneDNN equivalent");
 }
-}  // namespace
 
 memory::desc desc_of(const Tensor& t) {
   if (t.layout() == Layout::blocked16)

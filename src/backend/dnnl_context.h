@@ -21,6 +21,8 @@ dnnl::engine& engine();
 dnnl::stream& stream();
 
 memory::dims to_dims(const Shape& shape);
+// oneDNN's element type for `type` (i8 is s8); i64 has none and throws.
+dt dnnl_type(DType type);
 // Plain row-major descriptor for a tensor of this rank (nchw, nc, x, ...).
 memory::desc plain_desc(const Shape& shape, dt type = dt::f32);
 // The descriptor of a tensor's storage: plain, or nChw16c for blocked16.

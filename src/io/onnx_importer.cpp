@@ -232,6 +232,12 @@ void Importer::define(Symbol s) {
   symbols_[node_->output(0)] = std::move(s);
 }
 
+void Importer::define_activation(int v) {
+  Symbol s;
+  s.value = v;
+  define(std::move(s));
+}
+
 const Shape& Importer::shape_of(int v, const char* why) const {
   RESNET_CHECK(shapes_, here() << ": " << why
                                << " needs the input's channels, height and width, but the "

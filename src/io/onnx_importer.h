@@ -76,6 +76,8 @@ class Importer {
   int emit(infer::Node n);
   // Binds the node's first output to an activation, or to a constant.
   void define(Symbol s);
+  // Binds the node's first output to activation value `v`.
+  void define_activation(int v);
   // Shape of value `v`, which must be known (`why` says what needs it).
   const Shape& shape_of(int v, const char* why) const;
   // Re-runs shape inference over the graph built so far (after emit or an edit).

@@ -128,9 +128,7 @@ void Importer::op_conv() {
     const Symbol& bias = constant(2, DType::f32, "bias");
     n.params.push_back({bias.name, bias.tensor});
   }
-  Symbol y;
-  y.value = emit(std::move(n));
-  define(y);
+  define_activation(emit(std::move(n)));
 }
 
 void Importer::op_batch_norm() {
@@ -149,9 +147,7 @@ void Importer::op_batch_norm() {
     const Symbol& p = constant(i, DType::f32, roles[i - 1]);
     n.params.push_back({p.name, p.tensor});
   }
-  Symbol y;
-  y.value = emit(std::move(n));
-  define(y);
+  define_activation(emit(std::move(n)));
 }
 
 void Importer::op_relu() {
@@ -159,9 +155,7 @@ void Importer::op_relu() {
   Node n;
   n.op = OpKind::relu;
   n.inputs = {activation(0).value};
-  Symbol y;
-  y.value = emit(std::move(n));
-  define(y);
+  define_activation(emit(std::move(n)));
 }
 
 void Importer::op_add() {
@@ -172,9 +166,7 @@ void Importer::op_add() {
     Node n;
     n.op = OpKind::add;
     n.inputs = {activation(0).value, activation(1).value};
-    Symbol y;
-    y.value = emit(std::move(n));
-    define(y);
+    define_activation(emit(std::move(n)));
     return;
   }
   // A MatMul's bias: MatMul then Add of a 1-D constant is a Linear layer.
@@ -195,9 +187,7 @@ void Importer::op_add() {
   linear.params.push_back({bias.name, bias.tensor.reshape({out})});
   bare_matmuls_.erase(it);
   check_shapes(linear.output);
-  Symbol y;
-  y.value = linear.output;
-  define(y);
+  define_activation(linear.output);
 }
 
 void Importer::op_pool(bool is_max) {
@@ -226,9 +216,7 @@ void Importer::op_pool(bool is_max) {
     n.window.pad_t += x.pending_pad[0], n.window.pad_l += x.pending_pad[1];
     n.window.pad_b += x.pending_pad[2], n.window.pad_r += x.pending_pad[3];
   }
-  Symbol y;
-  y.value = emit(std::move(n));
-  define(y);
+  define_activation(emit(std::move(n)));
 }
 
 void Importer::op_global_avg_pool() {
@@ -236,9 +224,7 @@ void Importer::op_global_avg_pool() {
   Node n;
   n.op = OpKind::global_avg_pool;
   n.inputs = {activation(0).value};
-  Symbol y;
-  y.value = emit(std::move(n));
-  define(y);
+  define_activation(emit(std::move(n)));
 }
 
 void Importer::op_flatten() {
@@ -252,9 +238,7 @@ void Importer::op_flatten() {
   Node n;
   n.op = OpKind::flatten;
   n.inputs = {x};
-  Symbol y;
-  y.value = emit(std::move(n));
-  define(y);
+  define_activation(emit(std::move(n)));
 }
 
 void Importer::op_gemm() {
@@ -284,9 +268,7 @@ void Importer::op_gemm() {
     if (beta != 1.0) bias = scaled(bias, beta);
     n.params.push_back({c.name, bias});
   }
-  Symbol y;
-  y.value = emit(std::move(n));
-  define(y);
+  define_activation(emit(std::move(n)));
 }
 
 void Importer::op_matmul() {
@@ -329,9 +311,7 @@ void Importer::op_reshape() {
   Node n;
   n.op = OpKind::flatten;
   n.inputs = {x};
-  Symbol y;
-  y.value = emit(std::move(n));
-  define(y);
+  define_activation(emit(std::move(n)));
 }
 
 void Importer::op_identity() {

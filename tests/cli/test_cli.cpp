@@ -15,6 +15,7 @@
 namespace resnet {
 namespace {
 
+using testing::expect_clean_failure;
 using testing::run_cli;
 
 std::string fixture(const std::string& rel) {
@@ -26,16 +27,6 @@ std::string slurp(const std::string& path) {
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
-}
-
-// One line on stderr, non-zero exit, and every expected fragment in the message.
-void expect_clean_failure(const testing::CliResult& r, const std::vector<std::string>& fragments) {
-  EXPECT_NE(r.exit_code, 0);
-  EXPECT_LT(r.exit_code, 128) << "killed by a signal";
-  ASSERT_FALSE(r.err.empty());
-  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "expected one line, got:\n" << r.err;
-  for (const auto& f : fragments)
-    EXPECT_NE(r.err.find(f), std::string::npos) << "missing '" << f << "' in: " << r.err;
 }
 
 // The seed's text, byte for byte (SEED.md).

@@ -24,6 +24,7 @@
 namespace resnet {
 namespace {
 
+using testing::expect_clean_failure;
 using testing::run_cli;
 namespace fs = std::filesystem;
 
@@ -61,16 +62,6 @@ void write_checkpoint(const std::string& path, const train::CheckpointInfo& info
                       const std::string& model_name = "") {
   nn::ModulePtr model = models::build(model_name.empty() ? info.model : model_name, info.options);
   io::save_state_dict(*model, path, info.to_metadata());
-}
-
-// One line on stderr, non-zero exit, and every expected fragment in the message.
-void expect_clean_failure(const testing::CliResult& r, const std::vector<std::string>& fragments) {
-  EXPECT_NE(r.exit_code, 0);
-  EXPECT_LT(r.exit_code, 128) << "killed by a signal";
-  ASSERT_FALSE(r.err.empty());
-  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "expected one line, got:\n" << r.err;
-  for (const auto& f : fragments)
-    EXPECT_NE(r.err.find(f), std::string::npos) << "missing '" << f << "' in: " << r.err;
 }
 
 class CliEvalPredict : public ::testing::Test {

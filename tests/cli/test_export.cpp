@@ -21,19 +21,11 @@
 namespace resnet {
 namespace {
 
+using testing::expect_clean_failure;
 using testing::run_cli;
 
 std::string fixture(const std::string& rel) {
   return std::string(RESNET_FIXTURE_DIR) + "/" + rel;
-}
-
-void expect_clean_failure(const testing::CliResult& r, const std::vector<std::string>& fragments) {
-  EXPECT_NE(r.exit_code, 0);
-  EXPECT_LT(r.exit_code, 128) << "killed by a signal";
-  ASSERT_FALSE(r.err.empty());
-  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "expected one line, got:\n" << r.err;
-  for (const auto& f : fragments)
-    EXPECT_NE(r.err.find(f), std::string::npos) << "missing '" << f << "' in: " << r.err;
 }
 
 class CliExport : public ::testing::Test {

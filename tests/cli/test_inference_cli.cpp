@@ -30,20 +30,11 @@
 namespace resnet {
 namespace {
 
+using testing::expect_clean_failure;
 using testing::run_cli;
 namespace fs = std::filesystem;
 
 const float kTolerance = 1e-4f;  // fraction of the reference's max |x| (the numerics contract)
-
-// One line on stderr, non-zero exit, and every expected fragment in the message.
-void expect_clean_failure(const testing::CliResult& r, const std::vector<std::string>& fragments) {
-  EXPECT_NE(r.exit_code, 0);
-  EXPECT_LT(r.exit_code, 128) << "killed by a signal";
-  ASSERT_FALSE(r.err.empty());
-  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "expected one line, got:\n" << r.err;
-  for (const auto& f : fragments)
-    EXPECT_NE(r.err.find(f), std::string::npos) << "missing '" << f << "' in: " << r.err;
-}
 
 // The command's stdout as one JSON object on one line.
 nlohmann::json one_json_line(const testing::CliResult& r) {

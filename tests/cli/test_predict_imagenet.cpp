@@ -21,18 +21,10 @@
 namespace resnet {
 namespace {
 
+using testing::expect_clean_failure;
 using testing::interop_fixture;
 using testing::run_cli;
 namespace fs = std::filesystem;
-
-void expect_clean_failure(const testing::CliResult& r, const std::vector<std::string>& fragments) {
-  EXPECT_NE(r.exit_code, 0);
-  EXPECT_LT(r.exit_code, 128) << "killed by a signal";
-  ASSERT_FALSE(r.err.empty());
-  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "expected one line, got:\n" << r.err;
-  for (const auto& f : fragments)
-    EXPECT_NE(r.err.find(f), std::string::npos) << "missing '" << f << "' in: " << r.err;
-}
 
 class PredictImagenet : public ::testing::Test {
  protected:

@@ -30,6 +30,7 @@ namespace resnet {
 namespace {
 
 using testing::interop_fixture;
+using testing::expect_clean_failure;
 using testing::run_cli;
 
 std::string fixture(const std::string& rel) {
@@ -56,16 +57,6 @@ nlohmann::ordered_json raw_header(const std::string& path) {
 
 std::string dtype_in_file(DType d) {
   return d == DType::i64 ? "I64" : d == DType::f32 ? "F32" : "?";
-}
-
-// One line on stderr, non-zero exit, and every expected fragment in the message.
-void expect_clean_failure(const testing::CliResult& r, const std::vector<std::string>& fragments) {
-  EXPECT_NE(r.exit_code, 0);
-  EXPECT_LT(r.exit_code, 128) << "killed by a signal";
-  ASSERT_FALSE(r.err.empty());
-  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "expected one line, got:\n" << r.err;
-  for (const auto& f : fragments)
-    EXPECT_NE(r.err.find(f), std::string::npos) << "missing '" << f << "' in: " << r.err;
 }
 
 // --- what we save is torchvision's state_dict ---
