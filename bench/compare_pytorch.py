@@ -16,6 +16,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tools"))
@@ -69,8 +70,22 @@ def torch_bench(args):
 
 
 def run_json(cmd):
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    """Runs cmd, returns its last stdout line as JSON plus the process's peak RSS in MB.
+
+    The peak comes from the kernel (wait4's ru_maxrss of that one child): all of the
+    process's resident memory, imported libraries included, as /usr/bin/time reports.
+    """
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{cmd[0]} exited with {proc.returncode}: {err.read().strip()}")
+        result = json.loads(out.read().strip().splitlines()[-1])
+    result["peak_rss_mb"] = usage.ru_maxrss / 1024.0
+    return result
 
 
 def main():
@@ -107,19 +122,27 @@ def main():
         have_torch = False
         print("PyTorch is not installed (python3-torch): its column is skipped", file=sys.stderr)
 
-    ours, theirs = [], []
+    ours, theirs, ours_rss, theirs_rss = [], [], [], []
     for r in range(args.rounds):
-        ours.append(run_json(ours_cmd)["images_per_s"])
+        run = run_json(ours_cmd)
+        ours.append(run["images_per_s"])
+        ours_rss.append(run["peak_rss_mb"])
+        line = f"round {r + 1}: resnet {ours[-1]:.1f} images/s, {ours_rss[-1]:.0f} MB"
         if have_torch:
-            theirs.append(run_json(torch_cmd)["images_per_s"])
-        print(f"round {r + 1}: resnet {ours[-1]:.1f} images/s" +
-              (f", pytorch {theirs[-1]:.1f} images/s" if have_torch else ""), file=sys.stderr)
+            run = run_json(torch_cmd)
+            theirs.append(run["images_per_s"])
+            theirs_rss.append(run["peak_rss_mb"])
+            line += f"; pytorch {theirs[-1]:.1f} images/s, {theirs_rss[-1]:.0f} MB"
+        print(line, file=sys.stderr)
     med_ours = statistics.median(ours)
     result = {"model": args.model, "mode": args.mode, "batch": args.batch, "size": args.size,
-              "threads": args.threads, "rounds": args.rounds, "resnet_images_per_s": med_ours}
+              "threads": args.threads, "rounds": args.rounds, "resnet_images_per_s": med_ours,
+              "resnet_peak_rss_mb": statistics.median(ours_rss)}
     if have_torch:
         med_theirs = statistics.median(theirs)
-        result.update({"pytorch_images_per_s": med_theirs, "ratio": med_ours / med_theirs})
+        result.update({"pytorch_images_per_s": med_theirs, "ratio": med_ours / med_theirs,
+                       "pytorch_peak_rss_mb": statistics.median(theirs_rss),
+                       "rss_ratio": statistics.median(ours_rss) / statistics.median(theirs_rss)})
     print(json.dumps(result))
 
 

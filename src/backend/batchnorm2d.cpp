@@ -231,7 +231,7 @@ Tensor BatchNorm2dKernel::forward_train(const Tensor& src, const Tensor& weight,
     batch_mean.f32()[c] = static_cast<float>(mean);
     batch_var.f32()[c] = static_cast<float>(var);
   }
-  Tensor dst(src.shape(), DType::f32, src.layout());
+  Tensor dst = Tensor::empty(src.shape(), DType::f32, src.layout());
   channel_affine(w, dst.f32(), x, nullptr, nullptr, scale.data(), shift.data(), nullptr, nullptr,
                  relu);
   return dst;
@@ -240,7 +240,7 @@ Tensor BatchNorm2dKernel::forward_train(const Tensor& src, const Tensor& weight,
 Tensor BatchNorm2dKernel::forward_eval(const Tensor& src, const Tensor& weight, const Tensor& bias,
                                        const Tensor& mean, const Tensor& var, bool relu) {
   return guarded("BatchNorm2d forward", [&] {
-    Tensor dst(src.shape(), DType::f32, src.layout());
+    Tensor dst = Tensor::empty(src.shape(), DType::f32, src.layout());
     impl_->eval_plan(src, relu).execute(stream(), {{DNNL_ARG_SRC, wrap(src)},
                                                    {DNNL_ARG_DST, wrap(dst)},
                                                    {DNNL_ARG_SCALE, wrap(weight)},
@@ -287,7 +287,7 @@ Tensor BatchNorm2dKernel::backward(const Tensor& diff_dst, const Tensor& src, co
     diff_weight.f32()[c] += static_cast<float>(sum_dy_xmu * invstd);
     diff_bias.f32()[c] += static_cast<float>(sum_dy);
   }
-  Tensor diff_src(src.shape(), DType::f32, src.layout());
+  Tensor diff_src = Tensor::empty(src.shape(), DType::f32, src.layout());
   channel_affine(w, diff_src.f32(), x, dy, y, a.data(), b.data(), k.data(), m, false);
   return diff_src;
 }

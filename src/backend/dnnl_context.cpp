@@ -1,5 +1,6 @@
 #include "dnnl_context.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -117,6 +118,16 @@ memory reorder_to(const memory& m, const memory::desc& desc) {
   memory out(desc, engine());
   reorder_into(m, out);
   return out;
+}
+
+bool winograd_candidate(int64_t kernel_h, int64_t kernel_w, int64_t stride_h, int64_t stride_w,
+                        int64_t dilation_h, int64_t dilation_w, int64_t groups) {
+  static const bool enabled = [] {
+    const char* v = std::getenv("RESNET_WINOGRAD");
+    return v == nullptr || std::string(v) != "0";
+  }();
+  return enabled && kernel_h == 3 && kernel_w == 3 && stride_h == 1 && stride_w == 1 &&
+         dilation_h == 1 && dilation_w == 1 && groups == 1;
 }
 
 }  // namespace resnet::backend::detail

@@ -47,6 +47,13 @@ void reorder_scaled(const memory& src, const memory& dst, int mask,
                     const std::vector<float>& scales);
 // `desc` with another element type (same layout).
 memory::desc with_type(const memory::desc& desc, memory::data_type type);
+
+// Whether oneDNN's Winograd F(4x4, 3x3) may be tried: 3x3, stride 1, dense, ungrouped
+// convolutions, unless RESNET_WINOGRAD=0 (a debugging switch). Where oneDNN has no
+// Winograd implementation (no AVX-512, for example) creating it throws and callers use
+// direct convolution.
+bool winograd_candidate(int64_t kernel_h, int64_t kernel_w, int64_t stride_h, int64_t stride_w,
+                        int64_t dilation_h, int64_t dilation_w, int64_t groups);
 // acc += m, where m is plain with acc's shape: parameter gradients accumulate across
 // backward passes, as in PyTorch.
 void add_into(Tensor& acc, const memory& m);

@@ -75,7 +75,7 @@ void check_same(const char* who, const Tensor& a, const Tensor& b) {
 Tensor binary_add(const char* who, const Tensor& a, const Tensor& b, bool relu) {
   check_same(who, a, b);
   return guarded(who, [&] {
-    Tensor dst(a.shape(), DType::f32, a.layout());
+    Tensor dst = Tensor::empty(a.shape(), DType::f32, a.layout());
     add_prim(a, relu).execute(
         stream(),
         {{DNNL_ARG_SRC_0, wrap(a)}, {DNNL_ARG_SRC_1, wrap(b)}, {DNNL_ARG_DST, wrap(dst)}});
@@ -88,7 +88,7 @@ Tensor binary_add(const char* who, const Tensor& a, const Tensor& b, bool relu) 
 
 Tensor relu_forward(const Tensor& src) {
   return guarded("ReLU forward", [&] {
-    Tensor dst(src.shape(), DType::f32, src.layout());
+    Tensor dst = Tensor::empty(src.shape(), DType::f32, src.layout());
     relu_forward_prim(src).execute(stream(),
                                    {{DNNL_ARG_SRC, wrap(src)}, {DNNL_ARG_DST, wrap(dst)}});
     stream().wait();
@@ -99,7 +99,7 @@ Tensor relu_forward(const Tensor& src) {
 Tensor relu_backward(const Tensor& diff_dst, const Tensor& dst) {
   check_same("ReLU backward", diff_dst, dst);
   return guarded("ReLU backward", [&] {
-    Tensor diff_src(dst.shape(), DType::f32, dst.layout());
+    Tensor diff_src = Tensor::empty(dst.shape(), DType::f32, dst.layout());
     relu_backward_prim(dst).execute(stream(), {{DNNL_ARG_DST, wrap(dst)},
                                                {DNNL_ARG_DIFF_DST, wrap(diff_dst)},
                                                {DNNL_ARG_DIFF_SRC, wrap(diff_src)}});
@@ -131,7 +131,7 @@ void add_inplace(Tensor& acc, const Tensor& x) {
 Tensor to_layout(const Tensor& t, Layout layout) {
   if (t.layout() == layout) return t;
   return guarded("layout conversion", [&] {
-    Tensor out(t.shape(), t.dtype(), layout);
+    Tensor out = Tensor::empty(t.shape(), t.dtype(), layout);
     reorder_into(wrap(t), wrap(out));
     return out;
   });

@@ -25,13 +25,6 @@ struct FusedConv2d::Impl {
   PlanCache<Plan> plans;
   std::string last_impl;
 
-  // Winograd is much faster for 3x3 stride-1 convolutions where oneDNN has it
-  // (AVX-512 inference); elsewhere creating it throws and we use direct convolution.
-  static bool winograd_candidate(const Conv2dConfig& c) {
-    return c.kernel_h == 3 && c.kernel_w == 3 && c.stride_h == 1 && c.stride_w == 1 &&
-           c.dilation_h == 1 && c.dilation_w == 1 && c.groups == 1;
-  }
-
   // src_pin / dst_pin: a layout to use as is (an activation already in it), or a zero
   // descriptor to let oneDNN choose. Pins that no implementation accepts are dropped.
   Plan make_plan(const Shape& src_shape, const memory::desc& src_pin, const memory::desc& dst_pin) {
@@ -79,11 +72,15 @@ struct FusedConv2d::Impl {
       }
     };
     std::optional<dnnl::convolution_forward::primitive_desc> pd;
-    // Measured on ResNet-50 at batch 1: in f32, Winograd wins at every spatial size down
-    // to 7x7. In int8 it loses on both counts (5.30 ms against 5.05 ms direct, and top-1
-    // agreement with f32 on a Fashion-MNIST ResNet-20 of 99.07% against 99.70%), since
-    // oneDNN's int8 Winograd works in reduced precision: int8 always runs direct.
-    if (winograd_candidate(c) && winograd_enabled() && !int8())
+    // Winograd is much faster for 3x3 stride-1 convolutions where oneDNN has it (AVX-512
+    // f32 and bf16). Measured on ResNet-50 at batch 1: in f32, Winograd wins at every
+    // spatial size down to 7x7. In int8 it loses on both counts (5.30 ms against 5.05 ms
+    // direct, and top-1 agreement with f32 on a Fashion-MNIST ResNet-20 of 99.07% against
+    // 99.70%), since oneDNN's int8 Winograd works in reduced precision: int8 always runs
+    // direct.
+    if (winograd_candidate(c.kernel_h, c.kernel_w, c.stride_h, c.stride_w, c.dilation_h,
+                           c.dilation_w, c.groups) &&
+        !int8())
       pd = create(dnnl::algorithm::convolution_winograd, true);
     if (!pd) pd = create(dnnl::algorithm::convolution_direct, true);
     // Pinned layouts can leave only oneDNN's reference kernel (seconds, not milliseconds):
@@ -98,14 +95,6 @@ struct FusedConv2d::Impl {
     RESNET_CHECK(pd.has_value(),
                  "fused conv: oneDNN has no implementation for input " << shape_str(src_shape));
     return Plan{*pd, dnnl::convolution_forward(*pd), memory(), memory()};
-  }
-
-  static bool winograd_enabled() {
-    static const bool enabled = [] {
-      const char* v = std::getenv("RESNET_WINOGRAD");
-      return v == nullptr || std::string(v) != "0";
-    }();
-    return enabled;
   }
 
   // Activations of ours are read in the layout they are in. A plain input is read as

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "resnet/core/error.h"
+#include "resnet/tensor/storage_pool.h"
 
 namespace resnet {
 
@@ -67,18 +68,50 @@ constexpr size_t kAlignment = 64;
 
 }  // namespace
 
-Tensor::Storage::Storage(size_t nbytes) {
-  size_t rounded = (std::max<size_t>(nbytes, 1) + kAlignment - 1) / kAlignment * kAlignment;
+Tensor::Storage::Storage(size_t bytes, bool zero) : nbytes(bytes) {
+#ifndef RESNET_SANITIZE
+  // Large blocks come from the storage pool (storage_pool.h); under the sanitizers
+  // everything comes from malloc, so that AddressSanitizer sees every use after free.
+  if (bytes >= detail::kPooledStorageMinBytes) {
+    detail::PooledBlock block = detail::acquire_pooled_storage(bytes);
+    data = block.data;
+    pooled = true;
+    if (zero && !block.zeroed) std::memset(data, 0, bytes);
+    return;
+  }
+#endif
+  size_t rounded = (std::max<size_t>(bytes, 1) + kAlignment - 1) / kAlignment * kAlignment;
   data = std::aligned_alloc(kAlignment, rounded);
-  RESNET_CHECK(data != nullptr, "tensor: cannot allocate " << nbytes << " bytes");
-  std::memset(data, 0, rounded);
+  RESNET_CHECK(data != nullptr, "tensor: cannot allocate " << bytes << " bytes");
+#ifdef RESNET_SANITIZE
+  // Under the sanitizers an uninitialized tensor is filled with NaNs, so that a kernel
+  // that leaves part of its output unwritten shows up in the tests' comparisons.
+  std::memset(data, zero ? 0 : 0xff, rounded);
+#else
+  if (zero) std::memset(data, 0, rounded);
+#endif
 }
 
 Tensor::Storage::~Storage() {
-  std::free(data);
+  if (pooled)
+    detail::release_pooled_storage(data, nbytes);
+  else
+    std::free(data);
 }
 
 Tensor::Tensor(Shape shape, DType dtype, Layout layout)
+    : Tensor(std::move(shape), dtype, layout, Uninitialized{}) {
+  // Zero-filled, as documented: fresh pool pages are zero already.
+  storage_ = std::make_shared<Storage>(nbytes(), true);
+}
+
+Tensor Tensor::empty(Shape shape, DType dtype, Layout layout) {
+  Tensor t(std::move(shape), dtype, layout, Uninitialized{});
+  t.storage_ = std::make_shared<Storage>(t.nbytes(), false);
+  return t;
+}
+
+Tensor::Tensor(Shape shape, DType dtype, Layout layout, Uninitialized)
     : shape_(std::move(shape)),
       numel_(shape_numel(shape_)),
       storage_numel_(numel_),
@@ -90,7 +123,6 @@ Tensor::Tensor(Shape shape, DType dtype, Layout layout)
                                                                          << shape_str());
     storage_numel_ = shape_[0] * ((shape_[1] + 15) / 16 * 16) * shape_[2] * shape_[3];
   }
-  storage_ = std::make_shared<Storage>(nbytes());
 }
 
 void* Tensor::raw() {

@@ -38,6 +38,10 @@ class Tensor {
   // Zero-filled tensor of the given shape.
   explicit Tensor(Shape shape, DType dtype = DType::f32, Layout layout = Layout::plain);
 
+  // A tensor whose storage is not initialized, for outputs that a kernel writes in full
+  // (every element, and a blocked tensor's padding channels). Saves the zero-fill of
+  // every activation and gradient of a training step.
+  static Tensor empty(Shape shape, DType dtype = DType::f32, Layout layout = Layout::plain);
   static Tensor zeros(Shape shape, DType dtype = DType::f32) {
     return Tensor(std::move(shape), dtype);
   }
@@ -88,13 +92,18 @@ class Tensor {
   Layout layout_ = Layout::plain;
   struct Storage {
     void* data = nullptr;
+    size_t nbytes = 0;
+    bool pooled = false;
     uint64_t version = 0;
-    explicit Storage(size_t nbytes);
+    Storage(size_t nbytes, bool zero);
     ~Storage();
     Storage(const Storage&) = delete;
     Storage& operator=(const Storage&) = delete;
   };
   std::shared_ptr<Storage> storage_;
+
+  struct Uninitialized {};
+  Tensor(Shape shape, DType dtype, Layout layout, Uninitialized);
 };
 
 // Largest |x| over the tensor (0 for an empty tensor).

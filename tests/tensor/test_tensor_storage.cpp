@@ -1,0 +1,99 @@
+// Tensor storage: zero-filled and uninitialized tensors, and the pool that large
+// storage is reused from (include/resnet/tensor/storage_pool.h).
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "resnet/tensor/storage_pool.h"
+#include "resnet/tensor/tensor.h"
+
+namespace resnet {
+namespace {
+
+constexpr int64_t kLarge = 1 << 20;  // 4 MiB of f32: pooled
+
+#ifdef RESNET_SANITIZE
+#define SKIP_WITHOUT_POOL() GTEST_SKIP() << "the sanitizer build allocates every tensor with malloc"
+#else
+#define SKIP_WITHOUT_POOL() (void)0
+#endif
+
+bool all_zero(const Tensor& t) {
+  const float* p = t.f32();
+  return std::all_of(p, p + t.storage_numel(), [](float v) { return v == 0.f; });
+}
+
+TEST(TensorStorage, ZeroFilledEvenWhenReusingADirtyBlock) {
+  SKIP_WITHOUT_POOL();
+  const void* first = nullptr;
+  {
+    Tensor dirty({kLarge});
+    dirty.fill(7.f);
+    first = dirty.raw();
+  }
+  Tensor again({kLarge});
+  EXPECT_EQ(again.raw(), first) << "the freed block of the same size is handed out again";
+  EXPECT_TRUE(all_zero(again));
+}
+
+TEST(TensorStorage, BlockedPaddingIsZeroInAZeroFilledTensor) {
+  {
+    Tensor dirty({2, 21, 33, 35}, DType::f32, Layout::blocked16);
+    dirty.fill(-3.f);
+  }
+  Tensor t({2, 21, 33, 35}, DType::f32, Layout::blocked16);
+  EXPECT_EQ(t.storage_numel(), 2 * 32 * 33 * 35);
+  EXPECT_TRUE(all_zero(t));
+}
+
+TEST(TensorStorage, EmptyTensorHasItsShapeAndWritableStorage) {
+  for (int64_t n : {int64_t{3}, kLarge + 5}) {
+    Tensor t = Tensor::empty({n});
+    ASSERT_EQ(t.numel(), n);
+    t.fill(2.5f);
+    EXPECT_EQ(t.f32()[0], 2.5f);
+    EXPECT_EQ(t.f32()[n - 1], 2.5f);
+  }
+  Tensor b = Tensor::empty({3, 17, 5, 7}, DType::f32, Layout::blocked16);
+  EXPECT_EQ(b.layout(), Layout::blocked16);
+  EXPECT_EQ(b.nbytes(), size_t{3 * 32 * 5 * 7 * 4});
+}
+
+TEST(TensorStorage, PoolReusesExactSizesAndCountsLiveBytes) {
+  SKIP_WITHOUT_POOL();
+  const size_t live0 = detail::pooled_storage_live_bytes();
+  std::vector<const void*> seen;
+  {
+    Tensor a = Tensor::empty({kLarge}), b = Tensor::empty({kLarge});
+    EXPECT_NE(a.raw(), b.raw());
+    EXPECT_GE(detail::pooled_storage_live_bytes(), live0 + 2 * kLarge * 4);
+    seen = {a.raw(), b.raw()};
+  }
+  EXPECT_EQ(detail::pooled_storage_live_bytes(), live0);
+  Tensor c = Tensor::empty({kLarge});
+  EXPECT_TRUE(c.raw() == seen[0] || c.raw() == seen[1]);
+  // A different size is not served from those blocks.
+  Tensor d = Tensor::empty({kLarge + 4096});
+  EXPECT_TRUE(d.raw() != seen[0] && d.raw() != seen[1]);
+}
+
+TEST(TensorStorage, CachedMemoryStaysWithinTwiceTheLivePeak) {
+  SKIP_WITHOUT_POOL();
+  // One tensor at a time, each of a new size: without eviction the cache would keep
+  // every one of them. Enough sizes to exceed twice any earlier peak of this process.
+  const size_t block = 16u << 20;
+  const size_t sizes = 2 * detail::pooled_storage_high_water_bytes() / block + 8;
+  for (size_t i = 0; i < sizes; ++i) {
+    Tensor t = Tensor::empty({static_cast<int64_t>((block + i * 4096) / 4)});
+    (void)t;
+  }
+  const size_t footprint =
+      detail::pooled_storage_live_bytes() + detail::pooled_storage_cached_bytes();
+  EXPECT_LE(footprint, 2 * detail::pooled_storage_high_water_bytes());
+  EXPECT_GT(detail::pooled_storage_cached_bytes(), 0u);
+}
+
+}  // namespace
+}  // namespace resnet
