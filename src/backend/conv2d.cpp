@@ -85,7 +85,7 @@ struct Conv2dKernel::Impl {
                                            dilates(), padding_l(), padding_r(h, w));
       return dnnl::convolution_forward::primitive_desc(desc, engine());
     };
-    // Winograd first where it applies (see winograd_algorithm), then direct convolution in
+    // Winograd first where it applies (see algorithm_of), then direct convolution in
     // the pinned layouts, then direct in oneDNN's own choice.
     std::optional<dnnl::convolution_forward::primitive_desc> pd;
     // Only on whole 16-channel blocks: on the 1-channel stem of a Fashion-MNIST network

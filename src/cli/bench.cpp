@@ -1,6 +1,8 @@
 // resnet bench: times forward (infer) or forward + backward (train) passes of a model
 // on synthetic input and reports latency percentiles and throughput.
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -127,6 +129,11 @@ void bench(BenchArgs a) {
   const double images_per_s = static_cast<double>(a.batch) * 1000.0 / p50;
   const double gflops = 2.0 * static_cast<double>(macs) / (p50 * 1e-3) * 1e-9;
   const double peak = measure_fma_peak_gflops(backend::num_threads());
+  // The process's resident high-water mark, as /usr/bin/time reports it: libraries,
+  // weights, activations and gradients together.
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  const int64_t peak_rss_bytes = static_cast<int64_t>(usage.ru_maxrss) * 1024;
   if (a.json) {
     nlohmann::ordered_json j = {
         {"model", m.name},
@@ -143,7 +150,8 @@ void bench(BenchArgs a) {
         {"gmacs_per_image", static_cast<double>(macs) * 1e-9 / static_cast<double>(a.batch)},
         {"gflops", gflops},
         {"fp32_fma_peak_gflops", peak},
-        {"fraction_of_fp32_peak", gflops / peak}};
+        {"fraction_of_fp32_peak", gflops / peak},
+        {"peak_rss_bytes", peak_rss_bytes}};
     if (compiled) {
       const infer::CompiledModel::MemoryStats mem = compiled->memory_stats();
       j["activation_buffer_bytes"] = mem.buffer_bytes;
@@ -158,6 +166,7 @@ void bench(BenchArgs a) {
     std::printf("latency p50 %.3f ms, p90 %.3f ms, %.1f images/s\n", p50, p90, images_per_s);
     std::printf("%.1f GFLOPS (%s), %.0f%% of the f32 FMA peak measured here (%.1f GFLOPS)\n",
                 gflops, a.dtype.c_str(), 100.0 * gflops / peak, peak);
+    std::printf("peak RSS %.1f MiB\n", static_cast<double>(peak_rss_bytes) / (1 << 20));
     if (compiled) {
       const infer::CompiledModel::MemoryStats mem = compiled->memory_stats();
       std::printf("activation buffers %.1f MiB, reused for %.1f MiB of activations\n",

@@ -290,6 +290,9 @@ TEST(BenchTrain, TimesAFullStep) {
   EXPECT_GT(j.at("latency_ms_p50").get<double>(), 0);
   EXPECT_GT(j.at("gflops").get<double>(), 0);
   EXPECT_GT(j.at("fraction_of_fp32_peak").get<double>(), 0);
+  // The whole process's high-water mark: at least the binary and oneDNN's kernels.
+  EXPECT_GT(j.at("peak_rss_bytes").get<int64_t>(), int64_t{4} << 20);
+  EXPECT_LT(j.at("peak_rss_bytes").get<int64_t>(), int64_t{8} << 30);
   // Forward, backward-data and backward-weights: three times the forward work.
   EXPECT_NEAR(j.at("gmacs_per_image").get<double>(), 3 * macs_per_image("resnet20", 1, 28) * 1e-9,
               1e-12);
