@@ -12,11 +12,13 @@
 
 namespace {
 
-// Keeps freed tensor memory in the heap instead of handing it back to the kernel. By
-// default glibc serves blocks over 128 KiB (up to 32 MiB, adaptively) with mmap and
-// unmaps them on free, so each training step faulted its activations in afresh: with
-// these settings the resnet20 training benchmark (batch 128, 1x28x28) went from 1100 to
-// 1650-1740 images/s, and its peak RSS from 330 to 387 MB.
+// Keeps freed memory in the heap instead of handing it back to the kernel. By default
+// glibc serves blocks over 128 KiB (up to 32 MiB, adaptively) with mmap and unmaps them
+// on free, so each training step faulted its buffers in afresh: when tensors still came
+// from malloc, these settings took the resnet20 training benchmark (batch 128, 1x28x28)
+// from 1100 to 1650-1740 images/s. Tensors now come from the storage pool
+// (resnet/tensor/storage_pool.h); this still serves oneDNN's own buffers (reorder and
+// weight-gradient temporaries, inference activation buffers).
 void keep_freed_memory_for_reuse() {
   mallopt(M_MMAP_THRESHOLD, 256 << 20);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
