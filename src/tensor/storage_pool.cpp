@@ -37,11 +37,20 @@ class StoragePool {
       }
       evict_for_miss(size);
     }
-    void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* p = map(size);
     if (p == MAP_FAILED) {
+      // Out of memory or address space: give every cached block back and try once more.
       std::lock_guard<std::mutex> lock(mutex_);
-      live_ -= size;
-      RESNET_FAIL("tensor: cannot allocate " << bytes << " bytes");
+      for (auto& [block_size, c] : classes_) {
+        for (void* b : c.blocks) munmap(b, block_size);
+        cached_ -= c.blocks.size() * block_size;
+        c.blocks.clear();
+      }
+      p = map(size);
+      if (p == MAP_FAILED) {
+        live_ -= size;
+        RESNET_FAIL("tensor: cannot allocate " << bytes << " bytes");
+      }
     }
     return {p, true};
   }
@@ -68,6 +77,10 @@ class StoragePool {
   }
 
  private:
+  static void* map(size_t size) {
+    return mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  }
+
   struct SizeClass {
     std::vector<void*> blocks;  // cached, free
     uint64_t last_use = 0;      // clock_ at the last request of this size
