@@ -539,28 +539,21 @@ TEST_F(Quantize, PredictRunsTheQuantizedCheckpointInInt8) {
       p.at(t.at("index").get<size_t>()) = t.at("probability").get<double>();
     return p;
   };
-  for (const char* flag : {"--checkpoint ", "--model "}) {
-    auto q = run_cli("predict --json " + std::string(flag) + quantized_ + " " + image);
-    ASSERT_EQ(q.exit_code, 0) << q.err;
-    const auto jq = one_json_line(q);
-    EXPECT_EQ(jq.value("dtype", std::string("(none)")), "int8") << flag;
-    const std::vector<double> got = probabilities(jq);
-    for (size_t i = 0; i < 3; ++i) EXPECT_NEAR(got[i], want_int8[i], tolerance) << flag << i;
-
-    auto f = run_cli("predict --json " + std::string(flag) + checkpoint_ + " " + image);
-    ASSERT_EQ(f.exit_code, 0) << f.err;
-    const auto jf = one_json_line(f);
-    EXPECT_EQ(jf.value("dtype", std::string("(none)")), "f32") << flag;
-    const std::vector<double> got_f32 = probabilities(jf);
-    for (size_t i = 0; i < 3; ++i) EXPECT_NEAR(got_f32[i], want_f32[i], tolerance) << flag << i;
-
+  // Runs predict with `args`, and checks the dtype it reports and its probabilities.
+  auto expect_predict = [&](const std::string& args, const char* dtype,
+                            const std::vector<double>& want) {
+    auto r = run_cli("predict --json " + args + " " + image);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = one_json_line(r);
+    EXPECT_EQ(j.value("dtype", std::string("(none)")), dtype) << args;
+    const std::vector<double> got = probabilities(j);
+    for (size_t i = 0; i < 3; ++i) EXPECT_NEAR(got[i], want[i], tolerance) << args << i;
+  };
+  for (const std::string flag : {"--checkpoint ", "--model "}) {
+    expect_predict(flag + quantized_, "int8", want_int8);
+    expect_predict(flag + checkpoint_, "f32", want_f32);
     // --dtype f32 runs the quantized checkpoint's own f32 weights: the f32 answer.
-    auto qf = run_cli("predict --json --dtype f32 " + std::string(flag) + quantized_ + " " + image);
-    ASSERT_EQ(qf.exit_code, 0) << qf.err;
-    const auto jqf = one_json_line(qf);
-    EXPECT_EQ(jqf.value("dtype", std::string("(none)")), "f32") << flag;
-    const std::vector<double> got_qf = probabilities(jqf);
-    for (size_t i = 0; i < 3; ++i) EXPECT_NEAR(got_qf[i], want_f32[i], tolerance) << flag << i;
+    expect_predict("--dtype f32 " + flag + quantized_, "f32", want_f32);
   }
   // int8 needs a calibration: the unquantized checkpoint has none.
   auto refused = run_cli("predict --dtype int8 --checkpoint " + checkpoint_ + " " + image);
