@@ -7,8 +7,8 @@
 
 #include "command.h"
 #include "model_loading.h"
+#include "resnet/api/model.h"
 #include "resnet/core/error.h"
-#include "resnet/infer/lower_module.h"
 #include "resnet/io/onnx.h"
 
 namespace resnet::cli {
@@ -21,35 +21,25 @@ struct ExportArgs {
 };
 
 void export_onnx(const ExportArgs& a) {
-  if (is_onnx_path(a.model)) {
-    // Re-export of an imported file: PyTorch's graph written the way we write ours.
-    InferenceModel m = load_inference_model(a.model, a.weights, a.options);
-    if (a.size > 0) m.graph.infer_shapes({1, m.in_channels, a.size, a.size});
-    io::write_onnx(m.graph, a.onnx);
-    std::printf("wrote %s: %s, %zu nodes, %zu parameters, opset 13\n", a.onnx.c_str(),
-                a.model.c_str(), m.graph.nodes.size(), m.graph.all_params().size());
-    return;
-  }
-  LoadedModel m = load_model(a.model, a.weights, a.options);
-  m.module->train(false);
-  infer::Graph graph = infer::lower_module(*m.module);
-  const int64_t channels = models::expected_in_channels(m.name, m.options);
-  if (a.size > 0) {
-    // write_onnx declares concrete H and W when the graph's shapes are filled; filling
-    // them also proves the whole network fits that size.
-    try {
-      graph.infer_shapes({1, channels, a.size, a.size});
-    } catch (const Error& e) {
-      RESNET_FAIL("--size " << a.size << ": " << m.name << " cannot take a " << a.size << "x"
-                            << a.size << " input: " << e.what());
-    }
+  const Model model = Model::load(a.model, {a.weights, a.options});
+  infer::Graph graph;
+  try {
+    graph = model.graph(a.size);
+  } catch (const Error& e) {
+    RESNET_FAIL("--size " << a.size << ": " << e.what());
   }
   io::write_onnx(graph, a.onnx);
+  if (is_onnx_path(a.model)) {
+    // Re-export of an imported file: PyTorch's graph written the way we write ours.
+    std::printf("wrote %s: %s, %zu nodes, %zu parameters, opset 13\n", a.onnx.c_str(),
+                a.model.c_str(), graph.nodes.size(), graph.all_params().size());
+    return;
+  }
   const std::string h = a.size > 0 ? std::to_string(a.size) : "H";
   const std::string w = a.size > 0 ? std::to_string(a.size) : "W";
   std::printf("wrote %s: %s, %zu nodes, %zu parameters, opset 13, input [N, %lld, %s, %s]\n",
-              a.onnx.c_str(), m.name.c_str(), graph.nodes.size(), graph.all_params().size(),
-              static_cast<long long>(channels), h.c_str(), w.c_str());
+              a.onnx.c_str(), model.name().c_str(), graph.nodes.size(), graph.all_params().size(),
+              static_cast<long long>(model.in_channels()), h.c_str(), w.c_str());
 }
 }  // namespace
 

@@ -15,11 +15,11 @@
 #include "command.h"
 #include "inference.h"
 #include "model_loading.h"
+#include "resnet/api/prediction.h"
 #include "resnet/core/error.h"
 #include "resnet/data/label_file.h"
 #include "resnet/data/preprocess.h"
 #include "resnet/infer/compiled_model.h"
-#include "resnet/io/safetensors.h"
 #include "resnet/train/checkpoint_info.h"
 
 namespace resnet::cli {
@@ -46,24 +46,6 @@ struct Classifier {
   std::vector<std::string> class_names;         // empty: unknown
   std::optional<data::Preprocessing> recorded;  // the recipe the model file records, if any
 };
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-// A trained checkpoint's own recipe: its channels, resized to its input size as the
-// trainer's image folders resize, normalized with its training set's statistics.
-data::Preprocessing checkpoint_preprocessing(const train::CheckpointInfo& info) {
-  data::Preprocessing p;
-  p.name = "checkpoint";
-  p.channels = info.options.in_channels;
-  p.resize_height = info.input_height;
-  p.resize_width = info.input_width;
-  p.mean = info.mean;
-  p.std = info.std;
-  return p;
-}
 
 // `dtype` as --dtype gave it; empty: as eval runs it by default, int8 for a quantized
 // checkpoint (one with a calibration, see resnet quantize), else f32.
@@ -96,10 +78,10 @@ Classifier open_classifier(const PredictArgs& a) {
     Classifier c = from_module(m.module, a.checkpoint, m.info.options.in_channels,
                                m.info.options.num_classes, a.dtype, calibration);
     c.class_names = m.info.class_names;
-    c.recorded = checkpoint_preprocessing(m.info);
+    c.recorded = api::checkpoint_preprocessing(m.info);
     return c;
   }
-  if (ends_with(a.model, ".onnx")) {
+  if (is_onnx_path(a.model)) {
     // An ONNX file: the compiled graph; ImageNet preprocessing unless told otherwise.
     InferenceModel m = load_inference_model(a.model, a.weights, a.options);
     RESNET_CHECK(a.dtype != "int8", "--dtype int8: " << a.model
@@ -116,14 +98,8 @@ Classifier open_classifier(const PredictArgs& a) {
     c.num_classes = m.num_classes;
     return c;
   }
-  std::optional<train::CheckpointInfo> info;
-  if (ends_with(a.model, ".safetensors")) {
-    // A checkpoint written by resnet train records its input recipe and classes; one that
-    // only names its architecture does not.
-    const auto metadata = io::read_safetensors(a.model).metadata;
-    if (metadata.count("input_size"))
-      info = train::CheckpointInfo::from_metadata(metadata, a.model);
-  } else {
+  const std::optional<train::CheckpointInfo> info = api::recorded_checkpoint_info(a.model);
+  if (!info && !a.model.ends_with(".safetensors")) {
     RESNET_CHECK(!a.weights.empty(), "--weights: expected a state_dict (.safetensors) with --model "
                                          << a.model
                                          << ", got none (a zoo model alone has random weights)");
@@ -134,7 +110,7 @@ Classifier open_classifier(const PredictArgs& a) {
                              o.num_classes, a.dtype, loaded.calibration);
   if (info) {
     c.class_names = info->class_names;
-    c.recorded = checkpoint_preprocessing(*info);
+    c.recorded = api::checkpoint_preprocessing(*info);
   }
   return c;
 }
@@ -161,27 +137,6 @@ data::Preprocessing choose_preprocessing(const PredictArgs& a, const Classifier&
     p.channels = c.in_channels;
   }
   return p;
-}
-
-// Softmax of one row of logits, in double with the maximum subtracted.
-std::vector<double> softmax(const float* logits, int64_t classes) {
-  const double top = *std::max_element(logits, logits + classes);
-  std::vector<double> p(static_cast<size_t>(classes));
-  double sum = 0;
-  for (int64_t j = 0; j < classes; ++j)
-    sum += p[j] = std::exp(static_cast<double>(logits[j]) - top);
-  for (double& v : p) v /= sum;
-  return p;
-}
-
-// The k most probable classes, most probable first, ties to the lower index.
-std::vector<int64_t> top_classes(const std::vector<double>& p, int64_t k) {
-  std::vector<int64_t> order(p.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::partial_sort(order.begin(), order.begin() + k, order.end(),
-                    [&](int64_t a, int64_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
-  order.resize(static_cast<size_t>(k));
-  return order;
 }
 
 void run_predict(const PredictArgs& a) {

@@ -1,4 +1,4 @@
-#include "model_loading.h"
+#include "resnet/api/model_loading.h"
 
 #include <charconv>
 
@@ -8,7 +8,7 @@
 #include "resnet/io/onnx.h"
 #include "resnet/io/safetensors.h"
 
-namespace resnet::cli {
+namespace resnet::api {
 
 namespace {
 bool ends_with(const std::string& s, const std::string& suffix) {
@@ -28,19 +28,6 @@ int64_t metadata_int(const io::SafetensorsFile& file, const std::string& path,
   return v;
 }
 }  // namespace
-
-void add_model_options(CLI::App* cmd, models::ModelOptions& options) {
-  cmd->add_option("--num-classes", options.num_classes,
-                  "Classifier outputs (default: 1000 for ImageNet networks, 10 for CIFAR ones)")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--in-channels", options.in_channels, "Input image channels (default 3)")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--shortcut", options.cifar_shortcut,
-                  "CIFAR networks: A = zero-padded identity (default), B = 1x1 conv projection")
-      ->check(CLI::IsMember({'A', 'B'}));
-  cmd->add_flag("--zero-init-residual", options.zero_init_residual,
-                "Start each residual block's last BN weight at 0");
-}
 
 std::map<std::string, std::string> checkpoint_metadata(const LoadedModel& loaded) {
   return {{"model", loaded.name},
@@ -87,6 +74,30 @@ LoadedModel load_model(const std::string& model, const std::string& weights,
   return loaded;
 }
 
+data::Preprocessing checkpoint_preprocessing(const train::CheckpointInfo& info) {
+  data::Preprocessing p;
+  p.name = "checkpoint";
+  p.channels = info.options.in_channels;
+  p.resize_height = info.input_height;
+  p.resize_width = info.input_width;
+  p.mean = info.mean;
+  p.std = info.std;
+  return p;
+}
+
+std::optional<train::CheckpointInfo> recorded_checkpoint_info(const std::string& path) {
+  if (!ends_with(path, ".safetensors")) return std::nullopt;
+  return recorded_checkpoint_info(io::read_safetensors(path).metadata, path);
+}
+
+std::optional<train::CheckpointInfo> recorded_checkpoint_info(
+    const std::map<std::string, std::string>& metadata, const std::string& path) {
+  // A checkpoint written by resnet train records its input recipe and classes; one that
+  // only names its architecture does not.
+  if (!metadata.count("input_size")) return std::nullopt;
+  return train::CheckpointInfo::from_metadata(metadata, path);
+}
+
 bool is_onnx_path(const std::string& path) {
   return ends_with(path, ".onnx");
 }
@@ -121,4 +132,4 @@ InferenceModel load_inference_model(const std::string& model, const std::string&
   return m;
 }
 
-}  // namespace resnet::cli
+}  // namespace resnet::api
