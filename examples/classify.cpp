@@ -26,7 +26,8 @@ int main(int argc, char** argv) {
 
     std::vector<std::string> labels;
     if (argc > 4) labels = resnet::data::read_label_file(argv[4], model.num_classes());
-    for (const resnet::ClassScore& c : resnet::top_k(logits, 5)[0]) {
+    const std::vector<resnet::ClassScore> top5 = resnet::top_k(logits, 5)[0];
+    for (const resnet::ClassScore& c : top5) {
       const std::string label = labels.empty() ? std::to_string(c.index) : labels[c.index];
       std::printf("%.4f  %s\n", c.probability, label.c_str());
     }
