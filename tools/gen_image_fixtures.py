@@ -203,6 +203,52 @@ def fixtures():
     return out
 
 
+# --- how Pillow parses malformed EXIF blocks --------------------------------------------
+
+def check_pillow_exif_parsing():
+    """Asserts the upright size Pillow gives a 3x5 JPEG for each EXIF block that
+    tests/data/test_image_codec.cpp (ExifParsedAsPillowParsesIt, MalformedExifMeansNoOrientation)
+    expects of our decoder, so that those expectations are Pillow's."""
+    import warnings
+    warnings.simplefilter("ignore")  # "Possibly corrupt EXIF data" and the like
+    jpeg = save_pil(Image.fromarray((np.arange(45).reshape(3, 5, 3) * 5).astype(np.uint8)),
+                    format="JPEG", quality=100)
+
+    def app1(payload):
+        return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:]
+
+    def entry(tag, typ, count, value):
+        return struct.pack("<HHII", tag, typ, count, value)
+
+    def tiff(entries, count=None):
+        return (b"II\x2a\x00" + struct.pack("<IH", 8, len(entries) if count is None else count)
+                + b"".join(entries) + struct.pack("<I", 0))
+
+    def upright(exif, marker=b"Exif\0\0"):
+        im = ImageOps.exif_transpose(Image.open(io.BytesIO(app1(marker + exif))))
+        return f"{im.size[1]}x{im.size[0]}"
+
+    o6, o3 = entry(0x112, 3, 1, 6), entry(0x112, 3, 1, 3)
+    outside = entry(0x010E, 2, 100, 0xFFFFFFF0)
+    far = tiff([o6])
+    cases = [
+        (tiff([o6, o3]), "3x5"), (tiff([o3, o6]), "5x3"),
+        (tiff([entry(0x112, 4, 1, 6)]), "5x3"), (tiff([entry(0x112, 8, 1, 6)]), "5x3"),
+        (tiff([entry(0x112, 5, 1, 26)]) + struct.pack("<II", 12, 2), "5x3"),
+        (tiff([entry(0x112, 5, 1, 26)]) + struct.pack("<II", 13, 2), "3x5"),
+        (tiff([entry(0x112, 1, 1, 6)]), "3x5"), (tiff([entry(0x112, 2, 2, ord("6"))]), "3x5"),
+        (tiff([entry(0x112, 3, 1, 9)]), "3x5"), (tiff([entry(0x112, 3, 1, 0)]), "3x5"),
+        (tiff([entry(0x112, 3, 3, 26)]) + b"\x06\0\x01\0\x01\0", "5x3"),
+        (tiff([o6], 1000), "5x3"), (tiff([o6, outside]), "5x3"), (tiff([outside, o6]), "3x5"),
+        (tiff([entry(0x112, 3, 0x40000000, 8)]), "3x5"), (far[:4] + b"\x7f" + far[5:], "3x5"),
+        (b"XX" + far[2:], "3x5"), (b"", "3x5"),
+    ]
+    for exif, want in cases:
+        assert upright(exif) == want, (exif, upright(exif), want)
+    assert upright(tiff([o6]), b"Exif\0X") == "3x5"
+    # A block shorter than a TIFF header makes Pillow fail to open the file; we ignore it.
+
+
 def pillow_decodes(data, mode, scale=1):
     im = Image.open(io.BytesIO(data))
     if scale > 1:
@@ -220,6 +266,7 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     parser.add_argument("--out", default=os.path.join(here, "..", "tests", "fixtures", "images"))
     args = parser.parse_args()
+    check_pillow_exif_parsing()
     os.makedirs(args.out, exist_ok=True)
     cases = []
     for name, data in sorted(fixtures().items()):

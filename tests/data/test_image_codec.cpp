@@ -2,7 +2,8 @@
 // paths; decompression bombs (declared sizes over the pixel limit, PNG chunks that inflate to
 // tens of megabytes, image data far beyond the declared size); malformed EXIF blocks.
 // Every refusal is one resnet::Error line naming the file; nothing crashes or allocates what
-// a header merely claims.
+// a header merely claims. The EXIF expectations are Pillow 9.4's, asserted by
+// tools/gen_image_fixtures.py (check_pillow_exif_parsing) on the same blocks.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
