@@ -52,17 +52,9 @@ bool ends_with(const std::string& s, const std::string& suffix) {
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// A trained checkpoint's own recipe: its channels, resized to its input size as the
-// trainer's image folders resize, normalized with its training set's statistics.
+// A trained checkpoint's own recipe: what its evaluation ran (train::eval_preprocessing).
 data::Preprocessing checkpoint_preprocessing(const train::CheckpointInfo& info) {
-  data::Preprocessing p;
-  p.name = "checkpoint";
-  p.channels = info.options.in_channels;
-  p.resize_height = info.input_height;
-  p.resize_width = info.input_width;
-  p.mean = info.mean;
-  p.std = info.std;
-  return p;
+  return train::eval_preprocessing(info);
 }
 
 // `dtype` as --dtype gave it; empty: as eval runs it by default, int8 for a quantized
