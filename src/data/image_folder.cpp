@@ -7,7 +7,6 @@
 #include "resnet/core/error.h"
 #include "resnet/data/folder_scan.h"
 #include "resnet/data/image_codec.h"
-#include "resnet/data/scaled_decode.h"
 #include "resnet/data/transforms.h"
 
 namespace resnet::data {
@@ -122,7 +121,9 @@ Pixels ImageFolderDataset::read_pixels(int64_t index, int64_t scale_denom) const
   const Entry& e = entry(index);
   ImageInfo info;
   Pixels p;
-  p.bytes = decode_image_scaled(e.path, shape_.channels, scale_denom, &info);
+  DecodeOptions options;
+  options.scale_denom = scale_denom;
+  p.bytes = decode_image(e.path, shape_.channels, &info, options);
   p.shape = {shape_.channels, info.height, info.width};
   RESNET_CHECK(!(scale_denom == 1 && !(ImageSize{info.height, info.width} == e.size)),
                e.path << ": expected a " << e.size.height << "x" << e.size.width

@@ -166,6 +166,34 @@ TEST_F(SampleTransformTest, RandomResizedCropIsTheDrawnBoxResized) {
       << rrc.repr();
 }
 
+TEST_F(SampleTransformTest, ReducedDecodeDrawsTheSameBoxAndStaysClose) {
+  // A smooth 480x640 JPEG: a 32-pixel crop of it decodes at 1/2 to 1/8.
+  const ImageShape s{3, 480, 640};
+  std::vector<uint8_t> px(static_cast<size_t>(s.numel()));
+  for (int64_t c = 0; c < 3; ++c)
+    for (int64_t y = 0; y < s.height; ++y)
+      for (int64_t x = 0; x < s.width; ++x)
+        px[size_t((c * s.height + y) * s.width + x)] = uint8_t((x / 3 + y / 2 + 40 * c) % 256);
+  for (const char* split : {"train/a", "val/a"}) {
+    fs::create_directories(dir_.path() / split);
+    write_jpeg((dir_.path() / split / "p.jpg").string(), px.data(), s, 95);
+  }
+  auto ds = open_image_folder(dir_.path().string()).train;
+  const RandomResizedCrop full(32), reduced(32, {0.08, 1.0}, {0.75, 4.0 / 3}, true);
+  double diff = 0;
+  int64_t count = 0, shrunk = 0;
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    Rng a(seed), b(seed), c(seed);
+    const Tensor x = full.apply(*ds, 0, a), y = reduced.apply(*ds, 0, b);
+    const CropBox box = sample_resized_crop_box({480, 640}, {0.08, 1.0}, {0.75, 4.0 / 3}, c);
+    shrunk += reduced_decode_denominator({480, 640}, box, 32, 32) > 1;
+    EXPECT_EQ(a.next_u64(), b.next_u64());
+    for (int64_t i = 0; i < x.numel(); ++i, ++count) diff += std::fabs(x.f32()[i] - y.f32()[i]);
+  }
+  EXPECT_EQ(shrunk, 20);
+  EXPECT_LT(diff / double(count), 4.0 / 255) << "mean absolute difference";
+}
+
 TEST_F(SampleTransformTest, EvaluationCropIsPredictsPreprocessing) {
   auto ds = folder();
   Preprocessing p = imagenet_preprocessing();
