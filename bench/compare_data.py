@@ -6,7 +6,9 @@ RandomResizedCrop(SIZE) (bilinear), RandomHorizontalFlip, ToTensor, Normalize(Im
 batches assembled -- ours with its loader's worker threads, torchvision's as
 ImageFolder(DIR/train) with DataLoader(num_workers=N, shuffle=True). Rounds alternate the
 two (each a fresh process), so that a slow spell of a noisy machine hits both; the report
-gives the median images/s of each and the ratio ours / torchvision.
+gives the median images/s of each and the ratio ours / torchvision, and the CPU time per
+image of each side (all threads and worker processes; less disturbed by other processes on
+a busy machine than the wall time) and its ratio torchvision / ours.
 
     bench/compare_data.py --data DIR --size 224 --workers 2 --batch 32 --iters 20
 
@@ -53,13 +55,26 @@ def torch_bench(args):
             images, _ = next(generator)
         return images.shape[0]
 
+    def cpu_seconds():
+        # This process and its loader's worker processes, from /proc (utime + stime).
+        pids = [os.getpid()] + [w.pid for w in getattr(generator, "_workers", [])]
+        ticks = 0
+        for pid in pids:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     for _ in range(args.warmup):
         next_batch()
     t0 = time.perf_counter()
+    cpu0 = cpu_seconds()
     images = sum(next_batch() for _ in range(args.iters))
     seconds = time.perf_counter() - t0
+    cpu_ms_per_image = 1000 * (cpu_seconds() - cpu0) / images
     print(json.dumps({"peer": "torchvision", "torch": torch.__version__, "images": images,
-                      "seconds": seconds, "images_per_s": images / seconds}))
+                      "seconds": seconds, "images_per_s": images / seconds,
+                      "cpu_ms_per_image": cpu_ms_per_image}))
 
 
 def run_json(cmd):
@@ -106,21 +121,28 @@ def main():
         print("torchvision is not installed (python3-torchvision): its column is skipped",
               file=sys.stderr)
 
-    ours, theirs = [], []
+    ours, theirs, ours_cpu, theirs_cpu = [], [], [], []
     for r in range(args.rounds):
-        ours.append(run_json(ours_cmd)["images_per_s"])
-        line = f"round {r + 1}: resnet {ours[-1]:.1f} images/s"
+        run = run_json(ours_cmd)
+        ours.append(run["images_per_s"])
+        ours_cpu.append(run["cpu_ms_per_image"])
+        line = f"round {r + 1}: resnet {ours[-1]:.1f} images/s, {ours_cpu[-1]:.2f} CPU ms/image"
         if have_torch:
-            theirs.append(run_json(torch_cmd)["images_per_s"])
-            line += f"; torchvision {theirs[-1]:.1f} images/s"
+            run = run_json(torch_cmd)
+            theirs.append(run["images_per_s"])
+            theirs_cpu.append(run["cpu_ms_per_image"])
+            line += f"; torchvision {theirs[-1]:.1f} images/s, {theirs_cpu[-1]:.2f} CPU ms/image"
         print(line, file=sys.stderr)
     result = {"data": args.data, "size": args.size, "workers": args.workers,
               "batch": args.batch, "iters": args.iters, "rounds": args.rounds,
               "reduced_decode": args.reduced_decode == "true",
-              "resnet_images_per_s": statistics.median(ours)}
+              "resnet_images_per_s": statistics.median(ours),
+              "resnet_cpu_ms_per_image": statistics.median(ours_cpu)}
     if have_torch:
         result.update({"torchvision_images_per_s": statistics.median(theirs),
-                       "ratio": statistics.median(ours) / statistics.median(theirs)})
+                       "torchvision_cpu_ms_per_image": statistics.median(theirs_cpu),
+                       "ratio": statistics.median(ours) / statistics.median(theirs),
+                       "cpu_ratio": statistics.median(theirs_cpu) / statistics.median(ours_cpu)})
     print(json.dumps(result))
 
 

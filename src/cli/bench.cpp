@@ -54,6 +54,14 @@ infer::Precision precision_of(const std::string& dtype) {
   return infer::Precision::f32;
 }
 
+// CPU seconds the process has used, all its threads together.
+double cpu_seconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + 1e-6 * t.tv_usec; };
+  return s(usage.ru_utime) + s(usage.ru_stime);
+}
+
 int64_t peak_rss_bytes() {
   // The process's resident high-water mark, as /usr/bin/time reports it.
   rusage usage{};
@@ -96,9 +104,12 @@ void bench_data(const BenchArgs& a) {
   for (int64_t i = 0; i < a.warmup; ++i) next_batch();
   int64_t images = 0;
   const auto t0 = std::chrono::steady_clock::now();
+  const double cpu0 = cpu_seconds();
   for (int64_t i = 0; i < a.iters; ++i) images += next_batch();
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // Less sensitive than the wall time to other processes on a busy machine.
+  const double cpu_ms_per_image = 1000.0 * (cpu_seconds() - cpu0) / static_cast<double>(images);
   const data::ImageShape shape = loader.sample_shape();
   const double images_per_s = static_cast<double>(images) / seconds;
   if (a.json) {
@@ -113,6 +124,7 @@ void bench_data(const BenchArgs& a) {
                                 {"images", images},
                                 {"seconds", seconds},
                                 {"images_per_s", images_per_s},
+                                {"cpu_ms_per_image", cpu_ms_per_image},
                                 {"peak_rss_bytes", peak_rss_bytes()}};
     std::cout << j.dump() << "\n";
     return;
@@ -120,8 +132,8 @@ void bench_data(const BenchArgs& a) {
   std::printf("data %s (%lld examples): batches of %lld, %s, %lld workers\n", a.data.c_str(),
               static_cast<long long>(train->size()), static_cast<long long>(a.batch),
               shape.str().c_str(), static_cast<long long>(a.workers));
-  std::printf("%lld images in %.3f s: %.1f images/s\n", static_cast<long long>(images), seconds,
-              images_per_s);
+  std::printf("%lld images in %.3f s: %.1f images/s, %.2f ms of CPU time per image\n",
+              static_cast<long long>(images), seconds, images_per_s, cpu_ms_per_image);
   std::printf("peak RSS %.1f MiB\n", static_cast<double>(peak_rss_bytes()) / (1 << 20));
 }
 
