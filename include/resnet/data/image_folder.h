@@ -9,8 +9,8 @@
 // subdirectories included (folder_scan.h); hidden entries and files with other extensions
 // are ignored. Every train class needs at least one image, and each split needs some.
 //
-// Opening reads every image's header (not its pixels; about 20 us a file, so 20 s for a
-// million): that decides whether the images share one size (a fixed-size dataset, floats
+// Opening reads every image's header (not its pixels; about 50 us of CPU time a file with a
+// warm page cache, 0.16 s for 3000 files, so about a minute for a million): that decides whether the images share one size (a fixed-size dataset, floats
 // through read_image(), exactly as before) or not (with `mixed_sizes`, a variable-size
 // dataset whose 8-bit pixels a per-sample transform crops and resizes), gives image_size()
 // without touching the file again, and refuses a file that is not an image before training
