@@ -67,6 +67,7 @@ TrainConfig resumed_config(const TrainConfig& invocation, const RunFiles& files)
   TrainConfig config = TrainConfig::from_json(read_text(files.config()), files.config());
   config.epochs = std::max(config.epochs, invocation.epochs);
   config.threads = invocation.threads;
+  config.workers = invocation.workers;  // a machine setting: the batches do not depend on it
   config.max_steps = invocation.max_steps;
   return config;
 }

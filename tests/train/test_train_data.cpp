@@ -101,7 +101,7 @@ TEST_F(TrainPhotos, HeldOutSplitBadImagesEvalRecipeAndExactResume) {
   c.max_steps = 2;
   EXPECT_TRUE(train::train(c, false).interrupted);
   c.max_steps = 0;
-  c.workers = 1;  // comes back from config.json anyway: batches do not depend on it
+  c.workers = 1;  // this invocation's: the batches do not depend on it
   EXPECT_FALSE(train::train(c, true).interrupted);
   auto a = io::read_safetensors((dir / "last.safetensors").string());
   auto b = io::read_safetensors((root_ / "split" / "last.safetensors").string());
