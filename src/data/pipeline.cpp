@@ -18,12 +18,12 @@ int64_t default_resize(int64_t size) {
 
 Pipeline make_pipeline(const Dataset& dataset, const PipelineOptions& o) {
   const ImageShape shape = dataset.image_shape();
-  RESNET_CHECK(o.size >= 0 && o.resize >= 0, dataset.name() << ": expected a crop size and resize "
-                                                            << ">= 0, got " << o.size << " and "
-                                                            << o.resize);
+  RESNET_CHECK(o.size >= 0 && o.resize >= 0, dataset.name()
+                                                 << ": expected a crop size and resize "
+                                                 << ">= 0, got " << o.size << " and " << o.resize);
   Pipeline p;
-  p.resized = dataset.variable_size() ||
-              (o.size > 0 && (o.size != shape.height || o.size != shape.width));
+  p.resized =
+      dataset.variable_size() || (o.size > 0 && (o.size != shape.height || o.size != shape.width));
   auto normalize = std::make_shared<Normalize>(o.mean, o.std);
   normalize->output_shape({shape.channels, 1, 1});  // checks the channel count
   std::vector<std::shared_ptr<const Transform>> train;

@@ -10,16 +10,16 @@
 // are ignored. Every train class needs at least one image, and each split needs some.
 //
 // Opening reads every image's header (not its pixels; about 50 us of CPU time a file with a
-// warm page cache, 0.16 s for 3000 files, so about a minute for a million): that decides whether the images share one size (a fixed-size dataset, floats
-// through read_image(), exactly as before) or not (with `mixed_sizes`, a variable-size
-// dataset whose 8-bit pixels a per-sample transform crops and resizes), gives image_size()
-// without touching the file again, and refuses a file that is not an image before training
-// starts. An unreadable header, or a size that differs from the first training image's when
-// neither a resize nor mixed sizes are asked for, is refused with a message naming the file,
-// the expected and the found size; with `skip_bad_images` an unreadable header drops the
-// file instead (skipped_at_open() lists it). Pixels are decoded on demand (a file that turns
-// out to be corrupt then throws, naming it). Colour: every image is converted to `channels`
-// (default: the first training image's, 1 or 3), as Pillow converts (image_codec.h).
+// warm page cache, 0.16 s for 3000 files, so about a minute for a million): that decides whether
+// the images share one size (a fixed-size dataset, floats through read_image(), exactly as before)
+// or not (with `mixed_sizes`, a variable-size dataset whose 8-bit pixels a per-sample transform
+// crops and resizes), gives image_size() without touching the file again, and refuses a file that
+// is not an image before training starts. An unreadable header, or a size that differs from the
+// first training image's when neither a resize nor mixed sizes are asked for, is refused with a
+// message naming the file, the expected and the found size; with `skip_bad_images` an unreadable
+// header drops the file instead (skipped_at_open() lists it). Pixels are decoded on demand (a file
+// that turns out to be corrupt then throws, naming it). Colour: every image is converted to
+// `channels` (default: the first training image's, 1 or 3), as Pillow converts (image_codec.h).
 
 #include <cstdint>
 #include <string>
