@@ -75,14 +75,8 @@ LoadedModel load_model(const std::string& model, const std::string& weights,
 }
 
 data::Preprocessing checkpoint_preprocessing(const train::CheckpointInfo& info) {
-  data::Preprocessing p;
-  p.name = "checkpoint";
-  p.channels = info.options.in_channels;
-  p.resize_height = info.input_height;
-  p.resize_width = info.input_width;
-  p.mean = info.mean;
-  p.std = info.std;
-  return p;
+  // What the checkpoint's own evaluation ran during training.
+  return train::eval_preprocessing(info);
 }
 
 std::optional<train::CheckpointInfo> recorded_checkpoint_info(const std::string& path) {

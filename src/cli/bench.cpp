@@ -1,5 +1,7 @@
 // resnet bench: times forward (infer) or forward + backward (train) passes of a model
-// on synthetic input and reports latency percentiles and throughput.
+// on synthetic input and reports latency percentiles and throughput; or (data) the
+// training data pipeline alone on a dataset: decode, crop, resize, flip, normalize and
+// batch assembly by the loader's workers.
 
 #include <sys/resource.h>
 
@@ -15,6 +17,9 @@
 #include "resnet/backend/eltwise.h"
 #include "resnet/core/error.h"
 #include "resnet/core/fma_peak.h"
+#include "resnet/data/loader.h"
+#include "resnet/data/open_dataset.h"
+#include "resnet/data/pipeline.h"
 #include "resnet/infer/calibration.h"
 #include "resnet/infer/compiled_model.h"
 #include "resnet/nn/init.h"
@@ -26,8 +31,9 @@ namespace resnet::cli {
 
 namespace {
 struct BenchArgs {
-  std::string model, weights, mode = "infer", dtype = "f32", layout = "auto";
-  int64_t batch = 1, size = 224, iters = 20, warmup = 3;
+  std::string model, weights, mode = "infer", dtype = "f32", layout = "auto", data;
+  int64_t batch = 1, size = 224, iters = 20, warmup = 3, workers = 2;
+  bool reduced_decode = true;
   int threads = 0;
   bool json = false;
   models::ModelOptions options;
@@ -48,8 +54,96 @@ infer::Precision precision_of(const std::string& dtype) {
   return infer::Precision::f32;
 }
 
+// CPU seconds the process has used, all its threads together.
+double cpu_seconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + 1e-6 * t.tv_usec; };
+  return s(usage.ru_utime) + s(usage.ru_stime);
+}
+
+int64_t peak_rss_bytes() {
+  // The process's resident high-water mark, as /usr/bin/time reports it.
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<int64_t>(usage.ru_maxrss) * 1024;
+}
+
+// The training transforms of `resnet train` on --data at --size (ImageNet normalization),
+// --workers threads, --warmup untimed batches then --iters timed ones (epochs wrap).
+void bench_data(const BenchArgs& a) {
+  RESNET_CHECK(!a.data.empty(), "--mode data: expected --data SPEC, got none");
+  data::OpenOptions open;
+  open.test_optional = true;
+  std::shared_ptr<const data::Dataset> train = data::open_dataset(a.data, open).train;
+  data::PipelineOptions p;
+  p.size = a.size;
+  p.reduced_decode = a.reduced_decode;
+  const int64_t channels = train->image_shape().channels;
+  p.mean = channels == 3 ? data::imagenet_mean() : std::vector<float>{0.5f};
+  p.std = channels == 3 ? data::imagenet_std() : std::vector<float>{0.25f};
+  const data::Pipeline pipeline = data::make_pipeline(*train, p);
+  data::LoaderOptions o;
+  o.batch_size = a.batch;
+  o.seed = 1;
+  o.workers = a.workers;
+  o.prefetch = std::max<int64_t>(2, a.workers);
+  o.sample_transform = pipeline.train_sample;
+  o.transform = pipeline.train;
+  data::DataLoader loader(train, o);
+  int64_t epoch = 0;
+  loader.start_epoch(epoch);
+  auto next_batch = [&] {
+    std::optional<data::Batch> b = loader.next();
+    if (!b) {
+      loader.start_epoch(++epoch);
+      b = loader.next();
+    }
+    return b->size();
+  };
+  for (int64_t i = 0; i < a.warmup; ++i) next_batch();
+  int64_t images = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  const double cpu0 = cpu_seconds();
+  for (int64_t i = 0; i < a.iters; ++i) images += next_batch();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // Less sensitive than the wall time to other processes on a busy machine.
+  const double cpu_ms_per_image = 1000.0 * (cpu_seconds() - cpu0) / static_cast<double>(images);
+  const data::ImageShape shape = loader.sample_shape();
+  const double images_per_s = static_cast<double>(images) / seconds;
+  if (a.json) {
+    nlohmann::ordered_json j = {{"mode", "data"},
+                                {"data", a.data},
+                                {"examples", train->size()},
+                                {"batch", a.batch},
+                                {"size", shape.height},
+                                {"workers", a.workers},
+                                {"reduced_decode", a.reduced_decode},
+                                {"iters", a.iters},
+                                {"images", images},
+                                {"seconds", seconds},
+                                {"images_per_s", images_per_s},
+                                {"cpu_ms_per_image", cpu_ms_per_image},
+                                {"peak_rss_bytes", peak_rss_bytes()}};
+    std::cout << j.dump() << "\n";
+    return;
+  }
+  std::printf("data %s (%lld examples): batches of %lld, %s, %lld workers\n", a.data.c_str(),
+              static_cast<long long>(train->size()), static_cast<long long>(a.batch),
+              shape.str().c_str(), static_cast<long long>(a.workers));
+  std::printf("%lld images in %.3f s: %.1f images/s, %.2f ms of CPU time per image\n",
+              static_cast<long long>(images), seconds, images_per_s, cpu_ms_per_image);
+  std::printf("peak RSS %.1f MiB\n", static_cast<double>(peak_rss_bytes()) / (1 << 20));
+}
+
 void bench(BenchArgs a) {
   if (a.threads > 0) backend::set_num_threads(a.threads);
+  if (a.mode == "data") {
+    bench_data(a);
+    return;
+  }
+  RESNET_CHECK(!a.model.empty(), "--mode " << a.mode << ": expected --model, got none");
   const bool train = a.mode == "train";
   InferenceModel m = load_inference_model(a.model, a.weights, a.options);
   RESNET_CHECK(!train || m.module != nullptr,
@@ -129,11 +223,8 @@ void bench(BenchArgs a) {
   const double images_per_s = static_cast<double>(a.batch) * 1000.0 / p50;
   const double gflops = 2.0 * static_cast<double>(macs) / (p50 * 1e-3) * 1e-9;
   const double peak = measure_fma_peak_gflops(backend::num_threads());
-  // The process's resident high-water mark, as /usr/bin/time reports it: libraries,
-  // weights, activations and gradients together.
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  const int64_t peak_rss_bytes = static_cast<int64_t>(usage.ru_maxrss) * 1024;
+  // Libraries, weights, activations and gradients together.
+  const int64_t peak_rss = peak_rss_bytes();
   if (a.json) {
     nlohmann::ordered_json j = {
         {"model", m.name},
@@ -151,7 +242,7 @@ void bench(BenchArgs a) {
         {"gflops", gflops},
         {"fp32_fma_peak_gflops", peak},
         {"fraction_of_fp32_peak", gflops / peak},
-        {"peak_rss_bytes", peak_rss_bytes}};
+        {"peak_rss_bytes", peak_rss}};
     if (compiled) {
       const infer::CompiledModel::MemoryStats mem = compiled->memory_stats();
       j["activation_buffer_bytes"] = mem.buffer_bytes;
@@ -166,7 +257,7 @@ void bench(BenchArgs a) {
     std::printf("latency p50 %.3f ms, p90 %.3f ms, %.1f images/s\n", p50, p90, images_per_s);
     std::printf("%.1f GFLOPS (%s), %.0f%% of the f32 FMA peak measured here (%.1f GFLOPS)\n",
                 gflops, a.dtype.c_str(), 100.0 * gflops / peak, peak);
-    std::printf("peak RSS %.1f MiB\n", static_cast<double>(peak_rss_bytes) / (1 << 20));
+    std::printf("peak RSS %.1f MiB\n", static_cast<double>(peak_rss) / (1 << 20));
     if (compiled) {
       const infer::CompiledModel::MemoryStats mem = compiled->memory_stats();
       std::printf("activation buffers %.1f MiB, reused for %.1f MiB of activations\n",
@@ -180,20 +271,30 @@ void bench(BenchArgs a) {
 void add_bench_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "bench",
-      "Time inference (compiled graph) or a full training step (forward, loss, backward, SGD)");
+      "Time inference (compiled graph), a full training step (forward, loss, backward, SGD) or "
+      "the training data pipeline");
   auto a = std::make_shared<BenchArgs>();
-  cmd->add_option("--model", a->model, "Zoo name, .safetensors checkpoint or .onnx file")
-      ->required();
+  cmd->add_option("--model", a->model,
+                  "Zoo name, .safetensors checkpoint or .onnx file (not for --mode data)");
   cmd->add_option("--weights", a->weights, "state_dict as .safetensors");
-  cmd->add_option("--mode", a->mode, "infer or train")->check(CLI::IsMember({"infer", "train"}));
+  cmd->add_option("--mode", a->mode, "infer, train or data")
+      ->check(CLI::IsMember({"infer", "train", "data"}));
+  cmd->add_option("--data", a->data,
+                  "--mode data: the dataset spec whose training split is read (folder:DIR)");
+  cmd->add_option("--workers", a->workers, "--mode data: loader threads")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--reduced-decode", a->reduced_decode,
+                  "--mode data: decode JPEGs at 1/2, 1/4 or 1/8 when the crop allows (true/false)");
   cmd->add_option("--dtype", a->dtype, "Inference precision: f32, bf16 or int8")
       ->check(CLI::IsMember({"f32", "bf16", "int8"}));
   cmd->add_option("--layout", a->layout,
                   "Activation layout between convolutions: auto, blocked (nChw16c) or native "
                   "(oneDNN's choice, NHWC)")
       ->check(CLI::IsMember({"auto", "blocked", "native"}));
-  cmd->add_option("--batch", a->batch, "Batch size")->check(CLI::PositiveNumber);
-  cmd->add_option("--size", a->size, "Input height and width")->check(CLI::PositiveNumber);
+  cmd->add_option("--batch", a->batch, "Batch size (--mode data: 32 unless given)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--size", a->size, "Input height and width (--mode data: the crop side)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--threads", a->threads, "Threads (default: all cores)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--iters", a->iters, "Timed iterations")->check(CLI::PositiveNumber);
@@ -203,6 +304,7 @@ void add_bench_command(CLI::App& app) {
   cmd->callback([a, cmd] {
     BenchArgs args = *a;
     args.in_channels_set = cmd->count("--in-channels") > 0;
+    if (args.mode == "data" && cmd->count("--batch") == 0) args.batch = 32;
     bench(args);
   });
 }

@@ -51,7 +51,8 @@ void check_compatible(const data::Dataset& test, const TrainedModel& t, const Ev
   const train::CheckpointInfo& info = t.info;
   const data::ImageShape got = test.image_shape();
   data::ImageShape want{info.options.in_channels, info.input_height, info.input_width};
-  if (info.input_height == 0 || info.input_width == 0) {  // no size recorded: any size
+  // No size recorded, or a crop of images of any size: the images may have any size.
+  if (info.input_height == 0 || info.input_width == 0 || info.eval_resize > 0) {
     want.height = got.height;
     want.width = got.width;
   }
@@ -95,7 +96,7 @@ Tally evaluate(const Forward& forward, std::shared_ptr<const data::Dataset> test
   data::LoaderOptions options;
   options.batch_size = batch_size;
   options.shuffle = false;
-  options.transform = std::make_shared<data::Normalize>(info.mean, info.std);
+  train::set_eval_transforms(info, options);
   data::DataLoader loader(std::move(test), options);
   Tally tally;
   tally.confusion.assign(static_cast<size_t>(classes * classes), 0);

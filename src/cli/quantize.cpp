@@ -47,16 +47,15 @@ void run_quantize(const QuantizeArgs& a) {
                "--data " << a.data << ": expected " << m.info.options.num_classes
                          << " classes as checkpoint " << a.model << " has, got "
                          << datasets.test->num_classes());
-  auto normalize = std::make_shared<data::Normalize>(m.info.mean, m.info.std);
 
-  // Calibration: a seeded random sample of the training split, normalized as in training.
+  // Calibration: a seeded random sample of the training split, preprocessed as evaluation.
   infer::Calibrator calibrator(infer::lower_module(*m.module));
   {
     data::LoaderOptions o;
     o.batch_size = std::min(a.batch, a.calibration_images);
     o.shuffle = true;
     o.seed = a.seed;
-    o.transform = normalize;
+    train::set_eval_transforms(m.info, o);
     data::DataLoader loader(datasets.train, o);
     loader.start_epoch(0);
     while (calibrator.result().images < a.calibration_images) {
@@ -73,7 +72,7 @@ void run_quantize(const QuantizeArgs& a) {
   data::LoaderOptions o;
   o.batch_size = a.batch;
   o.shuffle = false;
-  o.transform = normalize;
+  train::set_eval_transforms(m.info, o);
   data::DataLoader loader(datasets.test, o);
   loader.start_epoch(0);
   int64_t count = 0, agree = 0, correct_f32 = 0, correct_int8 = 0;

@@ -66,6 +66,30 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--erasing", c->erasing, "Random erasing probability (0: off)")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
+  cmd->add_option("--size", c->size,
+                  "Crop side (0: the dataset's own size; 224 for folders of mixed sizes); "
+                  "another size crops with RandomResizedCrop")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--resize", c->resize,
+                  "Evaluation: shorter side before the center crop (0: size * 256 / 224)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--reduced-decode", c->reduced_decode,
+                  "Decode JPEGs at 1/2, 1/4 or 1/8 when the crop allows (true/false)")
+      ->capture_default_str();
+  cmd->add_option("--val-split", c->val_split,
+                  "Hold out this fraction of train (stratified, seeded) as the test set")
+      ->check(CLI::Range(0.0, 0.99))
+      ->capture_default_str();
+  cmd->add_option("--workers", c->workers,
+                  "Loader threads decoding and transforming images (0: in the training thread)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--skip-bad-images", c->skip_bad_images,
+                  "Replace unreadable images by the next readable one and list them in "
+                  "bad_images.txt (true/false)")
+      ->capture_default_str();
   cmd->add_option("--seed", c->seed, "Seed of weights, shuffling and augmentation")
       ->capture_default_str();
   cmd->add_option("--out", c->out, "Output directory")->capture_default_str();

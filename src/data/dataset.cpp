@@ -1,6 +1,8 @@
 #include "resnet/data/dataset.h"
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 
 #include "resnet/core/error.h"
 
@@ -17,6 +19,31 @@ Example Dataset::get(int64_t index) const {
   read_image(index, example.image.f32());
   example.label = label(index);
   return example;
+}
+
+ImageSize Dataset::image_size(int64_t index) const {
+  check_index(index);
+  const ImageShape shape = image_shape();
+  return {shape.height, shape.width};
+}
+
+Pixels Dataset::read_pixels(int64_t index, int64_t) const {
+  check_index(index);
+  RESNET_CHECK(!variable_size(), name() << ": expected read_pixels() of a dataset whose images "
+                                           "differ in size to be its own, got none");
+  Pixels p;
+  p.shape = image_shape();
+  std::vector<float> unit(static_cast<size_t>(p.shape.numel()));
+  read_image(index, unit.data());
+  p.bytes.resize(unit.size());
+  for (size_t i = 0; i < unit.size(); ++i) {
+    p.bytes[i] = static_cast<uint8_t>(std::lround(std::clamp(unit[i], 0.0f, 1.0f) * 255.0f));
+  }
+  return p;
+}
+
+std::string Dataset::example_name(int64_t index) const {
+  return name() + " #" + std::to_string(index);
 }
 
 void Dataset::check_index(int64_t index) const {
@@ -70,6 +97,11 @@ int64_t InMemoryDataset::label(int64_t index) const {
 const uint8_t* InMemoryDataset::pixels(int64_t index) const {
   check_index(index);
   return pixels_.data() + static_cast<size_t>(index) * static_cast<size_t>(shape_.numel());
+}
+
+Pixels InMemoryDataset::read_pixels(int64_t index, int64_t) const {
+  const uint8_t* p = pixels(index);
+  return {std::vector<uint8_t>(p, p + shape_.numel()), shape_};
 }
 
 void InMemoryDataset::read_image(int64_t index, float* dst) const {

@@ -1,11 +1,11 @@
 #include "resnet/data/image_folder.h"
 
 #include <algorithm>
-#include <cctype>
 #include <filesystem>
 #include <iterator>
 
 #include "resnet/core/error.h"
+#include "resnet/data/folder_scan.h"
 #include "resnet/data/image_codec.h"
 #include "resnet/data/transforms.h"
 
@@ -14,42 +14,6 @@ namespace resnet::data {
 namespace fs = std::filesystem;
 
 namespace {
-
-bool is_image_name(const fs::path& p) {
-  std::string ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return ext == ".png" || ext == ".jpg" || ext == ".jpeg";
-}
-
-bool hidden(const fs::path& p) {
-  const std::string name = p.filename().string();
-  return !name.empty() && name[0] == '.';
-}
-
-std::vector<std::string> sorted_subdirectories(const fs::path& dir) {
-  std::vector<std::string> names;
-  std::error_code ec;
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    if (!hidden(it->path()) && it->is_directory(ec))
-      names.push_back(it->path().filename().string());
-  }
-  RESNET_CHECK(!ec, dir.string() << ": expected a readable directory, got " << ec.message());
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-std::vector<std::string> sorted_images(const fs::path& dir) {
-  std::vector<std::string> paths;
-  std::error_code ec;
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    const fs::path& p = it->path();
-    if (!hidden(p) && is_image_name(p) && it->is_regular_file(ec)) paths.push_back(p.string());
-  }
-  RESNET_CHECK(!ec, dir.string() << ": expected a readable directory, got " << ec.message());
-  std::sort(paths.begin(), paths.end());
-  return paths;
-}
 
 std::string join(const std::vector<std::string>& names) {
   std::string s;
@@ -63,11 +27,11 @@ std::vector<ImageFolderDataset::Entry> scan_split(const fs::path& split_dir,
                                                   bool require_every_class) {
   std::vector<ImageFolderDataset::Entry> entries;
   for (size_t c = 0; c < classes.size(); ++c) {
-    std::vector<std::string> files = sorted_images(split_dir / classes[c]);
+    std::vector<std::string> files = list_images_under((split_dir / classes[c]).string());
     RESNET_CHECK(!require_every_class || !files.empty(),
                  (split_dir / classes[c]).string()
                      << ": expected at least one .png, .jpg or .jpeg image, got none");
-    for (std::string& f : files) entries.push_back({std::move(f), static_cast<int64_t>(c)});
+    for (std::string& f : files) entries.push_back({std::move(f), static_cast<int64_t>(c), {}});
   }
   RESNET_CHECK(!entries.empty(), split_dir.string() << ": expected at least one image, got none");
   return entries;
@@ -88,31 +52,49 @@ void check_same_classes(const fs::path& train_dir, const fs::path& val_dir,
                                << (extra.empty() ? "" : "extra: " + join(extra)));
 }
 
-// Reads every header; without a resize, each must have the size of the first image.
-void check_headers(const std::vector<ImageFolderDataset::Entry>& entries, ImageShape expected,
-                   const std::string& first_path, bool resize) {
-  for (const auto& e : entries) {
-    ImageInfo info = read_image_info(e.path);
-    RESNET_CHECK(resize || (info.height == expected.height && info.width == expected.width),
-                 e.path << ": expected a " << expected.height << "x" << expected.width
-                        << " image (the size of " << first_path << "), got " << info.height << "x"
-                        << info.width);
+// Reads every header into the entries; a file whose header cannot be read is refused or,
+// with `skip`, dropped and recorded in `skipped`.
+void read_headers(std::vector<ImageFolderDataset::Entry>& entries, bool skip,
+                  std::vector<std::string>& skipped) {
+  std::vector<ImageFolderDataset::Entry> kept;
+  kept.reserve(entries.size());
+  for (auto& e : entries) {
+    try {
+      const ImageInfo info = read_image_info(e.path);
+      e.size = {info.height, info.width};
+      kept.push_back(std::move(e));
+    } catch (const Error& error) {
+      if (!skip) throw;
+      skipped.push_back(error.what());
+    }
   }
+  entries = std::move(kept);
+}
+
+// The first entry whose size differs from `expected`, or null.
+const ImageFolderDataset::Entry* first_of_other_size(
+    const std::vector<ImageFolderDataset::Entry>& entries, ImageSize expected) {
+  for (const auto& e : entries) {
+    if (!(e.size == expected)) return &e;
+  }
+  return nullptr;
 }
 
 }  // namespace
 
 ImageFolderDataset::ImageFolderDataset(std::string name, std::vector<Entry> entries,
                                        std::vector<std::string> class_names, ImageShape shape,
-                                       bool resize)
+                                       bool resize, std::vector<std::string> skipped)
     : name_(std::move(name)),
       entries_(std::move(entries)),
       class_names_(std::move(class_names)),
       shape_(shape),
-      resize_(resize) {
+      resize_(resize),
+      skipped_(std::move(skipped)) {
   RESNET_CHECK(shape_.channels == 1 || shape_.channels == 3,
                name_ << ": expected 1 or 3 channels, got " << shape_.str());
-  RESNET_CHECK(shape_.height > 0 && shape_.width > 0,
+  const bool variable = shape_.height == 0 && shape_.width == 0 && !resize_;
+  RESNET_CHECK(variable || (shape_.height > 0 && shape_.width > 0),
                name_ << ": expected a positive image size, got " << shape_.str());
   for (const Entry& e : entries_) {
     RESNET_CHECK(e.label >= 0 && e.label < num_classes(),
@@ -129,8 +111,31 @@ int64_t ImageFolderDataset::label(int64_t index) const {
   return entry(index).label;
 }
 
+ImageSize ImageFolderDataset::image_size(int64_t index) const {
+  const Entry& e = entry(index);
+  return resize_ ? ImageSize{shape_.height, shape_.width} : e.size;
+}
+
+Pixels ImageFolderDataset::read_pixels(int64_t index, int64_t scale_denom) const {
+  if (resize_) return Dataset::read_pixels(index, scale_denom);
+  const Entry& e = entry(index);
+  ImageInfo info;
+  Pixels p;
+  DecodeOptions options;
+  options.scale_denom = scale_denom;
+  p.bytes = decode_image(e.path, shape_.channels, &info, options);
+  p.shape = {shape_.channels, info.height, info.width};
+  RESNET_CHECK(!(scale_denom == 1 && !(ImageSize{info.height, info.width} == e.size)),
+               e.path << ": expected a " << e.size.height << "x" << e.size.width
+                      << " image (its size at open), got " << info.height << "x" << info.width);
+  return p;
+}
+
 void ImageFolderDataset::read_image(int64_t index, float* dst) const {
   const Entry& e = entry(index);
+  RESNET_CHECK(!variable_size(), e.path << ": expected a dataset of one image size to read "
+                                           "floats from, got images of several sizes (use a "
+                                           "per-sample transform)");
   ImageInfo info;
   std::vector<uint8_t> pixels = decode_image(e.path, shape_.channels, &info);
   if (!resize_) {
@@ -164,29 +169,54 @@ DatasetPair open_image_folder(const std::string& dir, const FolderOptions& optio
   if (!fs::is_directory(val_dir, ec) && fs::is_directory(fs::path(dir) / "test", ec)) {
     val_dir = fs::path(dir) / "test";
   }
-  RESNET_CHECK(fs::is_directory(val_dir, ec),
-               dir << ": expected a subdirectory val (or test), got none");
+  const bool has_val = fs::is_directory(val_dir, ec);
+  RESNET_CHECK(has_val || options.val_optional,
+               dir << ": expected a subdirectory val (or test), got none (or hold out part of "
+                      "train with --val-split)");
 
-  std::vector<std::string> classes = sorted_subdirectories(train_dir);
+  std::vector<std::string> classes = list_class_directories(train_dir.string());
   RESNET_CHECK(!classes.empty(), train_dir.string()
                                      << ": expected one subdirectory per class, got none");
-  check_same_classes(train_dir, val_dir, classes, sorted_subdirectories(val_dir));
+  if (has_val)
+    check_same_classes(train_dir, val_dir, classes, list_class_directories(val_dir.string()));
 
   std::vector<ImageFolderDataset::Entry> train = scan_split(train_dir, classes, true);
-  std::vector<ImageFolderDataset::Entry> val = scan_split(val_dir, classes, false);
+  std::vector<ImageFolderDataset::Entry> val;
+  if (has_val) val = scan_split(val_dir, classes, false);
+  std::vector<std::string> skipped_train, skipped_val;
+  read_headers(train, options.skip_bad_images, skipped_train);
+  read_headers(val, options.skip_bad_images, skipped_val);
+  RESNET_CHECK(!train.empty(), train_dir.string() << ": expected at least one readable image, got "
+                                                  << skipped_train.size() << " unreadable ones");
+  RESNET_CHECK(!has_val || !val.empty(), val_dir.string()
+                                             << ": expected at least one readable image, got "
+                                             << skipped_val.size() << " unreadable ones");
   const ImageInfo first = read_image_info(train.front().path);
-  const ImageShape source{first.channels, first.height, first.width};
-  check_headers(train, source, train.front().path, resize);
-  check_headers(val, source, train.front().path, resize);
-
-  ImageShape shape{options.channels ? options.channels : first.channels,
-                   resize ? options.height : first.height, resize ? options.width : first.width};
+  ImageShape shape{options.channels ? options.channels : first.channels, first.height, first.width};
+  if (resize) {
+    shape.height = options.height;
+    shape.width = options.width;
+  } else {
+    const ImageSize expected{first.height, first.width};
+    const ImageFolderDataset::Entry* odd = first_of_other_size(train, expected);
+    if (!odd) odd = first_of_other_size(val, expected);
+    if (odd && options.mixed_sizes) {
+      shape.height = shape.width = 0;  // variable size
+    } else {
+      RESNET_CHECK(!odd, odd->path << ": expected a " << expected.height << "x" << expected.width
+                                   << " image (the size of " << train.front().path << "), got "
+                                   << odd->size.height << "x" << odd->size.width);
+    }
+  }
   DatasetPair pair;
-  pair.train = std::make_shared<ImageFolderDataset>("folder train (" + dir + ")", std::move(train),
-                                                    classes, shape, resize);
-  pair.test = std::make_shared<ImageFolderDataset>(
-      "folder " + val_dir.filename().string() + " (" + dir + ")", std::move(val), classes, shape,
-      resize);
+  pair.train =
+      std::make_shared<ImageFolderDataset>("folder train (" + dir + ")", std::move(train), classes,
+                                           shape, resize, std::move(skipped_train));
+  if (has_val) {
+    pair.test = std::make_shared<ImageFolderDataset>(
+        "folder " + val_dir.filename().string() + " (" + dir + ")", std::move(val), classes, shape,
+        resize, std::move(skipped_val));
+  }
   return pair;
 }
 

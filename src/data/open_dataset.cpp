@@ -36,10 +36,13 @@ bool parse_size(const std::string& s, int64_t& height, int64_t& width) {
   return true;
 }
 
-DatasetPair open_folder_spec(const std::string& rest) {
+DatasetPair open_folder_spec(const std::string& rest, const OpenOptions& open) {
   // A trailing ":HxW" is a resize, unless the whole text names a directory (paths can
   // contain colons).
   FolderOptions options;
+  options.mixed_sizes = true;
+  options.val_optional = open.test_optional;
+  options.skip_bad_images = open.skip_bad_images;
   std::string dir = rest;
   const size_t colon = rest.rfind(':');
   std::error_code ec;
@@ -64,7 +67,7 @@ std::string dataset_spec_help() {
          "mnist:DIR           MNIST IDX files (.gz or raw) in DIR\n"
          "cifar10:DIR         CIFAR-10 binary batches in DIR\n"
          "cifar100:DIR        CIFAR-100 binary files in DIR (fine labels)\n"
-         "folder:DIR          DIR/train/CLASS/*.png|jpg|jpeg and DIR/val/CLASS/...\n"
+         "folder:DIR          DIR/train/CLASS/*.png|jpg|jpeg and DIR/val/CLASS/..., any sizes\n"
          "folder:DIR:HxW      the same, every image resized to H x W\n";
 }
 
@@ -74,7 +77,7 @@ DatasetPair open_debian_fashion_mnist(const std::string& dir) {
                         "dataset-fashion-mnist, or give fashion-mnist:DIR");
 }
 
-DatasetPair open_dataset(const std::string& spec) {
+DatasetPair open_dataset(const std::string& spec, const OpenOptions& options) {
   std::string rest;
   if (spec == "fashion-mnist") return open_debian_fashion_mnist();
   auto need_dir = [&](const char* form) {
@@ -99,7 +102,7 @@ DatasetPair open_dataset(const std::string& spec) {
   }
   if (take_prefix(spec, "folder:", rest)) {
     need_dir("folder");
-    return open_folder_spec(rest);
+    return open_folder_spec(rest, options);
   }
   RESNET_FAIL("dataset: expected one of " << kForms << ", got '" << spec << "'");
 }

@@ -60,17 +60,20 @@ std::vector<float> to_floats(const std::string& text, const std::string& path,
 }  // namespace
 
 std::map<std::string, std::string> CheckpointInfo::to_metadata() const {
-  return {{"format", kFormat},
-          {"model", model},
-          {"num_classes", std::to_string(options.num_classes)},
-          {"in_channels", std::to_string(options.in_channels)},
-          {"shortcut", std::string(1, options.cifar_shortcut)},
-          {"input_size", std::to_string(input_height) + "x" + std::to_string(input_width)},
-          {"normalize_mean", join(mean)},
-          {"normalize_std", join(std)},
-          {"class_names", nlohmann::json(class_names).dump()},
-          {"dataset", dataset},
-          {"epoch", std::to_string(epoch)}};
+  std::map<std::string, std::string> m = {
+      {"format", kFormat},
+      {"model", model},
+      {"num_classes", std::to_string(options.num_classes)},
+      {"in_channels", std::to_string(options.in_channels)},
+      {"shortcut", std::string(1, options.cifar_shortcut)},
+      {"input_size", std::to_string(input_height) + "x" + std::to_string(input_width)},
+      {"normalize_mean", join(mean)},
+      {"normalize_std", join(std)},
+      {"class_names", nlohmann::json(class_names).dump()},
+      {"dataset", dataset},
+      {"epoch", std::to_string(epoch)}};
+  if (eval_resize > 0) m["eval_resize"] = std::to_string(eval_resize);
+  return m;
 }
 
 CheckpointInfo CheckpointInfo::from_metadata(const std::map<std::string, std::string>& m,
@@ -92,6 +95,9 @@ CheckpointInfo CheckpointInfo::from_metadata(const std::map<std::string, std::st
                path << ": metadata 'input_size': expected HxW, got '" << size << "'");
   info.input_height = to_int(size.substr(0, x), path, "input_size");
   info.input_width = to_int(size.substr(x + 1), path, "input_size");
+  if (auto it = m.find("eval_resize"); it != m.end()) {
+    info.eval_resize = to_int(it->second, path, "eval_resize");
+  }
   info.mean = to_floats(require(m, "normalize_mean", path), path, "normalize_mean");
   info.std = to_floats(require(m, "normalize_std", path), path, "normalize_std");
   RESNET_CHECK(static_cast<int64_t>(info.mean.size()) == info.options.in_channels &&
@@ -111,6 +117,33 @@ CheckpointInfo CheckpointInfo::from_metadata(const std::map<std::string, std::st
   info.dataset = require(m, "dataset", path);
   info.epoch = to_int(require(m, "epoch", path), path, "epoch");
   return info;
+}
+
+data::Preprocessing eval_preprocessing(const CheckpointInfo& info) {
+  data::Preprocessing p;
+  p.name = "checkpoint";
+  p.channels = info.options.in_channels;
+  if (info.eval_resize > 0) {
+    p.resize_shorter = info.eval_resize;
+    p.crop_height = info.input_height;
+    p.crop_width = info.input_width;
+  } else {
+    p.resize_height = info.input_height;
+    p.resize_width = info.input_width;
+  }
+  p.mean = info.mean;
+  p.std = info.std;
+  return p;
+}
+
+void set_eval_transforms(const CheckpointInfo& info, data::LoaderOptions& options) {
+  if (info.eval_resize > 0) {
+    options.sample_transform = std::make_shared<data::ResizeCenterCrop>(eval_preprocessing(info));
+    options.transform = nullptr;
+  } else {
+    options.sample_transform = nullptr;
+    options.transform = std::make_shared<data::Normalize>(info.mean, info.std);
+  }
 }
 
 CheckpointInfo read_checkpoint_info(const std::string& path) {

@@ -25,6 +25,12 @@ std::string TrainConfig::to_json() const {
                               {"crop_padding", crop_padding},
                               {"flip", flip},
                               {"erasing", erasing},
+                              {"size", size},
+                              {"resize", resize},
+                              {"reduced_decode", reduced_decode},
+                              {"val_split", val_split},
+                              {"workers", workers},
+                              {"skip_bad_images", skip_bad_images},
                               {"seed", seed},
                               {"out", out},
                               {"threads", threads},
@@ -58,6 +64,13 @@ TrainConfig TrainConfig::from_json(const std::string& text, const std::string& p
     c.crop_padding = j.at("crop_padding").get<int64_t>();
     c.flip = j.at("flip").get<bool>();
     c.erasing = j.at("erasing").get<double>();
+    // Keys added with images of any size; configs written before them mean the defaults.
+    c.size = j.value("size", c.size);
+    c.resize = j.value("resize", c.resize);
+    c.reduced_decode = j.value("reduced_decode", c.reduced_decode);
+    c.val_split = j.value("val_split", c.val_split);
+    c.workers = j.value("workers", c.workers);
+    c.skip_bad_images = j.value("skip_bad_images", c.skip_bad_images);
     c.seed = j.at("seed").get<uint64_t>();
     c.out = j.at("out").get<std::string>();
     c.threads = j.at("threads").get<int>();

@@ -69,6 +69,7 @@ TrainConfig resumed_config(const TrainConfig& invocation, const RunFiles& files)
   TrainConfig config = TrainConfig::from_json(read_text(files.config()), files.config());
   config.epochs = std::max(config.epochs, invocation.epochs);
   config.threads = invocation.threads;
+  config.workers = invocation.workers;  // a machine setting: the batches do not depend on it
   config.max_steps = invocation.max_steps;
   return config;
 }
@@ -191,6 +192,7 @@ TrainingRun::TrainingRun(TrainConfig config, bool resume)
   } else {
     start_fresh();
   }
+  write_val_split(data_, config_.out);
   step_log_ = std::make_unique<StepLog>(files_, resume_);
   if (config_.grad_norm_steps > 0 && state_.global_step < config_.grad_norm_steps) {
     grad_norms_.open(files_.dir / "grad_norms.csv", resume_ ? std::ios::app : std::ios::trunc);
@@ -204,6 +206,7 @@ CheckpointInfo TrainingRun::checkpoint_info() const {
   info.options = config_.model_options;
   info.input_height = data_.shape.height;
   info.input_width = data_.shape.width;
+  info.eval_resize = data_.eval_resize;
   info.mean = data_.stats.mean;
   info.std = data_.stats.std;
   info.class_names = data_.datasets.train->class_names();
@@ -231,6 +234,7 @@ void TrainingRun::start_fresh() {
 
 void TrainingRun::save(const std::string& model_path, bool with_state) {
   info_.epoch = state_.epoch;
+  write_bad_images(data_, config_.out);
   io::save_state_dict(*model_.model, model_path, info_.to_metadata());
   if (with_state)
     io::write_safetensors(files_.state(), model_.sgd->state_tensors(), state_metadata(state_));

@@ -200,5 +200,85 @@ TEST_F(FolderTest, EmptyTrainClassMissingSplitAndDirectoryAreRefused) {
   EXPECT_EQ(pair.test->size(), 1);
 }
 
+// --- images of any size ---
+
+TEST_F(FolderTest, MixedSizesMakeAVariableSizeDatasetWithoutResizing) {
+  png("train/a/0.png", {3, 4, 5}, 0);
+  png("train/b/1.png", {3, 9, 2}, 1);
+  png("val/b/2.png", {3, 5, 5}, 2);
+  fs::create_directories(dir_.path() / "val/a");
+  FolderOptions o;
+  o.mixed_sizes = true;
+  DatasetPair pair = open_image_folder(root(), o);
+  EXPECT_EQ(pair.train->image_shape(), (ImageShape{3, 0, 0}));
+  EXPECT_TRUE(pair.test->variable_size());
+  EXPECT_EQ(pair.train->image_size(1), (ImageSize{9, 2}));
+  const Pixels px = pair.train->read_pixels(1);
+  EXPECT_EQ(px.shape, (ImageShape{3, 9, 2}));
+  for (int64_t i = 0; i < 18; ++i) EXPECT_EQ(px.bytes[size_t(i)], test_pixel(1, i));
+  std::vector<float> floats(100);
+  EXPECT_IO_ERROR(pair.train->read_image(0, floats.data()), "several sizes");
+  EXPECT_EQ(pair.train->example_name(1), file("train/b/1.png"));
+  // One size throughout: the fixed-size dataset of before, floats included.
+  png("val/b/2.png", {3, 4, 5}, 2);
+  png("train/b/1.png", {3, 4, 5}, 1);
+  EXPECT_EQ(open_image_folder(root(), o).train->image_shape(), (ImageShape{3, 4, 5}));
+}
+
+TEST_F(FolderTest, ClassSubdirectoriesAreWalkedInTorchvisionsOrder) {
+  png("train/a/z.png", {1, 2, 2}, 0);
+  png("train/a/deep/b.png", {1, 2, 2}, 1);
+  png("train/a/deep/er/a.png", {1, 2, 2}, 2);
+  png("train/a/Deep/c.png", {1, 2, 2}, 3);
+  png("train/a/.hidden/d.png", {1, 2, 2}, 4);
+  png("val/a/v.png", {1, 2, 2}, 5);
+  const auto ds = open_image_folder(root()).train;
+  // sorted(os.walk(...)): "a" < "a/Deep" < "a/deep" < "a/deep/er".
+  ASSERT_EQ(ds->size(), 4);
+  EXPECT_EQ(ds->example_name(0), file("train/a/z.png"));
+  EXPECT_EQ(ds->example_name(1), file("train/a/Deep/c.png"));
+  EXPECT_EQ(ds->example_name(2), file("train/a/deep/b.png"));
+  EXPECT_EQ(ds->example_name(3), file("train/a/deep/er/a.png"));
+}
+
+TEST_F(FolderTest, SymbolicLinkLoopsAreRefusedNamingTheLink) {
+  png("train/a/0.png", {1, 2, 2}, 0);
+  png("val/a/1.png", {1, 2, 2}, 0);
+  fs::create_directory_symlink(dir_.path() / "train/a", dir_.path() / "train/a/up");
+  EXPECT_IO_ERROR(open_image_folder(root()), file("train/a/up"), "symbolic link loop",
+                  file("train/a"));
+  fs::remove(dir_.path() / "train/a/up");
+  fs::create_symlink(dir_.path() / "train/a/self.png", dir_.path() / "train/a/self.png");
+  EXPECT_IO_ERROR(open_image_folder(root()), file("train/a/self.png"), "symbolic link loop");
+}
+
+TEST_F(FolderTest, NoImagesAtAllAndNoValWithoutAHoldOutAreRefused) {
+  fs::create_directories(dir_.path() / "train/a");
+  fs::create_directories(dir_.path() / "val/a");
+  EXPECT_IO_ERROR(open_image_folder(root()), file("train/a"), "at least one");
+  png("train/a/0.png", {1, 2, 2}, 0);
+  fs::remove_all(dir_.path() / "val");
+  EXPECT_IO_ERROR(open_image_folder(root()), "val (or test)", "--val-split");
+  FolderOptions o;
+  o.val_optional = true;
+  EXPECT_EQ(open_image_folder(root(), o).test, nullptr);
+}
+
+TEST_F(FolderTest, SkippingBadImagesAtOpenListsThem) {
+  png("train/a/0.png", {1, 2, 2}, 0);
+  write_bytes(file("train/a/1.png"), "<html>not found</html>");
+  png("val/a/2.png", {1, 2, 2}, 0);
+  FolderOptions o;
+  o.skip_bad_images = true;
+  DatasetPair pair = open_image_folder(root(), o);
+  EXPECT_EQ(pair.train->size(), 1);
+  const auto& skipped = static_cast<const ImageFolderDataset&>(*pair.train).skipped_at_open();
+  ASSERT_EQ(skipped.size(), 1u);
+  EXPECT_NE(skipped[0].find(file("train/a/1.png")), std::string::npos) << skipped[0];
+  write_bytes(file("train/a/0.png"), "");
+  EXPECT_IO_ERROR(open_image_folder(root(), o), file("train"), "at least one readable image",
+                  "2 unreadable");
+}
+
 }  // namespace
 }  // namespace resnet::data

@@ -6,7 +6,10 @@
 //   mnist:DIR                  MNIST IDX files in DIR (class names "0" .. "9")
 //   cifar10:DIR                CIFAR-10 binary batches (cifar.h)
 //   cifar100:DIR               CIFAR-100 binary, fine labels (cifar.h)
-//   folder:DIR                 image folder DIR/train/CLASS/*.png|jpg, DIR/val/... (image_folder.h)
+//   folder:DIR                 image folder DIR/train/CLASS/*.png|jpg, DIR/val/...
+//   (image_folder.h);
+//                              images of one size give a fixed-size dataset, images of
+//                              several sizes a variable-size one (dataset.h)
 //   folder:DIR:HxW             the same, every image resized to H x W
 //
 // A spec of another form is refused with a message listing these forms.
@@ -20,7 +23,14 @@ namespace resnet::data {
 // Where Debian's dataset-fashion-mnist package installs the files.
 inline constexpr const char* kDebianFashionMnistDir = "/usr/share/datasets/fashion-mnist";
 
-DatasetPair open_dataset(const std::string& spec);
+struct OpenOptions {
+  // The test split may be missing (image folders without val/): the pair's test is then null.
+  bool test_optional = false;
+  // Image folders: files whose header cannot be read are left out instead of refused.
+  bool skip_bad_images = false;
+};
+
+DatasetPair open_dataset(const std::string& spec, const OpenOptions& options = {});
 
 // Fashion-MNIST from `dir` (by default Debian's); when the directory or a file is missing,
 // the message names the package dataset-fashion-mnist that provides it.

@@ -18,12 +18,6 @@
 
 namespace resnet::data {
 
-struct ImageSize {
-  int64_t height = 0;
-  int64_t width = 0;
-  bool operator==(const ImageSize&) const = default;
-};
-
 // torchvision's Resize(size) with a single int: the shorter side becomes `size`, the longer
 // one int(size * long / short) (the quotient in double, truncated), as
 // torchvision.transforms.functional._compute_resized_output_size.

@@ -8,6 +8,7 @@
 // Streams used by the loader (see loader.h):
 //   order of epoch e:         Rng::derive(seed, e, kOrderStream)
 //   augmentation of sample i: Rng::derive(seed, e, kSampleStream, i)   (i = dataset index)
+// and by the held-out split (subset.h): Rng::derive(seed, kValSplitStream).
 
 #include <cstdint>
 #include <vector>
@@ -18,6 +19,7 @@ class Rng {
  public:
   static constexpr uint64_t kOrderStream = 1;
   static constexpr uint64_t kSampleStream = 2;
+  static constexpr uint64_t kValSplitStream = 3;
 
   explicit Rng(uint64_t seed);
   // A generator whose state is a hash of all the words given; different words give

@@ -11,6 +11,8 @@
 //   curves.svg           loss and accuracy curves, train and test
 //   steps.csv            step,epoch,train_loss,train_acc every 20 steps
 //   grad_norms.csv       with grad_norm_steps > 0: step,layer,depth,norm per conv weight
+//   val_split.txt        with val_split > 0: the held-out files (or dataset indices), one a line
+//   bad_images.txt       with skip_bad_images: every file that could not be read, and why
 //
 // Determinism: batches come from (seed, epoch) (data::DataLoader), the weights' initial
 // values from the seed, and every other state is in the checkpoint, so an interrupted
@@ -42,6 +44,20 @@ struct TrainConfig {
   int64_t crop_padding = 2;
   bool flip = true;
   double erasing = 0.0;
+  // Images of any size (data/pipeline.h): the crop side (0: the dataset's own size, 224 for
+  // folders of mixed sizes) and evaluation's resize (0: size * 256 / 224). A size other than
+  // a fixed-size dataset's own switches it to the resized-crop pipeline too.
+  int64_t size = 0;
+  int64_t resize = 0;
+  // Decode JPEGs at 1/2, 1/4 or 1/8 where the training crop is shrunk to `size` anyway.
+  bool reduced_decode = true;
+  // Hold out this fraction of train (seeded, stratified) as the test set; 0: the dataset's
+  // own test split.
+  double val_split = 0.0;
+  // Loader threads decoding and transforming samples (0: in the training thread).
+  int64_t workers = 2;
+  // Unreadable images are replaced and listed in bad_images.txt instead of stopping.
+  bool skip_bad_images = false;
   uint64_t seed = 1;
   std::string out = "runs/resnet20-fashion-mnist";
   int threads = 0;  // 0: all cores
