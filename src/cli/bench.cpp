@@ -17,6 +17,7 @@
 #include "resnet/core/fma_peak.h"
 #include "resnet/infer/calibration.h"
 #include "resnet/infer/compiled_model.h"
+#include "resnet/nn/freeze.h"
 #include "resnet/nn/init.h"
 #include "resnet/nn/resnet.h"
 #include "resnet/train/cross_entropy.h"
@@ -27,6 +28,7 @@ namespace resnet::cli {
 namespace {
 struct BenchArgs {
   std::string model, weights, mode = "infer", dtype = "f32", layout = "auto";
+  std::string freeze;  // --mode train: modules to freeze (nn/freeze.h)
   int64_t batch = 1, size = 224, iters = 20, warmup = 3;
   int threads = 0;
   bool json = false;
@@ -51,6 +53,7 @@ infer::Precision precision_of(const std::string& dtype) {
 void bench(BenchArgs a) {
   if (a.threads > 0) backend::set_num_threads(a.threads);
   const bool train = a.mode == "train";
+  RESNET_CHECK(train || a.freeze.empty(), "--freeze " << a.freeze << ": expected --mode train");
   InferenceModel m = load_inference_model(a.model, a.weights, a.options);
   RESNET_CHECK(!train || m.module != nullptr,
                "--mode train: " << a.model << " is an ONNX file, which has no training path");
@@ -94,6 +97,7 @@ void bench(BenchArgs a) {
     m.module->train(true);
     // Like a training step in PyTorch, where the input does not require a gradient.
     if (auto* net = dynamic_cast<nn::ResNet*>(m.module.get())) net->set_input_grad(false);
+    nn::freeze(*m.module, a.freeze);
     train::SgdOptions o;
     o.lr = 0.01;
     o.momentum = 0.9;
@@ -186,6 +190,9 @@ void add_bench_command(CLI::App& app) {
       ->required();
   cmd->add_option("--weights", a->weights, "state_dict as .safetensors");
   cmd->add_option("--mode", a->mode, "infer or train")->check(CLI::IsMember({"infer", "train"}));
+  cmd->add_option("--freeze", a->freeze,
+                  "--mode train: freeze these modules (as resnet train --freeze); the GFLOP/s "
+                  "figure still counts the full backward");
   cmd->add_option("--dtype", a->dtype, "Inference precision: f32, bf16 or int8")
       ->check(CLI::IsMember({"f32", "bf16", "int8"}));
   cmd->add_option("--layout", a->layout,

@@ -60,17 +60,23 @@ std::vector<float> to_floats(const std::string& text, const std::string& path,
 }  // namespace
 
 std::map<std::string, std::string> CheckpointInfo::to_metadata() const {
-  return {{"format", kFormat},
-          {"model", model},
-          {"num_classes", std::to_string(options.num_classes)},
-          {"in_channels", std::to_string(options.in_channels)},
-          {"shortcut", std::string(1, options.cifar_shortcut)},
-          {"input_size", std::to_string(input_height) + "x" + std::to_string(input_width)},
-          {"normalize_mean", join(mean)},
-          {"normalize_std", join(std)},
-          {"class_names", nlohmann::json(class_names).dump()},
-          {"dataset", dataset},
-          {"epoch", std::to_string(epoch)}};
+  std::map<std::string, std::string> m = {
+      {"format", kFormat},
+      {"model", model},
+      {"num_classes", std::to_string(options.num_classes)},
+      {"in_channels", std::to_string(options.in_channels)},
+      {"shortcut", std::string(1, options.cifar_shortcut)},
+      {"input_size", std::to_string(input_height) + "x" + std::to_string(input_width)},
+      {"normalize_mean", join(mean)},
+      {"normalize_std", join(std)},
+      {"class_names", nlohmann::json(class_names).dump()},
+      {"dataset", dataset},
+      {"epoch", std::to_string(epoch)}};
+  if (!init.empty()) {
+    m["init"] = init;
+    m["init_sha256"] = init_sha256;
+  }
+  return m;
 }
 
 CheckpointInfo CheckpointInfo::from_metadata(const std::map<std::string, std::string>& m,
@@ -110,6 +116,9 @@ CheckpointInfo CheckpointInfo::from_metadata(const std::map<std::string, std::st
                     << info.class_names.size());
   info.dataset = require(m, "dataset", path);
   info.epoch = to_int(require(m, "epoch", path), path, "epoch");
+  // Optional: written by fine-tuned runs only, so older checkpoints load as before.
+  if (auto it = m.find("init"); it != m.end()) info.init = it->second;
+  if (auto it = m.find("init_sha256"); it != m.end()) info.init_sha256 = it->second;
   return info;
 }
 
