@@ -54,7 +54,7 @@ double sample_symmetric_beta(double alpha, uint64_t seed, uint64_t epoch, uint64
   return beta_from(alpha, rng);
 }
 
-MixResult mix_batch(Tensor& images, std::span<const int64_t> labels, int64_t num_classes,
+MixResult mix_batch(const Tensor& images, std::span<const int64_t> labels, int64_t num_classes,
                     const MixOptions& options, int64_t epoch, int64_t batch) {
   RESNET_CHECK(options.mixup_alpha >= 0.0 && options.cutmix_alpha >= 0.0 && options.enabled(),
                "mix: expected --mixup and --cutmix alphas >= 0, one of them positive, got "
@@ -76,10 +76,10 @@ MixResult mix_batch(Tensor& images, std::span<const int64_t> labels, int64_t num
   r.cutmix = options.mixup_alpha <= 0.0 || (options.cutmix_alpha > 0.0 && rng.bernoulli(0.5));
   const double lambda = beta_from(r.cutmix ? options.cutmix_alpha : options.mixup_alpha, rng);
   const int64_t plane = h * w, sample = c * plane;
-  // Every sample reads its partner from a copy of the batch as it came.
-  const Tensor original = images.clone();
-  const float* o = original.f32();
-  float* x = images.f32();
+  // Every sample reads its partner from the batch as it came.
+  r.images = images.clone();
+  const float* o = images.f32();
+  float* x = r.images.f32();
   if (!r.cutmix) {
     // Rounded as PyTorch's f32 x.mul(lambda).add_(rolled.mul_(1 - lambda)).
     const auto lam = static_cast<float>(lambda), rest = static_cast<float>(1.0 - lambda);

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "resnet/io/safetensors.h"
 #include "resnet/train/cross_entropy.h"
@@ -42,10 +43,10 @@ Tensor batch(int64_t n, int64_t c, int64_t h, int64_t w) {
 TEST(Mixup, MixupBlendsEachSampleWithThePreviousOne) {
   MixOptions o;
   o.mixup_alpha = 0.4;
-  Tensor x = batch(3, 2, 4, 5);
-  const Tensor original = x.clone();
+  const Tensor original = batch(3, 2, 4, 5);
   const std::vector<int64_t> labels = {0, 2, 1};
-  auto r = train::mix_batch(x, labels, 4, o, 2, 5);
+  auto r = train::mix_batch(original, labels, 4, o, 2, 5);
+  const Tensor& x = r.images;
   EXPECT_FALSE(r.cutmix);
   const float lam = static_cast<float>(r.lambda), rest = static_cast<float>(1.0 - r.lambda);
   const int64_t s = 2 * 4 * 5;
@@ -70,10 +71,10 @@ TEST(Mixup, CutmixPastesOneBoxAndRecomputesLambdaFromIt) {
   MixOptions o;
   o.cutmix_alpha = 1.0;
   for (int64_t b = 0; b < 20; ++b) {
-    Tensor x = batch(4, 3, 9, 13);
-    const Tensor original = x.clone();
+    const Tensor original = batch(4, 3, 9, 13);
     const std::vector<int64_t> labels = {3, 1, 0, 2};
-    auto r = train::mix_batch(x, labels, 5, o, 0, b);
+    auto r = train::mix_batch(original, labels, 5, o, 0, b);
+    const Tensor& x = r.images;
     EXPECT_TRUE(r.cutmix);
     // The pasted pixels: the same set in every sample and channel, each equal to the
     // previous sample's original; lambda = 1 - their share.
@@ -107,12 +108,13 @@ TEST(Mixup, BothPickOneAtRandomAndAreDeterministic) {
   o.seed = 5;
   int cutmix = 0;
   for (int64_t b = 0; b < 400; ++b) {
-    Tensor x1 = batch(2, 1, 6, 6), x2 = batch(2, 1, 6, 6);
-    auto r1 = train::mix_batch(x1, std::vector<int64_t>{0, 1}, 2, o, 3, b);
-    auto r2 = train::mix_batch(x2, std::vector<int64_t>{0, 1}, 2, o, 3, b);
+    const Tensor x = batch(2, 1, 6, 6), before = x.clone();
+    auto r1 = train::mix_batch(x, std::vector<int64_t>{0, 1}, 2, o, 3, b);
+    auto r2 = train::mix_batch(x, std::vector<int64_t>{0, 1}, 2, o, 3, b);
     ASSERT_EQ(r1.cutmix, r2.cutmix);
     ASSERT_EQ(r1.lambda, r2.lambda);
-    ASSERT_EQ(std::memcmp(x1.raw(), x2.raw(), x1.nbytes()), 0);
+    ASSERT_EQ(std::memcmp(r1.images.raw(), r2.images.raw(), x.nbytes()), 0);
+    ASSERT_EQ(std::memcmp(x.raw(), before.raw(), x.nbytes()), 0);  // the input is kept
     cutmix += r1.cutmix ? 1 : 0;
   }
   EXPECT_NEAR(cutmix, 200, 40);

@@ -30,6 +30,7 @@ struct MixOptions {
 };
 
 struct MixResult {
+  Tensor images;  // the mixed batch (a new tensor; the input is left as it was)
   bool cutmix = false;
   double lambda = 1.0;  // the weight of each sample's own label (CutMix: recomputed)
   Tensor targets;       // [N, K] f32 soft targets
@@ -41,9 +42,9 @@ struct MixResult {
 // Beta(alpha, alpha) from `rng`'s uniforms (Marsaglia-Tsang gamma variates); alpha > 0.
 double sample_symmetric_beta(double alpha, uint64_t seed, uint64_t epoch, uint64_t batch);
 
-// Mixes `images` ([N, C, H, W] f32, plain layout) in place. labels: N indices in [0, K).
-// Errors: options without a positive alpha, a negative alpha, images of another shape.
-MixResult mix_batch(Tensor& images, std::span<const int64_t> labels, int64_t num_classes,
+// Mixes `images` ([N, C, H, W] f32, plain layout). labels: N indices in [0, K). Errors:
+// options without a positive alpha, a negative alpha, images of another shape.
+MixResult mix_batch(const Tensor& images, std::span<const int64_t> labels, int64_t num_classes,
                     const MixOptions& options, int64_t epoch, int64_t batch);
 
 }  // namespace resnet::train
