@@ -128,8 +128,23 @@ Tensor ResNet::forward_impl(const Tensor& x) {
       h = backend::to_layout(maxpool_->forward(backend::to_layout(h, Layout::plain)),
                              Layout::blocked16);
   }
-  // Frozen blocks are in eval mode already; Sequential runs each in its own mode.
-  for (auto& layer : layers_) h = layer->forward(h);
+  // Frozen blocks are in eval mode already and read plain tensors (their fused plans);
+  // the trainable ones get blocked16 activations. A layer holding the boundary runs
+  // block by block, in forward and in backward.
+  int64_t first = 0;
+  for (auto& layer : layers_) {
+    const auto size = static_cast<int64_t>(layer->size());
+    if (first + size <= frozen_blocks_ || first >= frozen_blocks_) {
+      if (first == frozen_blocks_ && stem_frozen_) h = backend::to_layout(h, Layout::blocked16);
+      h = layer->forward(h);
+    } else {
+      for (int64_t i = 0; i < size; ++i) {
+        if (first + i == frozen_blocks_) h = backend::to_layout(h, Layout::blocked16);
+        h = (*layer)[static_cast<size_t>(i)].forward(h);
+      }
+    }
+    first += size;
+  }
   h = avgpool_->forward(backend::to_layout(h, Layout::plain));
   saved_pooled_shape_ = h.shape();
   return fc_->forward(h.reshape({h.dim(0), h.dim(1)}));
@@ -139,8 +154,21 @@ Tensor ResNet::backward_impl(const Tensor& grad_output) {
   Tensor g = fc_->backward(grad_output);
   if (!g.defined()) return Tensor();  // every block frozen
   g = backend::to_layout(avgpool_->backward(g.reshape(saved_pooled_shape_)), Layout::blocked16);
-  for (auto it = layers_.rbegin(); it != layers_.rend() && g.defined(); ++it)
-    g = (*it)->backward(g);
+  int64_t end = 0;
+  for (auto& layer : layers_) end += static_cast<int64_t>(layer->size());
+  for (auto it = layers_.rbegin(); it != layers_.rend() && g.defined(); ++it) {
+    const auto size = static_cast<int64_t>((*it)->size());
+    const int64_t first = end - size;
+    end = first;
+    if (first >= frozen_blocks_) {
+      g = (*it)->backward(g);  // its lowest trainable block returns no gradient
+    } else {
+      // The layer holding the boundary: its trainable blocks, down to the lowest.
+      for (int64_t i = size - 1; i >= 0 && first + i >= frozen_blocks_; --i)
+        g = (*(*it))[static_cast<size_t>(i)].backward(g);
+      g = Tensor();
+    }
+  }
   if (!g.defined() || stem_frozen_) return Tensor();  // stopped at the frozen prefix
   if (maxpool_)
     g = backend::to_layout(maxpool_->backward(backend::to_layout(g, Layout::plain)),
@@ -211,8 +239,7 @@ Tensor ResNet::forward_stem_frozen(const Tensor& x) {
         detail::FusedChain::Shortcut::none);
   }
   Tensor h = fused_stem_->run(x);
-  if (maxpool_) h = maxpool_->forward(h);
-  return backend::to_layout(h, Layout::blocked16);
+  return maxpool_ ? maxpool_->forward(h) : h;
 }
 
 }  // namespace resnet::nn
