@@ -181,10 +181,6 @@ Tensor ResNet::backward_impl(const Tensor& grad_output) {
   return conv1_->backward(g);
 }
 
-}  // namespace resnet::nn
-
-namespace resnet::nn {
-
 namespace {
 bool all_frozen(Module& m) {
   for (auto& [name, p] : m.named_parameters())
@@ -215,8 +211,8 @@ void ResNet::apply_frozen_prefix() {
   for (size_t i = 0; i < blocks.size(); ++i) {
     const auto index = static_cast<int64_t>(i);
     if (index < frozen_blocks_) set_eval(*blocks[i]);
-    // The lowest trainable block needs no input gradient (a plain unit, the only other
-    // kind, is a ResidualUnit too).
+    // The lowest trainable block needs no input gradient. (Every block of a ResNet is a
+    // ResidualUnit: BasicBlock, Bottleneck or their plain twin.)
     if (auto* unit = dynamic_cast<ResidualUnit*>(blocks[i]))
       unit->set_input_grad(!(stem_frozen_ && index == frozen_blocks_));
   }
