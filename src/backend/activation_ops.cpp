@@ -1,5 +1,6 @@
 #include "resnet/backend/activation_ops.h"
 
+#include <mutex>
 #include <optional>
 
 #include "activation_impl.h"
@@ -155,6 +156,14 @@ Tensor ActivationLinear::run(const Activation& src) {
 }
 
 namespace {
+// The caches below are shared by every model, which may run on several threads at once:
+// lookups and insertions hold this lock (unordered_map keeps its elements in place, so a
+// primitive found stays valid after the lock is released; executing it is thread-safe).
+std::mutex& shared_cache_mutex() {
+  static std::mutex m;
+  return m;
+}
+
 // Element-wise primitives are cheap to create next to the passes they make; a small
 // cache keeps them per descriptor all the same.
 struct DescKey {
@@ -174,14 +183,17 @@ Activation activation_relu(const Activation& x, ActivationPool* pool) {
     static PlanCache<dnnl::eltwise_forward> cache;
     const memory& m = ActivationAccess::mem(x);
     auto key = DescKey::of(m.get_desc(), 0);
+    std::unique_lock<std::mutex> lock(shared_cache_mutex());
     auto it = cache.find(key);
     if (it == cache.end()) {
       dnnl::eltwise_forward::desc d(dnnl::prop_kind::forward_inference,
                                     dnnl::algorithm::eltwise_relu, m.get_desc(), 0.f, 0.f);
       it = cache.emplace(key, dnnl::eltwise_forward({d, engine()})).first;
     }
+    dnnl::eltwise_forward& relu = it->second;
+    lock.unlock();
     Activation out = ActivationAccess::allocate(m.get_desc(), pool);
-    it->second.execute(stream(), {{DNNL_ARG_SRC, m}, {DNNL_ARG_DST, ActivationAccess::mem(out)}});
+    relu.execute(stream(), {{DNNL_ARG_SRC, m}, {DNNL_ARG_DST, ActivationAccess::mem(out)}});
     stream().wait();
     return out;
   });
@@ -197,6 +209,7 @@ Activation activation_add(const Activation& a, const Activation& b, bool relu,
                                                                << shape_str(b.shape()));
     memory mb = reorder_to(ActivationAccess::mem(b), ma.get_desc());
     auto key = DescKey::of(ma.get_desc(), relu ? 2 : 1);
+    std::unique_lock<std::mutex> lock(shared_cache_mutex());
     auto it = cache.find(key);
     if (it == cache.end()) {
       dnnl::post_ops ops;
@@ -207,8 +220,10 @@ Activation activation_add(const Activation& a, const Activation& b, bool relu,
                            ma.get_desc());
       it = cache.emplace(key, dnnl::binary({d, attr, engine()})).first;
     }
+    dnnl::binary& add = it->second;
+    lock.unlock();
     Activation out = ActivationAccess::allocate(ma.get_desc(), pool);
-    it->second.execute(
+    add.execute(
         stream(),
         {{DNNL_ARG_SRC_0, ma}, {DNNL_ARG_SRC_1, mb}, {DNNL_ARG_DST, ActivationAccess::mem(out)}});
     stream().wait();

@@ -14,7 +14,8 @@ dnnl::engine& engine() {
 }
 
 dnnl::stream& stream() {
-  static dnnl::stream s(engine());
+  // One stream per thread: models run from several threads at once must not share one.
+  thread_local dnnl::stream s(engine());
   return s;
 }
 

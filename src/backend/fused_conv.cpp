@@ -24,6 +24,7 @@ struct FusedConv2d::Impl {
   };
   PlanCache<Plan> plans;
   std::string last_impl;
+  int64_t weight_packs = 0;  // reorders of the weights into a primitive's layout
 
   // src_pin / dst_pin: a layout to use as is (an activation already in it), or a zero
   // descriptor to let oneDNN choose. Pins that no implementation accepts are dropped.
@@ -166,9 +167,25 @@ struct FusedConv2d::Impl {
     // Read through const references: the non-const accessors would bump the versions.
     const Tensor& weight = this->weight;
     const Tensor& bias = this->bias;
-    if (p.weight_version == weight.version() && p.bias_version == bias.version() &&
-        p.weight_data == weight.raw())
+    auto current = [&](const Plan& q) {
+      return q.weight_version == weight.version() && q.bias_version == bias.version() &&
+             q.weight_data == weight.raw();
+    };
+    if (current(p)) return;
+    // Another input shape whose primitive reads the same weight layout shares its packed
+    // weights: a new batch size costs a primitive, not a repack.
+    for (auto& [shape, other] : plans) {
+      if (&other == &p || !current(other) || other.pd.weights_desc() != p.pd.weights_desc() ||
+          other.pd.bias_desc() != p.pd.bias_desc())
+        continue;
+      p.packed_weight = other.packed_weight;
+      p.packed_bias = other.packed_bias;
+      p.weight_version = other.weight_version;
+      p.bias_version = other.bias_version;
+      p.weight_data = other.weight_data;
       return;
+    }
+    ++weight_packs;
     const Conv2dConfig& c = cfg.conv;
     memory::desc plain_w = c.groups == 1
                                ? plain_desc(weight.shape())
@@ -278,6 +295,10 @@ Activation FusedConv2d::run(const Activation& src, Activation residual, Activati
 
 std::string FusedConv2d::implementation() const {
   return impl_->last_impl;
+}
+
+int64_t FusedConv2d::weight_packs() const {
+  return impl_->weight_packs;
 }
 
 }  // namespace resnet::backend

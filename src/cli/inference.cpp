@@ -10,14 +10,10 @@ namespace resnet::cli {
 
 Forward make_forward(nn::Module& model, const std::string& dtype,
                      std::shared_ptr<const infer::Calibration> calibration) {
-  if (dtype == "f32") {
-    return [&model](const Tensor& x) {
-      nn::GradEnabledGuard no_grad(false);
-      return model.forward(x);
-    };
-  }
   infer::CompileOptions options;
-  if (dtype == "bf16") {
+  if (dtype == "f32") {
+    options.precision = infer::Precision::f32;
+  } else if (dtype == "bf16") {
     options.precision = infer::Precision::bf16;
   } else if (dtype == "int8") {
     RESNET_CHECK(calibration != nullptr,

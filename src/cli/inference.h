@@ -14,8 +14,8 @@ namespace resnet::cli {
 
 using Forward = std::function<Tensor(const Tensor&)>;
 
-// dtype "f32": the module tree's own eval forward (what training reports). "bf16" and
-// "int8": the compiled graph; int8 needs `calibration`.
+// Every dtype runs the one compiled inference graph (the module tree's eval forward is
+// the reference it is tested against); int8 needs `calibration`.
 Forward make_forward(nn::Module& model, const std::string& dtype,
                      std::shared_ptr<const infer::Calibration> calibration = nullptr);
 

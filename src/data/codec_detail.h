@@ -10,20 +10,32 @@
 
 namespace resnet::data::detail {
 
+// A file's header as stored: the size before orientation, and the EXIF orientation (1 to 8)
+// still to be applied.
+struct RawHeader {
+  int64_t height = 0;
+  int64_t width = 0;
+  int64_t channels = 0;  // 1 (gray) or 3 (colour), as in ImageInfo
+  int orientation = 1;
+};
+
 struct RawImage {
   int64_t height = 0;
   int64_t width = 0;
   int64_t channels = 0;  // 1 gray, 2 gray + alpha, 3 RGB, 4 RGBA
   std::vector<uint8_t> hwc;
+  int orientation = 1;        // EXIF orientation not yet applied
+  int64_t file_channels = 0;  // RawHeader::channels
 };
 
-ImageInfo png_info(const std::string& path);
+RawHeader png_header(const std::string& path);
 RawImage png_decode(const std::string& path);
 void png_encode(const std::string& path, const uint8_t* hwc, int64_t height, int64_t width,
                 int64_t channels);
 
-ImageInfo jpeg_info(const std::string& path);
-RawImage jpeg_decode(const std::string& path);
+RawHeader jpeg_header(const std::string& path);
+// `scale_denom` is 1, 2, 4 or 8 (checked by the caller).
+RawImage jpeg_decode(const std::string& path, int64_t scale_denom);
 void jpeg_encode(const std::string& path, const uint8_t* hwc, int64_t height, int64_t width,
                  int64_t channels, int quality);
 

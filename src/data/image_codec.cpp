@@ -1,9 +1,13 @@
 #include "resnet/data/image_codec.h"
 
+#include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <system_error>
 
 #include "codec_detail.h"
+#include "exif_orientation.h"
 #include "resnet/core/error.h"
 
 namespace resnet::data {
@@ -23,6 +27,9 @@ void check_image_size(const std::string& path, int64_t height, int64_t width) {
 namespace {
 
 ImageFormat sniff_format(const std::string& path) {
+  std::error_code ec;
+  RESNET_CHECK(!std::filesystem::is_directory(path, ec),
+               path << ": expected an image file, got a directory");
   std::ifstream in(path, std::ios::binary);
   RESNET_CHECK(in.is_open(),
                path << ": expected a readable image file, got " << std::strerror(errno));
@@ -47,16 +54,18 @@ ImageFormat sniff_format(const std::string& path) {
 }  // namespace
 
 ImageInfo read_image_info(const std::string& path) {
-  return sniff_format(path) == ImageFormat::png ? detail::png_info(path) : detail::jpeg_info(path);
+  const ImageFormat format = sniff_format(path);
+  const detail::RawHeader h =
+      format == ImageFormat::png ? detail::png_header(path) : detail::jpeg_header(path);
+  detail::check_image_size(path, h.height, h.width);
+  const bool swap = detail::orientation_swaps_axes(h.orientation);
+  return ImageInfo{format, swap ? h.width : h.height, swap ? h.height : h.width, h.channels};
 }
 
-std::vector<uint8_t> decode_image(const std::string& path, int64_t channels, ImageInfo* info) {
-  RESNET_CHECK(channels == 1 || channels == 3,
-               path << ": expected to decode to 1 or 3 channels, got " << channels);
-  const ImageFormat format = sniff_format(path);
-  detail::RawImage raw =
-      format == ImageFormat::png ? detail::png_decode(path) : detail::jpeg_decode(path);
-  if (info) *info = ImageInfo{format, raw.height, raw.width, raw.channels >= 3 ? 3 : 1};
+namespace {
+
+// Pillow's convert("RGB") or convert("L") of an interleaved image with 1 to 4 channels.
+std::vector<uint8_t> to_chw(const detail::RawImage& raw, int64_t channels) {
   const size_t plane = static_cast<size_t>(raw.height * raw.width);
   const size_t step = static_cast<size_t>(raw.channels);
   const bool color = raw.channels >= 3;
@@ -77,6 +86,23 @@ std::vector<uint8_t> decode_image(const std::string& path, int64_t channels, Ima
     }
   }
   return chw;
+}
+
+}  // namespace
+
+std::vector<uint8_t> decode_image(const std::string& path, int64_t channels, ImageInfo* info,
+                                  const DecodeOptions& options) {
+  RESNET_CHECK(channels == 1 || channels == 3,
+               path << ": expected to decode to 1 or 3 channels, got " << channels);
+  const int64_t d = options.scale_denom;
+  RESNET_CHECK(d == 1 || d == 2 || d == 4 || d == 8,
+               path << ": expected a JPEG scale denominator of 1, 2, 4 or 8, got " << d);
+  const ImageFormat format = sniff_format(path);
+  detail::RawImage raw =
+      format == ImageFormat::png ? detail::png_decode(path) : detail::jpeg_decode(path, d);
+  detail::apply_orientation(raw, raw.orientation);
+  if (info) *info = ImageInfo{format, raw.height, raw.width, raw.file_channels};
+  return to_chw(raw, channels);
 }
 
 namespace {

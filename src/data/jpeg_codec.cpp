@@ -13,6 +13,7 @@
 #include <jpeglib.h>
 
 #include "codec_detail.h"
+#include "exif_orientation.h"
 #include "resnet/core/error.h"
 #include "resnet/io/atomic_file.h"
 
@@ -41,17 +42,34 @@ void on_message(j_common_ptr cinfo, int level) {
 }
 
 struct Decoded {
-  int64_t height = 0;
+  int64_t height = 0;  // the full size, as declared
   int64_t width = 0;
-  int64_t channels = 0;
+  int64_t channels = 0;  // 1 gray, 3 colour (YCbCr, RGB, CMYK, YCCK)
+  bool cmyk = false;     // 4 components, decoded as libjpeg's CMYK
   bool unsupported_color = false;
-  J_COLOR_SPACE color_space = JCS_UNKNOWN;
-  unsigned char* pixels = nullptr;  // malloc'ed, [H, W, C]
+  int64_t components = 0;
+  int orientation = 1;
+  int64_t out_height = 0;  // the decoded size, after scaling
+  int64_t out_width = 0;
+  int64_t out_components = 0;
+  unsigned char* pixels = nullptr;  // malloc'ed, [out_height, out_width, out_components]
 };
 
+// Pillow takes the first APP1 segment that starts with "Exif\0" and strips "Exif\0\0".
+int find_orientation(const jpeg_decompress_struct& cinfo) {
+  for (jpeg_saved_marker_ptr m = cinfo.marker_list; m != nullptr; m = m->next) {
+    if (m->marker != JPEG_APP0 + 1 || m->data_length < 5) continue;
+    if (std::memcmp(m->data, "Exif", 5) != 0) continue;
+    if (m->data_length < 6 || m->data[5] != 0) return 1;
+    return exif_orientation(m->data + 6, m->data_length - 6);
+  }
+  return 1;
+}
+
 // Returns false with err.message set when libjpeg fails. With header_only, stops after the
-// header. Pixels are allocated only after the size is known and checked (`too_big`).
-bool run_decoder(std::FILE* file, bool header_only, Decoded& out, ErrorManager& err) {
+// header. Pixels are allocated only after the declared size is known and checked.
+bool run_decoder(std::FILE* file, bool header_only, int scale_denom, Decoded& out,
+                 ErrorManager& err) {
   jpeg_decompress_struct cinfo;
   cinfo.err = jpeg_std_error(&err.pub);
   err.pub.error_exit = on_error;
@@ -64,18 +82,28 @@ bool run_decoder(std::FILE* file, bool header_only, Decoded& out, ErrorManager& 
   }
   jpeg_create_decompress(&cinfo);
   jpeg_stdio_src(&cinfo, file);
+  jpeg_save_markers(&cinfo, JPEG_APP0 + 1, 0xffff);
   jpeg_read_header(&cinfo, TRUE);
   out.height = cinfo.image_height;
   out.width = cinfo.image_width;
-  out.color_space = cinfo.jpeg_color_space;
-  out.unsupported_color = cinfo.num_components != 1 && cinfo.num_components != 3;
+  out.components = cinfo.num_components;
+  out.cmyk = cinfo.num_components == 4 &&
+             (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK);
+  out.unsupported_color = cinfo.num_components != 1 && cinfo.num_components != 3 && !out.cmyk;
   out.channels = cinfo.num_components == 1 ? 1 : 3;
+  out.orientation = find_orientation(cinfo);
   if (header_only || out.unsupported_color || out.height * out.width > kMaxImagePixels) {
     jpeg_destroy_decompress(&cinfo);
     return true;
   }
-  cinfo.out_color_space = out.channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
+  // libjpeg converts YCCK to CMYK itself; the Adobe inversion and CMYK -> RGB are ours.
+  cinfo.out_color_space = out.channels == 1 ? JCS_GRAYSCALE : (out.cmyk ? JCS_CMYK : JCS_RGB);
+  cinfo.scale_num = 1;
+  cinfo.scale_denom = static_cast<unsigned int>(scale_denom);
   jpeg_start_decompress(&cinfo);
+  out.out_height = cinfo.output_height;
+  out.out_width = cinfo.output_width;
+  out.out_components = cinfo.output_components;
   const size_t row = static_cast<size_t>(cinfo.output_width) * cinfo.output_components;
   pixels = static_cast<unsigned char*>(std::malloc(row * cinfo.output_height));
   if (pixels == nullptr) {
@@ -122,45 +150,54 @@ bool run_encoder(const uint8_t* hwc, int64_t height, int64_t width, int64_t chan
   return true;
 }
 
-const char* color_space_name(J_COLOR_SPACE cs) {
-  switch (cs) {
-    case JCS_CMYK:
-      return "CMYK";
-    case JCS_YCCK:
-      return "YCCK";
-    default:
-      return "an unsupported colour space";
-  }
-}
-
-Decoded decode(const std::string& path, bool header_only) {
+Decoded decode(const std::string& path, bool header_only, int scale_denom) {
   std::FILE* file = std::fopen(path.c_str(), "rb");
   RESNET_CHECK(file != nullptr,
                path << ": expected a readable JPEG file, got " << std::strerror(errno));
   Decoded out;
   ErrorManager err{};
-  const bool ok = run_decoder(file, header_only, out, err);
+  const bool ok = run_decoder(file, header_only, scale_denom, out, err);
   std::fclose(file);
   RESNET_CHECK(ok, path << ": expected a valid JPEG image, got libjpeg error: " << err.message);
-  RESNET_CHECK(!out.unsupported_color, path << ": expected a grayscale or RGB JPEG, got "
-                                            << color_space_name(out.color_space));
+  RESNET_CHECK(!out.unsupported_color, path
+                                           << ": expected a grayscale, RGB, CMYK or YCCK JPEG, got "
+                                           << out.components << " colour components");
   return out;
+}
+
+// Pillow reads a CMYK JPEG as Adobe-inverted ("CMYK;I": C = 255 - stored) and converts it
+// with cmyk2rgb: k = 255 - K, R = k - C * k / 255 rounded as MULDIV255 does.
+std::vector<uint8_t> cmyk_to_rgb(const unsigned char* cmyk, size_t pixels) {
+  std::vector<uint8_t> rgb(pixels * 3);
+  for (size_t p = 0; p < pixels; ++p, cmyk += 4) {
+    const unsigned k = cmyk[3];  // 255 - Pillow's K
+    for (int ch = 0; ch < 3; ++ch) {
+      const unsigned t = (255u - cmyk[ch]) * k + 128u;
+      rgb[p * 3 + static_cast<size_t>(ch)] = static_cast<uint8_t>(k - (((t >> 8) + t) >> 8));
+    }
+  }
+  return rgb;
 }
 
 }  // namespace
 
-ImageInfo jpeg_info(const std::string& path) {
-  Decoded d = decode(path, true);
-  return ImageInfo{ImageFormat::jpeg, d.height, d.width, d.channels};
+RawHeader jpeg_header(const std::string& path) {
+  Decoded d = decode(path, true, 1);
+  return RawHeader{d.height, d.width, d.channels, d.orientation};
 }
 
-RawImage jpeg_decode(const std::string& path) {
-  Decoded d = decode(path, false);
+RawImage jpeg_decode(const std::string& path, int64_t scale_denom) {
+  Decoded d = decode(path, false, static_cast<int>(scale_denom));
   // The decoder allocates no pixels for an image over the limit; this names the reason.
   check_image_size(path, d.height, d.width);
-  RawImage raw{d.height, d.width, d.channels, {}};
-  const size_t n = static_cast<size_t>(d.height * d.width * d.channels);
-  raw.hwc.assign(d.pixels, d.pixels + n);
+  RawImage raw{d.out_height, d.out_width,   d.cmyk ? 3 : d.out_components,
+               {},           d.orientation, d.channels};
+  const size_t pixels = static_cast<size_t>(d.out_height * d.out_width);
+  if (d.cmyk) {
+    raw.hwc = cmyk_to_rgb(d.pixels, pixels);
+  } else {
+    raw.hwc.assign(d.pixels, d.pixels + pixels * static_cast<size_t>(d.out_components));
+  }
   std::free(d.pixels);
   return raw;
 }

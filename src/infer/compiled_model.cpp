@@ -63,6 +63,8 @@ struct CompiledModel::Impl {
   std::vector<CompiledStep> steps;
   std::vector<int> last_use;
   Shape compiled_for;
+  // Every value's shape, per input shape seen (prepare()).
+  std::map<Shape, std::vector<Shape>> value_shapes;
   backend::ActivationPool buffers;
   std::function<void(const std::string&, const Tensor&)> observer;
   std::string fallback_note;
@@ -102,13 +104,47 @@ struct CompiledModel::Impl {
     }
   }
 
-  void compile(const Shape& input_shape) {
+  // The graph's steps after the passes, with every value's shape for `input_shape`.
+  Plan planned_for(const Shape& input_shape) {
     graph.infer_shapes(input_shape);
-    plan = detail::plan_from_graph(graph);
-    detail::fold_batch_norm(plan);
-    detail::fuse_residual_add(plan);
-    detail::fuse_relu(plan);
-    detail::fold_flatten(plan);
+    Plan p = detail::plan_from_graph(graph);
+    detail::fold_batch_norm(p);
+    detail::fuse_residual_add(p);
+    detail::fuse_relu(p);
+    detail::fold_flatten(p);
+    return p;
+  }
+
+  // Makes the model ready for inputs of `input_shape`. The steps (and the weights they
+  // pack) are built once: the passes do not depend on the shape, and each convolution
+  // keeps one primitive per input shape beside weights packed once per layout. Another
+  // shape only needs every value's shape, which is kept per input shape, so that eval's
+  // last, shorter batch costs neither a recompilation nor a repack.
+  void prepare(const Shape& input_shape) {
+    if (input_shape == compiled_for) return;
+    auto it = value_shapes.find(input_shape);
+    if (steps.empty()) {
+      compile(input_shape);
+      it = value_shapes.emplace(input_shape, shapes_of(plan)).first;
+    } else if (it == value_shapes.end()) {
+      const Plan other = planned_for(input_shape);
+      RESNET_CHECK(other.values.size() == plan.values.size(),
+                   "compile: the plan for input " << shape_str(input_shape)
+                                                  << " differs from the compiled one");
+      it = value_shapes.emplace(input_shape, shapes_of(other)).first;
+    }
+    for (size_t v = 0; v < plan.values.size(); ++v) plan.values[v].shape = it->second[v];
+    compiled_for = input_shape;
+  }
+
+  static std::vector<Shape> shapes_of(const Plan& p) {
+    std::vector<Shape> shapes;
+    for (const Value& v : p.values) shapes.push_back(v.shape);
+    return shapes;
+  }
+
+  void compile(const Shape& input_shape) {
+    plan = planned_for(input_shape);
     last_use = detail::last_uses(plan);
     if (options.precision == Precision::int8) plan_int8_scales();
     steps.clear();
@@ -174,15 +210,13 @@ struct CompiledModel::Impl {
       }
       steps.push_back(std::move(cs));
     }
-    compiled_for = input_shape;
   }
 
   Tensor run(const Tensor& x) {
     RESNET_CHECK(x.defined() && x.rank() == 4 && x.dtype() == DType::f32,
                  "run: expected an f32 input [N, C, H, W], got "
                      << (x.defined() ? x.shape_str() : std::string("nothing")));
-    // Shapes (and so the plan) depend on the input's; a new shape recompiles.
-    if (x.shape() != compiled_for) compile(x.shape());
+    prepare(x.shape());
     std::vector<Activation> vals(plan.values.size());
     vals[0] = Activation::borrow(x);
     if (observer) observer(plan.values[0].name, x);
@@ -274,10 +308,12 @@ CompiledModel::MemoryStats CompiledModel::memory_stats() const {
   const size_t element = impl_->options.precision == Precision::f32    ? 4
                          : impl_->options.precision == Precision::bf16 ? 2
                                                                        : 1;
-  for (const CompiledStep& cs : impl_->steps)
+  for (const CompiledStep& cs : impl_->steps) {
+    if (cs.conv) m.weight_packs += cs.conv->weight_packs();
     if (cs.conv || cs.pool)
       m.activation_bytes +=
           static_cast<size_t>(shape_numel(impl_->plan.values[cs.step.output].shape)) * element;
+  }
   return m;
 }
 

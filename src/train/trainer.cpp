@@ -12,6 +12,8 @@
 
 #include "resnet/backend/eltwise.h"
 #include "resnet/core/error.h"
+#include "resnet/infer/compiled_model.h"
+#include "resnet/infer/lower_module.h"
 #include "resnet/io/atomic_file.h"
 #include "resnet/io/checkpoint.h"
 #include "resnet/io/safetensors.h"
@@ -79,13 +81,16 @@ struct Evaluation {
   double loss = 0.0, accuracy = 0.0;
 };
 
+// Runs the compiled inference graph, as `resnet eval` does on the checkpoint, so the
+// accuracy a run reports is the one its checkpoint gets.
 Evaluation evaluate(nn::Module& model, data::DataLoader& loader) {
   model.eval();
+  infer::CompiledModel compiled(infer::lower_module(model));
   loader.start_epoch(0);
   double loss_sum = 0.0;
   int64_t correct = 0, count = 0;
   while (auto batch = loader.next()) {
-    Tensor logits = model.forward(batch->images);
+    Tensor logits = compiled.run(batch->images);
     std::span<const int64_t> labels(batch->labels.i64(), static_cast<size_t>(batch->size()));
     loss_sum += cross_entropy(logits, labels).loss * static_cast<double>(batch->size());
     correct += count_top_k_correct(logits, labels, 1);

@@ -56,6 +56,9 @@ class FusedConv2d {
                  ActivationPool* pool = nullptr);
   // The implementation oneDNN chose for the last input shape run ("brg:avx512_core", ...).
   std::string implementation() const;
+  // How many times the weights were packed into a primitive's layout: once per layout
+  // the input shapes needed, and again after the weights change.
+  int64_t weight_packs() const;
 
  private:
   struct Impl;

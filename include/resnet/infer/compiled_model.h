@@ -39,15 +39,19 @@ class CompiledModel {
   CompiledModel(CompiledModel&&) noexcept;
   CompiledModel& operator=(CompiledModel&&) noexcept;
 
-  // x: plain NCHW f32. Returns the graph's output, plain f32.
+  // x: plain NCHW f32. Returns the graph's output, plain f32. The first run of an input
+  // shape compiles for it; the compiled steps and packed weights are kept for every shape
+  // seen, so alternating shapes (eval's last, shorter batch) recompile nothing.
   Tensor run(const Tensor& x);
   // The graph after the passes, one line per step (for --verbose and tests).
   std::string describe() const;
   // Bytes of the activation buffers the pool holds (after a run), against the bytes all
   // activations of one run would take without reuse: how much the buffer reuse saves.
+  // weight_packs: how many times convolution weights were packed, over all runs so far.
   struct MemoryStats {
     size_t buffer_bytes = 0;
     size_t activation_bytes = 0;
+    int64_t weight_packs = 0;
   };
   MemoryStats memory_stats() const;
   // Empty, or why the requested precision could not be used (bf16 on a CPU without it).
