@@ -26,7 +26,8 @@ set_target_properties(resnet_objects PROPERTIES POSITION_INDEPENDENT_CODE ON)
 target_include_directories(resnet_objects PUBLIC $<BUILD_INTERFACE:${RESNET_INCLUDE_DIR}>)
 target_compile_features(resnet_objects PUBLIC cxx_std_20)
 target_link_libraries(resnet_objects PRIVATE DNNL::dnnl nlohmann_json::nlohmann_json
-                      OpenMP::OpenMP_CXX ZLIB::ZLIB PNG::PNG JPEG::JPEG onnx_proto)
+                      OpenMP::OpenMP_CXX ZLIB::ZLIB PNG::PNG JPEG::JPEG onnx_proto
+                      OpenSSL::Crypto)
 
 add_library(resnet_lib STATIC $<TARGET_OBJECTS:resnet_objects>)
 add_library(resnet_shared SHARED $<TARGET_OBJECTS:resnet_objects>)
@@ -35,7 +36,7 @@ foreach(lib resnet_lib resnet_shared)
                              $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
   target_compile_features(${lib} PUBLIC cxx_std_20)
   target_link_libraries(${lib} PRIVATE DNNL::dnnl OpenMP::OpenMP_CXX ZLIB::ZLIB PNG::PNG
-                        JPEG::JPEG onnx_proto)
+                        JPEG::JPEG onnx_proto OpenSSL::Crypto)
   set_target_properties(${lib} PROPERTIES OUTPUT_NAME resnet)
 endforeach()
 # The ABI of a 0.x release changes with its minor version.

@@ -15,6 +15,6 @@ set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 # A shlibs file and the ldconfig trigger for libresnet.so.
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS
-    "libdnnl-dev, libonnx-dev, libprotobuf-dev, libpng-dev, libjpeg-dev, zlib1g-dev")
+    "libdnnl-dev, libonnx-dev, libprotobuf-dev, libpng-dev, libjpeg-dev, zlib1g-dev, libssl-dev")
 set(CPACK_GENERATOR DEB)
 include(CPack)

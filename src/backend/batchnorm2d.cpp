@@ -266,8 +266,14 @@ Tensor BatchNorm2dKernel::backward(const Tensor& diff_dst, const Tensor& src, co
   const float* y = relu_dst.defined() ? relu_dst.f32() : nullptr;
   const std::vector<float> mu = padded(mean, cp, 0.f);
   const float* m = mu.data();
-  // With a fused ReLU, the gradient reaching the normalization is dy where y > 0.
-  std::vector<double> sums = channel_sums(w, x, dy, y, m);
+  // With a fused ReLU, the gradient reaching the normalization is dy where y > 0. The
+  // sums serve the parameter gradients and the batch statistics' terms only.
+  const bool param_grads = diff_weight.defined();
+  RESNET_CHECK(param_grads == diff_bias.defined(),
+               "BatchNorm2d: expected both parameter gradients or neither");
+  std::vector<double> sums = param_grads || !use_global_stats
+                                 ? channel_sums(w, x, dy, y, m)
+                                 : std::vector<double>(static_cast<size_t>(2 * cp), 0.0);
   // d/dx of gamma * xhat + beta; with batch statistics, xhat's own dependence on the
   // mean and variance subtracts the projections onto 1 and onto xhat.
   std::vector<float> a(static_cast<size_t>(cp), 0.f), b(static_cast<size_t>(cp), 0.f),
@@ -284,6 +290,7 @@ Tensor BatchNorm2dKernel::backward(const Tensor& diff_dst, const Tensor& src, co
     a[c] = static_cast<float>(g);
     k[c] = static_cast<float>(-g * kk);
     b[c] = static_cast<float>(-g * mean_dy);
+    if (!param_grads) continue;
     diff_weight.f32()[c] += static_cast<float>(sum_dy_xmu * invstd);
     diff_bias.f32()[c] += static_cast<float>(sum_dy);
   }

@@ -22,6 +22,7 @@
 #include "resnet/data/pipeline.h"
 #include "resnet/infer/calibration.h"
 #include "resnet/infer/compiled_model.h"
+#include "resnet/nn/freeze.h"
 #include "resnet/nn/init.h"
 #include "resnet/nn/resnet.h"
 #include "resnet/train/cross_entropy.h"
@@ -32,6 +33,7 @@ namespace resnet::cli {
 namespace {
 struct BenchArgs {
   std::string model, weights, mode = "infer", dtype = "f32", layout = "auto", data;
+  std::string freeze;  // --mode train: modules to freeze (nn/freeze.h)
   int64_t batch = 1, size = 224, iters = 20, warmup = 3, workers = 2;
   bool reduced_decode = true;
   int threads = 0;
@@ -145,6 +147,7 @@ void bench(BenchArgs a) {
   }
   RESNET_CHECK(!a.model.empty(), "--mode " << a.mode << ": expected --model, got none");
   const bool train = a.mode == "train";
+  RESNET_CHECK(train || a.freeze.empty(), "--freeze " << a.freeze << ": expected --mode train");
   InferenceModel m = load_inference_model(a.model, a.weights, a.options);
   RESNET_CHECK(!train || m.module != nullptr,
                "--mode train: " << a.model << " is an ONNX file, which has no training path");
@@ -188,6 +191,7 @@ void bench(BenchArgs a) {
     m.module->train(true);
     // Like a training step in PyTorch, where the input does not require a gradient.
     if (auto* net = dynamic_cast<nn::ResNet*>(m.module.get())) net->set_input_grad(false);
+    nn::freeze(*m.module, a.freeze);
     train::SgdOptions o;
     o.lr = 0.01;
     o.momentum = 0.9;
@@ -285,6 +289,9 @@ void add_bench_command(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--reduced-decode", a->reduced_decode,
                   "--mode data: decode JPEGs at 1/2, 1/4 or 1/8 when the crop allows (true/false)");
+  cmd->add_option("--freeze", a->freeze,
+                  "--mode train: freeze these modules (as resnet train --freeze); the GFLOP/s "
+                  "figure still counts the full backward");
   cmd->add_option("--dtype", a->dtype, "Inference precision: f32, bf16 or int8")
       ->check(CLI::IsMember({"f32", "bf16", "int8"}));
   cmd->add_option("--layout", a->layout,

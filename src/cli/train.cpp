@@ -105,6 +105,27 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--max-steps", c->max_steps,
                   "Stop after N steps in this run, saving as Ctrl-C does")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--init", c->init,
+                  "Start from these weights (a torchvision state_dict or a checkpoint, as "
+                  "safetensors); a classifier of another class count is re-initialised")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--freeze", c->freeze,
+                  "Freeze these comma-separated modules (conv1,bn1,layer1 or layer3.2), or "
+                  "'backbone' (all but fc): no gradient, BN in eval mode");
+  cmd->add_option("--lr-backbone", c->lr_backbone,
+                  "Learning rate of everything but fc, as a multiple of the schedule's")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--ema", c->ema,
+                  "Keep an exponential moving average of the weights with this decay "
+                  "(e.g. 0.999), evaluated and saved beside them (0: off)")
+      ->check(CLI::Range(0.0, 0.999999999));
+  cmd->add_option("--mixup", c->mixup, "MixUp with lambda ~ Beta(A, A) (0: off)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--cutmix", c->cutmix,
+                  "CutMix with lambda ~ Beta(A, A) (0: off; with --mixup, one of the two per "
+                  "batch)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--resume", *resume, "Continue the run in --out exactly where it stopped");
   cmd->callback([c, resume] {
     std::signal(SIGINT, on_interrupt);

@@ -42,7 +42,13 @@ std::string wrapper_hint(const std::vector<std::string>& unexpected,
 }  // namespace
 
 void load_state_dict(nn::Module& module, const std::string& path, const std::string& model_name) {
+  load_state_dict(module, path, LoadOptions{model_name, ""});
+}
+
+LoadReport load_state_dict(nn::Module& module, const std::string& path,
+                           const LoadOptions& options) {
   SafetensorsFile file = read_safetensors(path);
+  const std::string& model_name = options.model_name;
   const std::string model = model_name.empty() ? module.type_name() : model_name;
   auto state = module.state_dict();
 
@@ -83,7 +89,22 @@ void load_state_dict(nn::Module& module, const std::string& path, const std::str
            << " unexpected" << wrapper_hint(unexpected, expected)
            << "; is it the state_dict of another model?");
 
+  // A new head whose shape differs from the file's keeps its own values, all of it.
+  const std::string& head = options.new_head;
+  auto in_head = [&](const std::string& name) {
+    return !head.empty() && name.size() > head.size() && name.compare(0, head.size(), head) == 0 &&
+           name[head.size()] == '.';
+  };
+  bool head_differs = false;
   for (auto& [name, target] : state) {
+    if (in_head(name) && file.find(name)->shape() != target->shape()) head_differs = true;
+  }
+  LoadReport report;
+  for (auto& [name, target] : state) {
+    if (head_differs && in_head(name)) {
+      report.reinitialised.push_back(name);
+      continue;
+    }
     const Tensor* found = file.find(name);
     RESNET_CHECK(found->shape() == target->shape(),
                  path << ": tensor '" << name << "': expected shape " << target->shape_str()
@@ -100,7 +121,12 @@ void load_state_dict(nn::Module& module, const std::string& path, const std::str
                         << dtype_name(found->dtype()));
     }
   }
-  for (auto& [name, target] : state) target->copy_from(*file.find(name));
+  for (auto& [name, target] : state) {
+    if (head_differs && in_head(name)) continue;
+    target->copy_from(*file.find(name));
+    ++report.loaded;
+  }
+  return report;
 }
 
 void save_state_dict(nn::Module& module, const std::string& path,

@@ -27,7 +27,7 @@ Tensor BatchNorm2d::forward_impl(const Tensor& x) {
                "BatchNorm2d(" << c << "): expected 4-D input [N, C, H, W], got " << x.shape_str());
   RESNET_CHECK(x.dim(1) == c, "BatchNorm2d(" << c << "): expected input with " << c
                                              << " channels, got " << x.dim(1));
-  if (!is_training()) {
+  if (!is_training() || frozen()) {
     Tensor y = kernel_->forward_eval(x, weight_->value, bias_->value, *running_mean_, *running_var_,
                                      fused_relu_);
     if (keeps_for_backward()) {
@@ -68,8 +68,10 @@ Tensor BatchNorm2d::backward_impl(const Tensor& grad_output) {
   RESNET_CHECK(grad_output.shape() == saved_input_.shape(),
                "BatchNorm2d: expected output gradient " << saved_input_.shape_str() << ", got "
                                                         << grad_output.shape_str());
+  Tensor no_weight_grad, no_bias_grad;
   return kernel_->backward(grad_output, saved_input_, weight_->value, saved_mean_, saved_var_,
-                           !saved_used_batch_stats_, weight_->grad, bias_->grad, saved_output_);
+                           !saved_used_batch_stats_, frozen() ? no_weight_grad : weight_->grad,
+                           frozen() ? no_bias_grad : bias_->grad, saved_output_);
 }
 
 std::string BatchNorm2d::extra_repr() const {

@@ -96,9 +96,11 @@ Tensor Conv2d::backward_impl(const Tensor& grad_output) {
   RESNET_CHECK(grad_output.shape() == expected, "Conv2d: expected output gradient "
                                                     << shape_str(expected) << ", got "
                                                     << grad_output.shape_str());
-  Tensor no_bias_grad;
-  kernel_->backward_weights(grad_output, saved_input_, weight_->grad,
-                            bias_ ? bias_->grad : no_bias_grad);
+  if (needs_weight_grad()) {
+    Tensor no_bias_grad;
+    kernel_->backward_weights(grad_output, saved_input_, weight_->grad,
+                              bias_ ? bias_->grad : no_bias_grad);
+  }
   return kernel_->backward_data(grad_output, weight_->value, saved_input_.shape(),
                                 saved_input_.layout());
 }
@@ -106,9 +108,14 @@ Tensor Conv2d::backward_impl(const Tensor& grad_output) {
 void Conv2d::backward_weights_only(const Tensor& grad_output) {
   RESNET_CHECK(saved_input_.defined(),
                "Conv2d: backward called without a forward that kept its state");
+  if (!needs_weight_grad()) return;
   Tensor no_bias_grad;
   kernel_->backward_weights(grad_output, saved_input_, weight_->grad,
                             bias_ ? bias_->grad : no_bias_grad);
+}
+
+bool Conv2d::needs_weight_grad() const {
+  return weight_->requires_grad || (bias_ != nullptr && bias_->requires_grad);
 }
 
 std::string Conv2d::extra_repr() const {

@@ -53,8 +53,11 @@ Tensor Linear::backward_impl(const Tensor& grad_output) {
                                                        << shape_str(expected) << ", got "
                                                        << grad_output.shape_str());
   Tensor dy = grad_output.reshape({saved_input_.dim(0), out_features_});
-  Tensor no_bias_grad;
-  kernel_->backward_weights(dy, saved_input_, weight_->grad, bias_ ? bias_->grad : no_bias_grad);
+  if (weight_->requires_grad || (bias_ != nullptr && bias_->requires_grad)) {
+    Tensor no_bias_grad;
+    kernel_->backward_weights(dy, saved_input_, weight_->grad, bias_ ? bias_->grad : no_bias_grad);
+  }
+  if (!input_grad_) return Tensor();
   return kernel_->backward_data(dy, weight_->value).reshape(saved_input_shape_);
 }
 

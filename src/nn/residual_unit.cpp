@@ -1,5 +1,7 @@
 #include "resnet/nn/residual_unit.h"
 
+#include <iterator>
+
 #include "fused_chain.h"
 #include "resnet/backend/eltwise.h"
 #include "resnet/core/error.h"
@@ -86,8 +88,23 @@ Tensor ResidualUnit::backward_impl(const Tensor& grad_output) {
   // A plain unit's final ReLU belongs to its last BN; a residual one's follows the sum.
   Tensor grad_sum = residual_ ? backend::relu_backward(grad_output, saved_output_) : grad_output;
   Tensor g = grad_sum;
-  for (auto it = path_.rbegin(); it != path_.rend(); ++it)
-    g = it->first->backward(it->second->backward(g));
+  for (auto it = path_.rbegin(); it != path_.rend(); ++it) {
+    g = it->second->backward(g);
+    if (!input_grad_ && std::next(it) == path_.rend()) {
+      it->first->backward_weights_only(g);
+      g = Tensor();
+    } else {
+      g = it->first->backward(g);
+    }
+  }
+  if (!input_grad_) {
+    // Only a projection shortcut has weights; the identity and zero padding need nothing.
+    Conv2d* conv = nullptr;
+    BatchNorm2d* bn = nullptr;
+    if (residual_ && downsample_ && is_projection(downsample_, &conv, &bn))
+      conv->backward_weights_only(bn->backward(grad_sum));
+    return Tensor();
+  }
   if (residual_) {
     // The identity passes the sum's gradient to the input unchanged.
     backend::add_inplace(g, downsample_ ? downsample_->backward(grad_sum) : grad_sum);

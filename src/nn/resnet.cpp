@@ -6,6 +6,7 @@
 #include "resnet/nn/basic_block.h"
 #include "resnet/nn/bottleneck.h"
 #include "resnet/nn/init.h"
+#include "resnet/nn/residual_unit.h"
 #include "resnet/nn/zero_pad_shortcut.h"
 
 namespace resnet::nn {
@@ -117,20 +118,58 @@ Tensor ResNet::forward_impl(const Tensor& x) {
   // Training (and gradient) path: conv1 turns the plain image into blocked16
   // activations, which flow through every block without reorders; bn1 carries the
   // stem's ReLU. Pooling layers read plain tensors.
-  Tensor h = bn1_->forward(conv1_->forward(x));
-  if (maxpool_)
-    h = backend::to_layout(maxpool_->forward(backend::to_layout(h, Layout::plain)),
-                           Layout::blocked16);
-  for (auto& layer : layers_) h = layer->forward(h);
+  apply_frozen_prefix();
+  Tensor h;
+  if (stem_frozen_) {
+    h = forward_stem_frozen(x);
+  } else {
+    h = bn1_->forward(conv1_->forward(x));
+    if (maxpool_)
+      h = backend::to_layout(maxpool_->forward(backend::to_layout(h, Layout::plain)),
+                             Layout::blocked16);
+  }
+  // Frozen blocks are in eval mode already and read plain tensors (their fused plans);
+  // the trainable ones get blocked16 activations. A layer holding the boundary runs
+  // block by block, in forward and in backward.
+  int64_t first = 0;
+  for (auto& layer : layers_) {
+    const auto size = static_cast<int64_t>(layer->size());
+    if (first + size <= frozen_blocks_ || first >= frozen_blocks_) {
+      if (first == frozen_blocks_ && stem_frozen_) h = backend::to_layout(h, Layout::blocked16);
+      h = layer->forward(h);
+    } else {
+      for (int64_t i = 0; i < size; ++i) {
+        if (first + i == frozen_blocks_) h = backend::to_layout(h, Layout::blocked16);
+        h = (*layer)[static_cast<size_t>(i)].forward(h);
+      }
+    }
+    first += size;
+  }
   h = avgpool_->forward(backend::to_layout(h, Layout::plain));
   saved_pooled_shape_ = h.shape();
   return fc_->forward(h.reshape({h.dim(0), h.dim(1)}));
 }
 
 Tensor ResNet::backward_impl(const Tensor& grad_output) {
-  Tensor g = fc_->backward(grad_output).reshape(saved_pooled_shape_);
-  g = backend::to_layout(avgpool_->backward(g), Layout::blocked16);
-  for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) g = (*it)->backward(g);
+  Tensor g = fc_->backward(grad_output);
+  if (!g.defined()) return Tensor();  // every block frozen
+  g = backend::to_layout(avgpool_->backward(g.reshape(saved_pooled_shape_)), Layout::blocked16);
+  int64_t end = 0;
+  for (auto& layer : layers_) end += static_cast<int64_t>(layer->size());
+  for (auto it = layers_.rbegin(); it != layers_.rend() && g.defined(); ++it) {
+    const auto size = static_cast<int64_t>((*it)->size());
+    const int64_t first = end - size;
+    end = first;
+    if (first >= frozen_blocks_) {
+      g = (*it)->backward(g);  // its lowest trainable block returns no gradient
+    } else {
+      // The layer holding the boundary: its trainable blocks, down to the lowest.
+      for (int64_t i = size - 1; i >= 0 && first + i >= frozen_blocks_; --i)
+        g = (*(*it))[static_cast<size_t>(i)].backward(g);
+      g = Tensor();
+    }
+  }
+  if (!g.defined() || stem_frozen_) return Tensor();  // stopped at the frozen prefix
   if (maxpool_)
     g = backend::to_layout(maxpool_->backward(backend::to_layout(g, Layout::plain)),
                            Layout::blocked16);
@@ -140,6 +179,63 @@ Tensor ResNet::backward_impl(const Tensor& grad_output) {
     return Tensor();
   }
   return conv1_->backward(g);
+}
+
+namespace {
+bool all_frozen(Module& m) {
+  for (auto& [name, p] : m.named_parameters())
+    if (p->requires_grad) return false;
+  return true;
+}
+}  // namespace
+
+void ResNet::apply_frozen_prefix() {
+  stem_frozen_ = !input_grad_ && all_frozen(*conv1_) && all_frozen(*bn1_);
+  std::vector<Module*> blocks;
+  for (auto& layer : layers_)
+    for (size_t i = 0; i < layer->size(); ++i) blocks.push_back(&(*layer)[i]);
+  frozen_blocks_ = 0;
+  if (stem_frozen_) {
+    while (frozen_blocks_ < static_cast<int64_t>(blocks.size()) &&
+           all_frozen(*blocks[static_cast<size_t>(frozen_blocks_)]))
+      ++frozen_blocks_;
+  }
+  auto set_eval = [](Module& m) {
+    if (m.is_training()) m.eval();
+  };
+  if (stem_frozen_) {
+    set_eval(*conv1_);
+    set_eval(*bn1_);
+    if (maxpool_) set_eval(*maxpool_);
+  }
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    const auto index = static_cast<int64_t>(i);
+    if (index < frozen_blocks_) set_eval(*blocks[i]);
+    // The lowest trainable block needs no input gradient. (Every block of a ResNet is a
+    // ResidualUnit: BasicBlock, Bottleneck or their plain twin.)
+    if (auto* unit = dynamic_cast<ResidualUnit*>(blocks[i]))
+      unit->set_input_grad(!(stem_frozen_ && index == frozen_blocks_));
+  }
+  // Whole layers in the prefix are not called for backward: eval mode keeps them idle.
+  int64_t first = 0;
+  for (auto& layer : layers_) {
+    const auto size = static_cast<int64_t>(layer->size());
+    if (first + size <= frozen_blocks_) set_eval(*layer);
+    first += size;
+  }
+  const bool all_blocks = stem_frozen_ && frozen_blocks_ == static_cast<int64_t>(blocks.size());
+  if (all_blocks) set_eval(*avgpool_);
+  fc_->set_input_grad(!all_blocks);
+}
+
+Tensor ResNet::forward_stem_frozen(const Tensor& x) {
+  if (!fused_stem_) {
+    fused_stem_ = std::make_unique<detail::FusedChain>(
+        std::vector<detail::FusedChainStep>{{conv1_.get(), bn1_.get(), true}},
+        detail::FusedChain::Shortcut::none);
+  }
+  Tensor h = fused_stem_->run(x);
+  return maxpool_ ? maxpool_->forward(h) : h;
 }
 
 }  // namespace resnet::nn

@@ -17,9 +17,12 @@ Tensor Sequential::forward_impl(const Tensor& x) {
   return y;
 }
 
+// A child that returns no gradient (nothing below it needs one: ResidualUnit::
+// set_input_grad) ends the pass; the children before it ran no backward-ready forward.
 Tensor Sequential::backward_impl(const Tensor& grad_output) {
   Tensor g = grad_output;
-  for (auto it = modules_.rbegin(); it != modules_.rend(); ++it) g = (*it)->backward(g);
+  for (auto it = modules_.rbegin(); it != modules_.rend() && g.defined(); ++it)
+    g = (*it)->backward(g);
   return g;
 }
 

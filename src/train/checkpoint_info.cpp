@@ -73,6 +73,10 @@ std::map<std::string, std::string> CheckpointInfo::to_metadata() const {
       {"dataset", dataset},
       {"epoch", std::to_string(epoch)}};
   if (eval_resize > 0) m["eval_resize"] = std::to_string(eval_resize);
+  if (!init.empty()) {
+    m["init"] = init;
+    m["init_sha256"] = init_sha256;
+  }
   return m;
 }
 
@@ -116,6 +120,9 @@ CheckpointInfo CheckpointInfo::from_metadata(const std::map<std::string, std::st
                     << info.class_names.size());
   info.dataset = require(m, "dataset", path);
   info.epoch = to_int(require(m, "epoch", path), path, "epoch");
+  // Optional: written by fine-tuned runs only, so older checkpoints load as before.
+  if (auto it = m.find("init"); it != m.end()) info.init = it->second;
+  if (auto it = m.find("init_sha256"); it != m.end()) info.init_sha256 = it->second;
   return info;
 }
 

@@ -31,7 +31,8 @@ std::map<std::string, std::string> state_metadata(const RunState& s) {
           {"loss_sum", d(s.loss_sum)},
           {"seconds", d(s.seconds)},
           {"correct", std::to_string(s.correct)},
-          {"seen", std::to_string(s.seen)}};
+          {"seen", std::to_string(s.seen)},
+          {"best_ema_acc", d(s.best_ema_acc)}};
 }
 
 RunState parse_state(const std::map<std::string, std::string>& m, const std::string& path) {
@@ -50,19 +51,25 @@ RunState parse_state(const std::map<std::string, std::string>& m, const std::str
     s.seconds = std::stod(get("seconds"));
     s.correct = std::stoll(get("correct"));
     s.seen = std::stoll(get("seen"));
+    // Absent from states written before --ema existed.
+    if (auto it = m.find("best_ema_acc"); it != m.end()) s.best_ema_acc = std::stod(it->second);
   } catch (const std::logic_error&) {
     RESNET_FAIL(path << ": malformed training state");
   }
   return s;
 }
 
-std::string metrics_csv(const std::vector<EpochRow>& rows) {
+std::string metrics_csv(const std::vector<EpochRow>& rows, bool with_ema) {
   std::ostringstream s;
   s.precision(8);
-  s << "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds\n";
-  for (const auto& r : rows)
+  s << "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds"
+    << (with_ema ? ",ema_test_loss,ema_test_acc" : "") << '\n';
+  for (const auto& r : rows) {
     s << r.epoch << ',' << r.train_loss << ',' << r.train_acc << ',' << r.test_loss << ','
-      << r.test_acc << ',' << r.lr << ',' << r.seconds << '\n';
+      << r.test_acc << ',' << r.lr << ',' << r.seconds;
+    if (with_ema) s << ',' << r.ema_test_loss << ',' << r.ema_test_acc;
+    s << '\n';
+  }
   return s.str();
 }
 
@@ -72,6 +79,7 @@ std::vector<EpochRow> read_metrics(const std::string& path) {
   if (!in) return rows;
   std::string line;
   std::getline(in, line);
+  const bool with_ema = line.find(",ema_test_loss,ema_test_acc") != std::string::npos;
   while (std::getline(in, line)) {
     if (line.empty()) continue;
     EpochRow r{};
@@ -79,6 +87,7 @@ std::vector<EpochRow> read_metrics(const std::string& path) {
     std::istringstream s(line);
     s >> r.epoch >> comma >> r.train_loss >> comma >> r.train_acc >> comma >> r.test_loss >>
         comma >> r.test_acc >> comma >> r.lr >> comma >> r.seconds;
+    if (with_ema) s >> comma >> r.ema_test_loss >> comma >> r.ema_test_acc;
     RESNET_CHECK(!s.fail(), path << ": malformed row '" << line << "'");
     rows.push_back(r);
   }

@@ -42,7 +42,7 @@ Sgd::Sgd(std::vector<std::pair<std::string, nn::Parameter*>> params, SgdOptions 
     RESNET_CHECK(param->value.defined() && param->value.dtype() == DType::f32,
                  "Sgd: parameter '" << name << "': expected a defined f32 tensor");
     const bool decays = options_.decay_bn_and_bias || !is_bn_or_bias(name, param->value);
-    slots_.push_back({name, param, decays, Tensor()});
+    slots_.push_back({name, param, decays, 1.0, Tensor()});
   }
 }
 
@@ -60,6 +60,19 @@ bool Sgd::decays(const std::string& name) const {
   return false;
 }
 
+void Sgd::set_lr_multiplier(const std::string& name, double multiplier) {
+  RESNET_CHECK(
+      std::isfinite(multiplier) && multiplier >= 0.0,
+      "Sgd: expected a finite lr multiplier >= 0 for '" << name << "', got " << multiplier);
+  for (Slot& slot : slots_) {
+    if (slot.name == name) {
+      slot.lr_multiplier = multiplier;
+      return;
+    }
+  }
+  RESNET_FAIL("Sgd: no parameter named '" << name << "' (for its lr multiplier)");
+}
+
 void Sgd::step() {
   for (Slot& slot : slots_) update(slot);
 }
@@ -73,7 +86,7 @@ void Sgd::zero_grad() {
 void Sgd::update(Slot& slot) {
   Tensor& value = slot.param->value;
   const Tensor& grad = slot.param->grad;
-  if (!grad.defined()) return;
+  if (!grad.defined() || !slot.param->requires_grad) return;
   RESNET_CHECK(grad.dtype() == DType::f32 && grad.shape() == value.shape(),
                "Sgd: gradient of '" << slot.name << "': expected f32 " << value.shape_str()
                                     << ", got " << dtype_name(grad.dtype()) << " "
@@ -82,7 +95,7 @@ void Sgd::update(Slot& slot) {
   const float wd = slot.decays ? static_cast<float>(options_.weight_decay) : 0.f;
   const float momentum = static_cast<float>(options_.momentum);
   const float keep = static_cast<float>(1.0 - options_.dampening);
-  const float neg_lr = static_cast<float>(-options_.lr);
+  const float neg_lr = static_cast<float>(-(options_.lr * slot.lr_multiplier));
   const int64_t n = value.numel();
   float* p = value.f32();
   const float* g = grad.f32();
@@ -133,6 +146,9 @@ void Sgd::load_state(const std::vector<std::pair<std::string, Tensor>>& tensors)
                                                    << "optimizer (it has " << slots_.size()
                                                    << " parameters)");
     const Slot& slot = slots_[it->second];
+    RESNET_CHECK(slot.param->requires_grad,
+                 "Sgd state: '" << key << "' is the buffer of a frozen parameter (is --freeze "
+                                << "the same as the run that saved it?)");
     RESNET_CHECK(!buffers[it->second].defined(), "Sgd state: '" << key << "' is given twice");
     RESNET_CHECK(t.defined() && t.dtype() == DType::f32,
                  "Sgd state: '" << key << "': expected dtype f32, got "
@@ -144,11 +160,12 @@ void Sgd::load_state(const std::vector<std::pair<std::string, Tensor>>& tensors)
     ++found;
   }
   if (found != 0) {
+    size_t trainable = 0;
+    for (const Slot& slot : slots_) trainable += slot.param->requires_grad ? 1 : 0;
     for (size_t i = 0; i < slots_.size(); ++i) {
-      RESNET_CHECK(buffers[i].defined(), "Sgd state: missing '" << prefix << slots_[i].name
-                                                                << "' (the state has " << found
-                                                                << " of " << slots_.size()
-                                                                << " momentum buffers)");
+      RESNET_CHECK(buffers[i].defined() || !slots_[i].param->requires_grad,
+                   "Sgd state: missing '" << prefix << slots_[i].name << "' (the state has "
+                                          << found << " of " << trainable << " momentum buffers)");
     }
   }
   for (size_t i = 0; i < slots_.size(); ++i) slots_[i].momentum_buffer = std::move(buffers[i]);

@@ -35,7 +35,13 @@ std::string TrainConfig::to_json() const {
                               {"out", out},
                               {"threads", threads},
                               {"eval_batch", eval_batch},
-                              {"grad_norm_steps", grad_norm_steps}};
+                              {"grad_norm_steps", grad_norm_steps},
+                              {"init", init},
+                              {"freeze", freeze},
+                              {"lr_backbone", lr_backbone},
+                              {"ema", ema},
+                              {"mixup", mixup},
+                              {"cutmix", cutmix}};
   return j.dump(2) + "\n";
 }
 
@@ -76,6 +82,13 @@ TrainConfig TrainConfig::from_json(const std::string& text, const std::string& p
     c.threads = j.at("threads").get<int>();
     c.eval_batch = j.at("eval_batch").get<int64_t>();
     c.grad_norm_steps = j.at("grad_norm_steps").get<int64_t>();
+    // Fine-tuning keys: absent from older runs' configs, which used the defaults.
+    c.init = j.value("init", c.init);
+    c.freeze = j.value("freeze", c.freeze);
+    c.lr_backbone = j.value("lr_backbone", c.lr_backbone);
+    c.ema = j.value("ema", c.ema);
+    c.mixup = j.value("mixup", c.mixup);
+    c.cutmix = j.value("cutmix", c.cutmix);
   } catch (const nlohmann::json::exception& e) {
     RESNET_FAIL(path << ": expected a training config written by resnet train, got: " << e.what());
   } catch (const Error& e) {

@@ -39,8 +39,10 @@ data::ChannelStats training_statistics(const data::Dataset& train, const TrainCo
 
 }  // namespace
 
-bool uses_imagenet_statistics(const TrainConfig&) {
-  return false;  // starting from torchvision weights: !config.init.empty()
+// Weights given with --init were trained on ImageNet-normalized inputs (torchvision's);
+// a run from scratch normalizes with its own data's statistics.
+bool uses_imagenet_statistics(const TrainConfig& config) {
+  return !config.init.empty();
 }
 
 TrainingData make_training_data(TrainConfig& config) {

@@ -7,11 +7,14 @@
 
 namespace resnet::train {
 
-TrainingModel make_training_model(TrainConfig& config, int64_t total_steps) {
+TrainingModel make_training_model(TrainConfig& config, int64_t total_steps, bool resume) {
   TrainingModel m;
   nn::init::manual_seed(config.seed);
   m.model = models::build(config.model, config.model_options);
   config.model_options = models::resolve_options(config.model, config.model_options);
+  if (!config.init.empty() && !resume)
+    m.origin = load_init_weights(*m.model, config.init, config.model);
+  apply_freeze(*m.model, config.freeze);
   // Nothing reads the image's gradient; skipping it saves conv1's backward-data pass.
   if (auto* net = dynamic_cast<nn::ResNet*>(m.model.get())) net->set_input_grad(false);
   m.model->train();
@@ -23,6 +26,10 @@ TrainingModel make_training_model(TrainConfig& config, int64_t total_steps) {
   sgd_options.weight_decay = config.weight_decay;
   sgd_options.decay_bn_and_bias = config.decay_bn_and_bias;
   m.sgd = std::make_unique<Sgd>(*m.model, sgd_options);
+  apply_lr_backbone(*m.sgd, *m.model, config.lr_backbone);
+  if (config.ema > 0.0)
+    m.ema = std::make_unique<Ema>(models::build(config.model, config.model_options), *m.model,
+                                  config.ema);
   m.schedule = parse_lr_schedule(config.schedule, config.lr, total_steps, config.warmup_steps);
   return m;
 }

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "resnet/backend/eltwise.h"
@@ -18,6 +19,7 @@
 #include "resnet/io/safetensors.h"
 #include "resnet/train/checkpoint_info.h"
 #include "resnet/train/cross_entropy.h"
+#include "resnet/train/mixup.h"
 #include "resnet/train/plot_svg.h"
 #include "resnet/train/progress.h"
 #include "resnet/train/top_k.h"
@@ -49,6 +51,8 @@ struct RunFiles {
   std::string last() const { return path("last.safetensors"); }
   std::string state() const { return path("last.state.safetensors"); }
   std::string best() const { return path("best.safetensors"); }
+  std::string ema() const { return path("ema.safetensors"); }
+  std::string best_ema() const { return path("best_ema.safetensors"); }
   std::string metrics() const { return path("metrics.csv"); }
 };
 
@@ -151,6 +155,8 @@ class TrainingRun {
   // Evaluates, records metrics and checkpoints, and prints the epoch's summary.
   void finish_epoch(double seconds);
   void save(const std::string& model_path, bool with_state);
+  // Tests the moving average (--ema) and saves it; returns its evaluation.
+  std::optional<Evaluation> finish_epoch_ema(EpochRow& row);
 
   TrainConfig config_;
   bool resume_;
@@ -167,6 +173,7 @@ class TrainingRun {
   TrainResult result_;
   int64_t steps_here_ = 0;
   double lr_ = 0.0;
+  MixOptions mix_;
 };
 
 TrainConfig checked(TrainConfig config, bool resume) {
@@ -185,7 +192,10 @@ TrainingRun::TrainingRun(TrainConfig config, bool resume)
       data_(make_training_data(config_)),
       batches_(data_.train_loader->batches_per_epoch()),
       progress_(isatty(STDOUT_FILENO) != 0, std::max<int64_t>(1, batches_ / 10)) {
-  model_ = make_training_model(config_, config_.epochs * batches_);
+  model_ = make_training_model(config_, config_.epochs * batches_, resume_);
+  mix_.mixup_alpha = config_.mixup;
+  mix_.cutmix_alpha = config_.cutmix;
+  mix_.seed = config_.seed;
   info_ = checkpoint_info();
   if (resume_) {
     restore();
@@ -211,13 +221,20 @@ CheckpointInfo TrainingRun::checkpoint_info() const {
   info.std = data_.stats.std;
   info.class_names = data_.datasets.train->class_names();
   info.dataset = config_.data;
+  info.init = model_.origin.file_name;
+  info.init_sha256 = model_.origin.sha256;
   return info;
 }
 
 void TrainingRun::restore() {
   io::load_state_dict(*model_.model, files_.last());
+  // A fine-tuned run's origin, as its first invocation recorded it.
+  const CheckpointInfo last = read_checkpoint_info(files_.last());
+  info_.init = last.init;
+  info_.init_sha256 = last.init_sha256;
   io::SafetensorsFile s = io::read_safetensors(files_.state());
   model_.sgd->load_state(s.tensors);
+  if (model_.ema) model_.ema->load_state(s.tensors);
   state_ = parse_state(s.metadata, files_.state());
   rows_ = read_metrics(files_.metrics());
   rows_.resize(
@@ -236,8 +253,12 @@ void TrainingRun::save(const std::string& model_path, bool with_state) {
   info_.epoch = state_.epoch;
   write_bad_images(data_, config_.out);
   io::save_state_dict(*model_.model, model_path, info_.to_metadata());
-  if (with_state)
-    io::write_safetensors(files_.state(), model_.sgd->state_tensors(), state_metadata(state_));
+  if (with_state) {
+    auto tensors = model_.sgd->state_tensors();
+    if (model_.ema)
+      for (auto& entry : model_.ema->state_tensors()) tensors.push_back(std::move(entry));
+    io::write_safetensors(files_.state(), tensors, state_metadata(state_));
+  }
 }
 
 TrainResult TrainingRun::run() {
@@ -280,9 +301,16 @@ void TrainingRun::train_batch(const data::Batch& batch) {
   lr_ = model_.schedule->lr_at(state_.global_step);
   model_.sgd->set_lr(lr_);
   nn::Module& model = *model_.model;
-  Tensor logits = model.forward(batch.images);
   std::span<const int64_t> labels(batch.labels.i64(), static_cast<size_t>(batch.size()));
-  CrossEntropyResult ce = cross_entropy(logits, labels, config_.label_smoothing);
+  // MixUp/CutMix: soft targets, and the training accuracy counts the dominant label.
+  std::optional<MixResult> mixed;
+  if (mix_.enabled())
+    mixed = mix_batch(batch.images, labels, config_.model_options.num_classes, mix_, state_.epoch,
+                      batch.index);
+  Tensor logits = model.forward(mixed ? mixed->images : batch.images);
+  CrossEntropyResult ce = mixed
+                              ? cross_entropy_soft(logits, mixed->targets, config_.label_smoothing)
+                              : cross_entropy(logits, labels, config_.label_smoothing);
   RESNET_CHECK(std::isfinite(ce.loss),
                "train: loss is " << ce.loss << " at epoch " << state_.epoch + 1 << ", batch "
                                  << batch.index + 1 << " (step " << state_.global_step + 1
@@ -292,10 +320,12 @@ void TrainingRun::train_batch(const data::Batch& batch) {
   if (grad_norms_.is_open() && state_.global_step < config_.grad_norm_steps)
     record_grad_norms(model, state_.global_step, grad_norms_);
   model_.sgd->step();
+  if (model_.ema) model_.ema->update(model);
   ++state_.global_step;
   ++steps_here_;
   state_.next_batch = batch.index + 1;
-  const int64_t correct = count_top_k_correct(logits, labels, 1);
+  const int64_t correct = count_top_k_correct(
+      logits, mixed ? std::span<const int64_t>(mixed->dominant_labels) : labels, 1);
   state_.loss_sum += ce.loss * static_cast<double>(batch.size());
   state_.correct += correct;
   state_.seen += batch.size();
@@ -322,7 +352,8 @@ void TrainingRun::finish_epoch(double seconds) {
   rows_.push_back({state_.epoch + 1, state_.loss_sum / static_cast<double>(state_.seen),
                    static_cast<double>(state_.correct) / static_cast<double>(state_.seen),
                    test.loss, test.accuracy, lr_, seconds});
-  io::write_file_atomic(files_.metrics(), metrics_csv(rows_));
+  const std::optional<Evaluation> ema = finish_epoch_ema(rows_.back());
+  io::write_file_atomic(files_.metrics(), metrics_csv(rows_, model_.ema != nullptr));
   write_svg(files_.path("curves.svg"), training_curves(files_.metrics()), 2);
   const bool best = test.accuracy > state_.best_acc;
   if (best) state_.best_acc = test.accuracy;
@@ -339,12 +370,34 @@ void TrainingRun::finish_epoch(double seconds) {
       static_cast<long long>(state_.epoch + 1), static_cast<long long>(config_.epochs),
       rows_.back().train_loss, rows_.back().train_acc, test.loss, test.accuracy,
       best ? " (best)" : "", lr_, format_duration(seconds).c_str());
-  progress_.finish_epoch(summary);
+  std::string line = summary;
+  if (ema) {
+    char ema_part[96];
+    std::snprintf(ema_part, sizeof ema_part, " | ema loss %.4f acc %.4f", ema->loss, ema->accuracy);
+    line += ema_part;
+  }
+  progress_.finish_epoch(line);
   result_.last_test_acc = test.accuracy;
   // The loop's ++epoch makes this next_epoch() again.
   RunState next = current.next_epoch();
   next.epoch = current.epoch;
   state_ = next;
+}
+
+std::optional<Evaluation> TrainingRun::finish_epoch_ema(EpochRow& row) {
+  if (!model_.ema) return std::nullopt;
+  nn::Module& average = model_.ema->module();
+  const Evaluation test = evaluate(average, *data_.test_loader);
+  average.eval();  // evaluate() leaves a module in training mode
+  row.ema_test_loss = test.loss;
+  row.ema_test_acc = test.accuracy;
+  info_.epoch = state_.epoch + 1;
+  io::save_state_dict(average, files_.ema(), info_.to_metadata());
+  if (test.accuracy > state_.best_ema_acc) {
+    state_.best_ema_acc = test.accuracy;
+    io::save_state_dict(average, files_.best_ema(), info_.to_metadata());
+  }
+  return test;
 }
 
 }  // namespace

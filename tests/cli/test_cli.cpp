@@ -252,6 +252,20 @@ TEST(CliBench, RefusesBadArguments) {
   expect_clean_failure(run_cli("bench --model block:4,6,2 --in-channels 3"),
                        {"--in-channels", "4"});
   expect_clean_failure(run_cli("bench --model nope"), {"nope"});
+  expect_clean_failure(run_cli("bench --model resnet20 --freeze layer1"),
+                       {"--freeze", "--mode train"});
+  expect_clean_failure(run_cli("bench --model resnet20 --mode train --freeze layer5"),
+                       {"'layer5' is no module"});
+}
+
+TEST(CliBench, TrainsWithFrozenModules) {
+  for (const char* spec : {"backbone", "conv1,bn1,layer1", "layer2.1"}) {
+    auto r = run_cli(std::string("bench --model resnet20 --mode train --batch 2 --size 12 "
+                                 "--iters 1 --warmup 1 --json --freeze ") +
+                     spec);
+    ASSERT_EQ(r.exit_code, 0) << spec << ": " << r.err;
+    EXPECT_GT(nlohmann::json::parse(r.out).at("images_per_s").get<double>(), 0) << spec;
+  }
 }
 
 }  // namespace

@@ -34,7 +34,8 @@ class BatchNorm2dKernel {
   // Backward of either mode: with use_global_stats the statistics are constants
   // (eval), otherwise they are the batch's (training). When the forward fused a ReLU,
   // relu_dst is its output (defined) and masks diff_dst. Adds into diff_weight and
-  // diff_bias; returns diff_src in src's layout.
+  // diff_bias (both undefined: no parameter gradient, and with use_global_stats no
+  // reduction pass at all); returns diff_src in src's layout.
   Tensor backward(const Tensor& diff_dst, const Tensor& src, const Tensor& weight,
                   const Tensor& mean, const Tensor& var, bool use_global_stats, Tensor& diff_weight,
                   Tensor& diff_bias, const Tensor& relu_dst = Tensor());

@@ -12,6 +12,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "resnet/nn/module.h"
 
@@ -22,6 +23,20 @@ namespace resnet::io {
 // in one message listing the first few missing and unexpected keys.
 void load_state_dict(nn::Module& module, const std::string& path,
                      const std::string& model_name = "");
+
+// Loading pretrained weights into a network with a new head (fine-tuning): strict as
+// above, except that the tensors under the module path `new_head` ("fc") may differ in
+// shape from the file's. When any of them does, none of them is loaded: they keep the
+// module's own (freshly initialised) values and are listed in `reinitialised`.
+struct LoadOptions {
+  std::string model_name;  // for messages; the module's type name when empty
+  std::string new_head;    // empty: fully strict
+};
+struct LoadReport {
+  int64_t loaded = 0;                      // tensors copied from the file
+  std::vector<std::string> reinitialised;  // state_dict keys left as they were
+};
+LoadReport load_state_dict(nn::Module& module, const std::string& path, const LoadOptions& options);
 // Writes module.state_dict() atomically, with optional metadata.
 void save_state_dict(nn::Module& module, const std::string& path,
                      const std::map<std::string, std::string>& metadata = {});

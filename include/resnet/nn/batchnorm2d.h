@@ -37,6 +37,11 @@ class BatchNorm2d : public Module {
   // the ReLU's mask in backward). Set by the blocks that own both; printing is unchanged,
   // as the ReLU stays a module of its own in PyTorch's structure.
   void set_fused_relu(bool on) { fused_relu_ = on; }
+  // Frozen: neither weight nor bias requires_grad (nn/freeze.h). A frozen BN normalizes
+  // with its running statistics and leaves them (and num_batches_tracked) unchanged in
+  // training mode too, as fine-tuning recipes keep frozen BN layers in eval mode; its
+  // backward returns the input gradient only.
+  bool frozen() const { return !weight_->requires_grad && !bias_->requires_grad; }
 
  protected:
   Tensor forward_impl(const Tensor& x) override;

@@ -41,6 +41,7 @@ class Conv2d : public Module {
   void set_output_layout(std::optional<Layout> layout) { output_layout_ = layout; }
   // Backward for the weights alone, when nobody needs the input's gradient (a network's
   // first layer in training); the gradient is added into weight().grad as by backward().
+  // A frozen layer (no parameter requires_grad) computes no weight gradient at all.
   void backward_weights_only(const Tensor& grad_output);
 
  protected:
@@ -55,6 +56,8 @@ class Conv2d : public Module {
   Parameter* weight_;
   Parameter* bias_ = nullptr;
   std::unique_ptr<backend::Conv2dKernel> kernel_;
+  bool needs_weight_grad() const;
+
   Tensor saved_input_;
   std::optional<Layout> output_layout_;
 };

@@ -24,6 +24,10 @@ class Linear : public Module {
   Parameter& weight() { return *weight_; }
   // Null when the layer has no bias.
   Parameter* bias() { return bias_; }
+  // Whether backward computes the input's gradient (default true); off, backward adds
+  // the parameter gradients only and returns an undefined tensor (a classifier trained
+  // on a frozen network).
+  void set_input_grad(bool on) { input_grad_ = on; }
 
  protected:
   Tensor forward_impl(const Tensor& x) override;
@@ -42,6 +46,7 @@ class Linear : public Module {
   std::unique_ptr<backend::InnerProductKernel> kernel_;
   Tensor saved_input_;  // [N, in], the input viewed as one batch dimension
   Shape saved_input_shape_;
+  bool input_grad_ = true;
 };
 
 }  // namespace resnet::nn

@@ -59,6 +59,9 @@ class ForwardObserverGuard {
 struct Parameter {
   Tensor value;
   Tensor grad;  // same shape as value, zero until backward accumulates into it
+  // PyTorch's requires_grad: false for a frozen parameter (nn/freeze.h), whose layer then
+  // adds nothing into grad and which the optimizer leaves alone.
+  bool requires_grad = true;
 };
 
 class Module {

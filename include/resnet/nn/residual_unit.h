@@ -24,6 +24,11 @@ class ResidualUnit : public Module {
   ~ResidualUnit() override;
   // The last BN of the main path (zero_init_residual sets its weight to 0).
   BatchNorm2d& last_bn() { return *path_.back().second; }
+  // Whether backward computes the input's gradient (default true). Off (the lowest
+  // trainable block of a partly frozen network), the first convolutions and the
+  // projection shortcut compute their weight gradients only, and backward returns an
+  // undefined tensor.
+  void set_input_grad(bool on) { input_grad_ = on; }
 
  protected:
   explicit ResidualUnit(std::string type_name);
@@ -43,6 +48,7 @@ class ResidualUnit : public Module {
   std::vector<std::pair<Conv2d*, BatchNorm2d*>> path_;
   Module* downsample_ = nullptr;
   bool residual_ = true;
+  bool input_grad_ = true;
   // The unit's output, for the final ReLU's backward.
   Tensor saved_output_;
   std::unique_ptr<detail::FusedChain> fused_;

@@ -53,6 +53,13 @@ class ResNet : public Module {
   // Whether backward computes the gradient of the input image (default true). Training
   // does not need it, and skipping it saves the first convolution's backward-data pass;
   // backward() then returns an undefined tensor.
+  //
+  // Without the input gradient, the network also skips what frozen layers (nn/freeze.h)
+  // do not need. Its frozen prefix -- the stem and the blocks, in forward order, up to
+  // the first one with a trainable parameter -- runs as in eval mode (BN with running
+  // statistics, the fused inference plans, nothing kept for backward), and backward
+  // stops at the input of the lowest trainable block, which computes its weight
+  // gradients only. With every block frozen, only the classifier's backward runs.
   void set_input_grad(bool on) { input_grad_ = on; }
 
  protected:
@@ -63,6 +70,10 @@ class ResNet : public Module {
  private:
   std::shared_ptr<Sequential> make_layer(int64_t planes, int64_t blocks, int64_t stride);
   void initialize();
+  // Counts the frozen prefix (0 with the input gradient on) and puts its modules in eval
+  // mode; tells the block just above it, or the classifier, to skip its input gradient.
+  void apply_frozen_prefix();
+  Tensor forward_stem_frozen(const Tensor& x);
 
   ResNetConfig config_;
   int64_t inplanes_;
@@ -72,8 +83,10 @@ class ResNet : public Module {
   std::vector<std::shared_ptr<Sequential>> layers_;
   std::shared_ptr<AdaptiveAvgPool2d> avgpool_;
   std::shared_ptr<Linear> fc_;
-  Shape saved_pooled_shape_;
-  bool input_grad_ = true;  // avgpool's output, before flattening
+  Shape saved_pooled_shape_;  // avgpool's output, before flattening
+  bool input_grad_ = true;
+  bool stem_frozen_ = false;   // conv1 and bn1 in the frozen prefix
+  int64_t frozen_blocks_ = 0;  // blocks (in forward order) in the frozen prefix
   std::unique_ptr<detail::FusedChain> fused_stem_;
 };
 

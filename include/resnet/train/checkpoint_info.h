@@ -13,6 +13,8 @@
 //   class_names     a JSON array of strings
 //   dataset         the data spec it was trained on
 //   epoch           completed epochs
+//   init, init_sha256   (fine-tuned runs only) the file name of the weights the run
+//                   started from (--init) and the SHA-256 of its bytes; absent otherwise
 
 #include <map>
 #include <string>
@@ -34,6 +36,7 @@ struct CheckpointInfo {
   std::vector<std::string> class_names;
   std::string dataset;
   int64_t epoch = 0;
+  std::string init, init_sha256;  // empty: trained from scratch
 
   std::map<std::string, std::string> to_metadata() const;
   // Reads the keys above; `path` names the file in errors. Keys that a bare state_dict

@@ -30,4 +30,12 @@ struct CrossEntropyResult {
 CrossEntropyResult cross_entropy(const Tensor& logits, std::span<const int64_t> labels,
                                  double label_smoothing = 0.0);
 
+// Soft targets (MixUp/CutMix, mixup.h), as cross_entropy(logits, probs, label_smoothing=eps)
+// with a [N, K] probability target in PyTorch 1.13: the target becomes
+// t_ij = (1 - eps) q_ij + eps / K, the loss is the batch mean of -sum_j t_ij log p_ij, and
+// its gradient (softmax(z_i)_j * sum_j t_ij - t_ij) / N. targets: [N, K] f32, finite and
+// non-negative (rows summing to 1 for a proper distribution; not required, as in PyTorch).
+CrossEntropyResult cross_entropy_soft(const Tensor& logits, const Tensor& targets,
+                                      double label_smoothing = 0.0);
+
 }  // namespace resnet::train

@@ -18,7 +18,15 @@
 // parameters and the biases; convolution and Linear weights (rank 4 and 2) still decay.
 // It is PyTorch with two param groups, the exempt parameters' one having weight_decay 0.
 //
-// State: one momentum buffer per parameter, created by its first step with momentum != 0.
+// Frozen parameters (Parameter::requires_grad false, nn/freeze.h) are skipped: no update,
+// no weight decay, no momentum buffer, whatever their grad holds.
+//
+// Learning-rate multipliers (PyTorch's param groups with lr = base * multiplier): each
+// parameter steps with lr() * its multiplier (1 unless set_lr_multiplier changed it), so
+// a schedule's set_lr scales every group alike.
+//
+// State: one momentum buffer per trainable parameter, created by its first step with
+// momentum != 0.
 // state_tensors() names them "momentum_buffer.<parameter name>" so they can be written
 // beside the model in one checkpoint; load_state() reads them back (see there).
 
@@ -64,6 +72,9 @@ class Sgd {
   const SgdOptions& options() const { return options_; }
   // Whether weight decay applies to the parameter named `name` (false if no such one).
   bool decays(const std::string& name) const;
+  // Sets the lr multiplier of the parameter named `name` (finite, >= 0); an unknown name
+  // is an error.
+  void set_lr_multiplier(const std::string& name, double multiplier);
 
   // The momentum buffers that exist, in parameter order, as ("momentum_buffer.<name>",
   // buffer) pairs sharing storage with the optimizer (clone to keep a snapshot). Empty
@@ -71,9 +82,10 @@ class Sgd {
   std::vector<std::pair<std::string, Tensor>> state_tensors() const;
   // Replaces the state with the "momentum_buffer.*" entries of `tensors` (copied); other
   // names are ignored, so a whole checkpoint can be passed. Either no parameter or every
-  // parameter must have a buffer (none = a fresh optimizer). Errors, naming the tensor: a
-  // buffer of an unknown parameter, a duplicate, a dtype other than f32, a shape other
-  // than the parameter's, a missing buffer. On error the state is left unchanged.
+  // trainable parameter must have a buffer (none = a fresh optimizer). Errors, naming the
+  // tensor: a buffer of an unknown or frozen parameter, a duplicate, a dtype other than
+  // f32, a shape other than the parameter's, a missing buffer. On error the state is left
+  // unchanged.
   void load_state(const std::vector<std::pair<std::string, Tensor>>& tensors);
 
  private:
@@ -81,6 +93,7 @@ class Sgd {
     std::string name;
     nn::Parameter* param;
     bool decays;
+    double lr_multiplier = 1.0;
     Tensor momentum_buffer;  // undefined until the first step with momentum
   };
   void update(Slot& slot);

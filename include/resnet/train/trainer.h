@@ -68,6 +68,21 @@ struct TrainConfig {
   // Stop (saving a checkpoint, as Ctrl-C does) after this many steps in this process;
   // 0 = never. For tests of --resume.
   int64_t max_steps = 0;
+  // Fine-tuning (fine_tune.h). Starting weights: a torchvision state_dict or a checkpoint
+  // of ours as safetensors; empty = from scratch. A classifier of another class count is
+  // re-initialised.
+  std::string init;
+  // Comma-separated module paths to freeze, or "backbone" (nn/freeze.h); empty = none.
+  std::string freeze;
+  // The learning rate of every parameter outside the classifier "fc", as a multiple of
+  // the schedule's (PyTorch param groups); 1 = one rate for all.
+  double lr_backbone = 1.0;
+  // Decay of an exponential moving average of the weights and buffers (ema.h), evaluated
+  // and saved beside them; 0 = off.
+  double ema = 0.0;
+  // Beta(alpha, alpha) MixUp and CutMix of each training batch (mixup.h); 0 = off.
+  double mixup = 0.0;
+  double cutmix = 0.0;
 
   std::string to_json() const;
   static TrainConfig from_json(const std::string& text, const std::string& path);
