@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "dnnl_context.h"
@@ -212,7 +213,8 @@ BatchNorm2dKernel::BatchNorm2dKernel(double eps) : impl_(std::make_unique<Impl>(
 BatchNorm2dKernel::~BatchNorm2dKernel() = default;
 
 Tensor BatchNorm2dKernel::forward_train(const Tensor& src, const Tensor& weight, const Tensor& bias,
-                                        Tensor& batch_mean, Tensor& batch_var, bool relu) {
+                                        Tensor& batch_mean, Tensor& batch_var, bool relu,
+                                        BatchNormAffine* affine) {
   const ChannelWalk w(src);
   const int64_t cp = w.c_padded();
   const double count = static_cast<double>(w.n * w.hw);
@@ -234,6 +236,21 @@ Tensor BatchNorm2dKernel::forward_train(const Tensor& src, const Tensor& weight,
   Tensor dst = Tensor::empty(src.shape(), DType::f32, src.layout());
   channel_affine(w, dst.f32(), x, nullptr, nullptr, scale.data(), shift.data(), nullptr, nullptr,
                  relu);
+  if (affine != nullptr) *affine = {std::move(scale), std::move(shift)};
+  return dst;
+}
+
+Tensor BatchNorm2dKernel::apply(const Tensor& src, const BatchNormAffine& affine, bool relu) const {
+  const ChannelWalk w(src);
+  RESNET_CHECK(affine.scale.size() == static_cast<size_t>(w.c_padded()) &&
+                   affine.shift.size() == affine.scale.size(),
+               "BatchNorm2d: expected a map of " << w.c_padded() << " channels for input "
+                                                 << src.shape_str() << ", got "
+                                                 << affine.scale.size());
+  Tensor dst = Tensor::empty(src.shape(), DType::f32, src.layout());
+  // The very loop forward_train ran, on the same values: the same output.
+  channel_affine(w, dst.f32(), src.f32(), nullptr, nullptr, affine.scale.data(),
+                 affine.shift.data(), nullptr, nullptr, relu);
   return dst;
 }
 

@@ -46,7 +46,10 @@ Tensor BatchNorm2d::forward_impl(const Tensor& x) {
                           << "): expected more than 1 value per channel when training, got input "
                           << x.shape_str());
   Tensor mean({c}), var({c});
-  Tensor y = kernel_->forward_train(x, weight_->value, bias_->value, mean, var, fused_relu_);
+  const bool recompute = fused_relu_ && recompute_output_;
+  saved_affine_ = {};
+  Tensor y = kernel_->forward_train(x, weight_->value, bias_->value, mean, var, fused_relu_,
+                                    recompute ? &saved_affine_ : nullptr);
   const float m = static_cast<float>(options_.momentum);
   const float unbias = static_cast<float>(n) / static_cast<float>(n - 1);
   float* rm = running_mean_->f32();
@@ -60,14 +63,24 @@ Tensor BatchNorm2d::forward_impl(const Tensor& x) {
   saved_mean_ = mean;
   saved_var_ = var;
   saved_used_batch_stats_ = true;
-  saved_output_ = fused_relu_ ? y : Tensor();
+  saved_output_ = fused_relu_ && !recompute ? y : Tensor();
   return y;
+}
+
+const Tensor& BatchNorm2d::output_for_backward() {
+  RESNET_CHECK(fused_relu_ && saved_input_.defined(),
+               "BatchNorm2d(" << options_.num_features
+                              << "): no kept output (a forward with a fused ReLU that kept its "
+                                 "state comes first)");
+  if (!saved_output_.defined()) saved_output_ = kernel_->apply(saved_input_, saved_affine_, true);
+  return saved_output_;
 }
 
 Tensor BatchNorm2d::backward_impl(const Tensor& grad_output) {
   RESNET_CHECK(grad_output.shape() == saved_input_.shape(),
                "BatchNorm2d: expected output gradient " << saved_input_.shape_str() << ", got "
                                                         << grad_output.shape_str());
+  if (fused_relu_) output_for_backward();
   Tensor no_weight_grad, no_bias_grad;
   return kernel_->backward(grad_output, saved_input_, weight_->value, saved_mean_, saved_var_,
                            !saved_used_batch_stats_, frozen() ? no_weight_grad : weight_->grad,

@@ -82,13 +82,16 @@ Tensor Conv2d::forward_impl(const Tensor& x) {
                "Conv2d: input " << x.shape_str() << " is smaller than the kernel "
                                 << pair_str(o.kernel_h, o.kernel_w));
   RESNET_CHECK(x.dim(0) > 0, "Conv2d: expected a non-empty batch, got " << x.shape_str());
-  if (keeps_for_backward()) saved_input_ = x;
+  if (keeps_for_backward()) saved_input_ = keeps_input_ ? x : Tensor();
   return kernel_->forward(x, weight_->value, bias_ ? bias_->value : Tensor(),
                           output_layout_.value_or(x.layout()));
 }
 
 Tensor Conv2d::backward_impl(const Tensor& grad_output) {
   const auto& o = options_;
+  RESNET_CHECK(saved_input_.defined(), "Conv2d(" << o.in_channels << ", " << o.out_channels
+                                                 << "): backward without its input (the "
+                                                    "owner supplies it with supply_input)");
   Shape expected = {
       saved_input_.dim(0), o.out_channels,
       (saved_input_.dim(2) + 2 * o.pad_h - o.dilation_h * (o.kernel_h - 1) - 1) / o.stride_h + 1,

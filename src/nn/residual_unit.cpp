@@ -18,7 +18,13 @@ void ResidualUnit::on_mode_change() {
 
 void ResidualUnit::set_main_path(std::vector<std::pair<Conv2d*, BatchNorm2d*>> path) {
   path_ = std::move(path);
-  for (size_t i = 0; i + 1 < path_.size(); ++i) path_[i].second->set_fused_relu(true);
+  // An inner BN+ReLU's output is the next convolution's input: neither keeps it; the BN
+  // recomputes it from its own input in backward, for both (backward_impl).
+  for (size_t i = 0; i + 1 < path_.size(); ++i) {
+    path_[i].second->set_fused_relu(true);
+    path_[i].second->set_recompute_output(true);
+    path_[i + 1].first->set_keeps_input(false);
+  }
 }
 
 void ResidualUnit::set_shortcut(Module* downsample, bool residual) {
@@ -88,13 +94,15 @@ Tensor ResidualUnit::backward_impl(const Tensor& grad_output) {
   // A plain unit's final ReLU belongs to its last BN; a residual one's follows the sum.
   Tensor grad_sum = residual_ ? backend::relu_backward(grad_output, saved_output_) : grad_output;
   Tensor g = grad_sum;
-  for (auto it = path_.rbegin(); it != path_.rend(); ++it) {
-    g = it->second->backward(g);
-    if (!input_grad_ && std::next(it) == path_.rend()) {
-      it->first->backward_weights_only(g);
+  for (size_t i = path_.size(); i-- > 0;) {
+    auto [conv, bn] = path_[i];
+    g = bn->backward(g);
+    if (i > 0) conv->supply_input(path_[i - 1].second->output_for_backward());
+    if (!input_grad_ && i == 0) {
+      conv->backward_weights_only(g);
       g = Tensor();
     } else {
-      g = it->first->backward(g);
+      g = conv->backward(g);
     }
   }
   if (!input_grad_) {

@@ -36,7 +36,11 @@ ResNet::ResNet(const ResNetConfig& c) : Module(c.type_name), config_(c) {
   conv1_->set_output_layout(Layout::blocked16);
   bn1_->set_fused_relu(true);
   register_module("relu", std::make_shared<ReLU>(true));
-  if (imagenet) maxpool_ = register_module("maxpool", std::make_shared<MaxPool2d>(3, 2, 1));
+  if (imagenet) {
+    maxpool_ = register_module("maxpool", std::make_shared<MaxPool2d>(3, 2, 1));
+    // The max-pool keeps its indices, not its input: bn1 need not keep its output.
+    bn1_->set_recompute_output(true);
+  }
   for (size_t i = 0; i < c.layers.size(); ++i) {
     auto layer = make_layer(c.planes[i], c.layers[i], i == 0 ? 1 : 2);
     layers_.push_back(register_module("layer" + std::to_string(i + 1), layer));

@@ -11,10 +11,20 @@
 // percents. Eval-mode forward, a plain affine map, runs on oneDNN.
 
 #include <memory>
+#include <vector>
 
 #include "resnet/tensor/tensor.h"
 
 namespace resnet::backend {
+
+// The per-channel map a training forward applied, out = x * scale[c] + shift[c] (then
+// ReLU): kept instead of the output, it recomputes that output bit for bit
+// (BatchNorm2dKernel::apply), so a BN+ReLU need not keep both its input and its output
+// for backward. Padded to whole 16-channel blocks.
+struct BatchNormAffine {
+  std::vector<float> scale, shift;
+  bool defined() const { return !scale.empty(); }
+};
 
 class BatchNorm2dKernel {
  public:
@@ -26,8 +36,13 @@ class BatchNorm2dKernel {
   // Training mode: normalizes with the batch statistics, which it writes into
   // batch_mean [C] and batch_var [C] (biased variance). With relu, returns
   // max(0, bn(src)). The output has src's layout.
+  // When affine is given, the map applied is written there.
   Tensor forward_train(const Tensor& src, const Tensor& weight, const Tensor& bias,
-                       Tensor& batch_mean, Tensor& batch_var, bool relu = false);
+                       Tensor& batch_mean, Tensor& batch_var, bool relu = false,
+                       BatchNormAffine* affine = nullptr);
+  // forward_train's output again, from its input and the map it wrote: the same values,
+  // bit for bit.
+  Tensor apply(const Tensor& src, const BatchNormAffine& affine, bool relu) const;
   // Eval mode: normalizes with the given statistics (then ReLU when asked).
   Tensor forward_eval(const Tensor& src, const Tensor& weight, const Tensor& bias,
                       const Tensor& mean, const Tensor& var, bool relu = false);

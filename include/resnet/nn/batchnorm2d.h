@@ -42,6 +42,14 @@ class BatchNorm2d : public Module {
   // training mode too, as fine-tuning recipes keep frozen BN layers in eval mode; its
   // backward returns the input gradient only.
   bool frozen() const { return !weight_->requires_grad && !bias_->requires_grad; }
+  // With a fused ReLU in training: keep the input and the per-channel map, not the output
+  // too, and recompute the output (bit for bit) when backward needs it. Set by blocks
+  // whose next layer does not keep that output either (a convolution they feed it back
+  // to with Conv2d::supply_input, a max-pool, which keeps its own indices).
+  void set_recompute_output(bool on) { recompute_output_ = on; }
+  // The output of the last forward, for the layer it feeds: the kept one, or recomputed
+  // (and then kept until this layer's backward).
+  const Tensor& output_for_backward();
 
  protected:
   Tensor forward_impl(const Tensor& x) override;
@@ -50,6 +58,7 @@ class BatchNorm2d : public Module {
 
   void release_saved() override {
     saved_input_ = saved_mean_ = saved_var_ = saved_output_ = Tensor();
+    saved_affine_ = {};
   }
 
  private:
@@ -62,8 +71,10 @@ class BatchNorm2d : public Module {
   std::unique_ptr<backend::BatchNorm2dKernel> kernel_;
   // What backward needs: the input and the statistics it was normalized with.
   Tensor saved_input_, saved_mean_, saved_var_;
-  Tensor saved_output_;  // only with a fused ReLU: its mask
+  Tensor saved_output_;                    // only with a fused ReLU: its mask
+  backend::BatchNormAffine saved_affine_;  // when the output is recomputed
   bool fused_relu_ = false;
+  bool recompute_output_ = false;
   bool saved_used_batch_stats_ = false;
 };
 

@@ -43,6 +43,10 @@ class Conv2d : public Module {
   // first layer in training); the gradient is added into weight().grad as by backward().
   // A frozen layer (no parameter requires_grad) computes no weight gradient at all.
   void backward_weights_only(const Tensor& grad_output);
+  // keep false: forward does not keep its input, which the block that owns this layer
+  // holds (or recomputes) and hands back with supply_input before backward.
+  void set_keeps_input(bool keep) { keeps_input_ = keep; }
+  void supply_input(const Tensor& x) { saved_input_ = x; }
 
  protected:
   Tensor forward_impl(const Tensor& x) override;
@@ -60,6 +64,7 @@ class Conv2d : public Module {
 
   Tensor saved_input_;
   std::optional<Layout> output_layout_;
+  bool keeps_input_ = true;
 };
 
 }  // namespace resnet::nn

@@ -8,10 +8,15 @@
 // step at batch 128 held 159 MB of live tensors but grew a 359 MB heap. Handing back the
 // very block that was freed keeps pages resident and the footprint at the live peak.
 //
-// The footprint is bounded: on a miss, cached blocks of the least recently requested
-// sizes are unmapped until live plus cached memory is at most twice the largest live
-// total seen so far, so changing shapes (a last, shorter batch; evaluation between
-// epochs) cannot make it grow without bound.
+// The footprint is bounded: on a miss that would take live plus cached memory past the
+// largest live total seen so far plus a slack (1/16 of it and 32 MiB, at most as much
+// again), a cached block of
+// the nearest size is remapped to the size asked for (its pages stay resident), and
+// cached blocks of the least recently requested sizes are unmapped until the footprint
+// is within that bound. So neither the changing sizes within a step (a network's large
+// early activations, then its small deep ones, then their gradients in reverse) nor
+// changing shapes (a last, shorter batch; evaluation between epochs) make it grow far
+// past the live peak.
 
 #include <cstddef>
 
