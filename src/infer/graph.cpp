@@ -168,8 +168,12 @@ void Graph::infer_shapes(const Shape& input_shape) {
   validate();
   RESNET_CHECK(input_shape.size() == 4,
                "graph: expected an input of shape [N, C, H, W], found " << shape_str(input_shape));
+  for (int64_t d : input_shape)
+    RESNET_CHECK(d >= 0 || d == kUnknownDim,
+                 "graph: expected an input shape of sizes, found " << shape_str(input_shape));
   for (auto& v : values) v.shape.clear();
   values[0].shape = input_shape;
+  auto known = [](int64_t d) { return d != kUnknownDim; };
   for (const Node& n : nodes) {
     const Shape& x = values[n.inputs[0]].shape;
     const Window& w = n.window;
@@ -179,19 +183,23 @@ void Graph::infer_shapes(const Shape& input_shape) {
     };
     auto spatial = [&](int64_t c) {
       need_rank4();
-      int64_t oh = window_out_size(x[2], w.kernel_h, w.stride_h, w.pad_t, w.pad_b, w.dilation_h,
-                                   w.ceil_mode);
-      int64_t ow = window_out_size(x[3], w.kernel_w, w.stride_w, w.pad_l, w.pad_r, w.dilation_w,
-                                   w.ceil_mode);
-      RESNET_CHECK(oh > 0 && ow > 0, where(n) << ": a " << w.kernel_h << "x" << w.kernel_w
-                                              << " window does not fit the input " << shape_str(x));
+      int64_t oh = kUnknownDim, ow = kUnknownDim;
+      if (known(x[2]))
+        oh = window_out_size(x[2], w.kernel_h, w.stride_h, w.pad_t, w.pad_b, w.dilation_h,
+                             w.ceil_mode);
+      if (known(x[3]))
+        ow = window_out_size(x[3], w.kernel_w, w.stride_w, w.pad_l, w.pad_r, w.dilation_w,
+                             w.ceil_mode);
+      RESNET_CHECK((oh > 0 || oh == kUnknownDim) && (ow > 0 || ow == kUnknownDim),
+                   where(n) << ": a " << w.kernel_h << "x" << w.kernel_w
+                            << " window does not fit the input " << shape_str(x));
       return Shape{x[0], c, oh, ow};
     };
     switch (n.op) {
       case OpKind::conv: {
         const Shape& ws = n.params[0].value.shape();
         need_rank4();
-        RESNET_CHECK(x[1] == ws[1] * w.groups,
+        RESNET_CHECK(!known(x[1]) || x[1] == ws[1] * w.groups,
                      where(n) << ": weight '" << n.params[0].name << "' " << shape_str(ws)
                               << " with " << w.groups << " group(s) expects " << ws[1] * w.groups
                               << " input channels, found " << shape_str(x));
@@ -202,7 +210,7 @@ void Graph::infer_shapes(const Shape& input_shape) {
         break;
       }
       case OpKind::batch_norm:
-        RESNET_CHECK(x.size() >= 2 && x[1] == n.params[0].value.dim(0),
+        RESNET_CHECK(x.size() >= 2 && (!known(x[1]) || x[1] == n.params[0].value.dim(0)),
                      where(n) << ": expected " << n.params[0].value.dim(0) << " channels, found "
                               << shape_str(x));
         y = x;
@@ -210,12 +218,19 @@ void Graph::infer_shapes(const Shape& input_shape) {
       case OpKind::relu:
         y = x;
         break;
-      case OpKind::add:
-        RESNET_CHECK(x == values[n.inputs[1]].shape,
-                     where(n) << ": expected two inputs of one shape, found " << shape_str(x)
-                              << " and " << shape_str(values[n.inputs[1]].shape));
+      case OpKind::add: {
+        // One shape: a size one side does not know, the other may.
+        const Shape& b = values[n.inputs[1]].shape;
+        bool same = x.size() == b.size();
         y = x;
+        for (size_t i = 0; same && i < x.size(); ++i) {
+          same = !known(x[i]) || !known(b[i]) || x[i] == b[i];
+          if (!known(y[i])) y[i] = b[i];
+        }
+        RESNET_CHECK(same, where(n) << ": expected two inputs of one shape, found " << shape_str(x)
+                                    << " and " << shape_str(b));
         break;
+      }
       case OpKind::max_pool:
       case OpKind::avg_pool:
         y = spatial(x[1]);
@@ -227,13 +242,14 @@ void Graph::infer_shapes(const Shape& input_shape) {
       case OpKind::flatten: {
         RESNET_CHECK(!x.empty(), where(n) << ": expected an input with a batch dimension");
         int64_t rest = 1;
-        for (size_t i = 1; i < x.size(); ++i) rest *= x[i];
+        for (size_t i = 1; i < x.size(); ++i)
+          rest = known(x[i]) && known(rest) ? rest * x[i] : kUnknownDim;
         y = {x[0], rest};
         break;
       }
       case OpKind::linear: {
         const Shape& ws = n.params[0].value.shape();
-        RESNET_CHECK(x.size() == 2 && x[1] == ws[1],
+        RESNET_CHECK(x.size() == 2 && (!known(x[1]) || x[1] == ws[1]),
                      where(n) << ": weight '" << n.params[0].name << "' " << shape_str(ws)
                               << " expects input [N, " << ws[1] << "], found " << shape_str(x));
         y = {x[0], ws[0]};
@@ -242,12 +258,14 @@ void Graph::infer_shapes(const Shape& input_shape) {
       case OpKind::subsample:
         need_rank4();
         RESNET_CHECK(w.stride_h >= 1 && w.stride_w >= 1, where(n) << ": strides must be positive");
-        y = {x[0], x[1], (x[2] + w.stride_h - 1) / w.stride_h,
-             (x[3] + w.stride_w - 1) / w.stride_w};
+        y = x;
+        if (known(x[2])) y[2] = (x[2] + w.stride_h - 1) / w.stride_h;
+        if (known(x[3])) y[3] = (x[3] + w.stride_w - 1) / w.stride_w;
         break;
       case OpKind::pad_channels:
         need_rank4();
-        y = {x[0], x[1] + n.pads[0] + n.pads[1], x[2], x[3]};
+        y = x;
+        if (known(x[1])) y[1] = x[1] + n.pads[0] + n.pads[1];
         break;
     }
     values[n.output].shape = y;

@@ -2,9 +2,9 @@
 // 1:1 with ONNX), each parameter one float initializer under its state_dict name.
 //
 // The declared input is [N, C, H, W] with a symbolic batch; H and W are concrete only when
-// the caller fixed them by running infer_shapes() on the graph. The output's shape is
-// propagated from there, with unknown spatial sizes left as unnamed dimensions, so that
-// ONNX shape inference and runtimes fill them in.
+// the caller fixed them by running infer_shapes() on the graph. The output's shape comes
+// from Graph::infer_shapes too, with unknown spatial sizes left as unnamed dimensions, so
+// that ONNX shape inference and runtimes fill them in.
 #include <onnx/onnx_pb.h>
 
 #include <bit>
@@ -31,7 +31,7 @@ using infer::OpKind;
 
 constexpr int64_t kOpset = 13;
 constexpr int64_t kIrVersion = 7;  // the IR version that goes with opset 13
-constexpr int64_t kUnknown = -1;   // a dimension only a runtime knows
+constexpr int64_t kUnknown = infer::kUnknownDim;
 
 // ONNX stores raw_data little-endian whatever the host's byte order.
 template <typename T>
@@ -87,7 +87,7 @@ class Writer {
 
     add_initializers();
     name_values();
-    std::vector<std::vector<int64_t>> shapes = propagate_shapes();
+    std::vector<Shape> shapes = infer_shapes();
     declare(*graph_->add_input(), 0, shapes[0]);
     for (const Node& n : g_.nodes) add_node(n);
     declare(*graph_->add_output(), g_.output, shapes[g_.output]);
@@ -152,77 +152,31 @@ class Writer {
                          "found none");
   }
 
-  // Shapes with kUnknown for what only a runtime knows; index 0 (the batch) is always
-  // symbolic. Channel counts are always known from the parameters.
-  std::vector<std::vector<int64_t>> propagate_shapes() const {
-    std::vector<std::vector<int64_t>> s(g_.values.size());
+  // Shapes with kUnknownDim for what only a runtime knows, from Graph::infer_shapes:
+  // the batch is always symbolic, H and W are unless the caller fixed them. Channel
+  // counts are always known from the parameters.
+  std::vector<Shape> infer_shapes() const {
     const Shape& fixed = g_.values[0].shape;
     const int64_t channels = input_channels();
+    Shape input{kUnknown, channels, kUnknown, kUnknown};
     if (fixed.size() == 4) {
       RESNET_CHECK(fixed[1] == channels, path_ << ": the graph's input shape " << shape_str(fixed)
                                                << " does not match the first convolution's "
                                                << channels << " input channels");
-      s[0] = {kUnknown, channels, fixed[2], fixed[3]};
-    } else {
-      s[0] = {kUnknown, channels, kUnknown, kUnknown};
+      input[2] = fixed[2], input[3] = fixed[3];
     }
-    auto known = [](int64_t d) { return d != kUnknown; };
-    for (const Node& n : g_.nodes) {
-      const std::vector<int64_t>& x = s[n.inputs[0]];
-      const infer::Window& w = n.window;
-      std::vector<int64_t> y = x;
-      auto window = [&](int64_t c) {
-        std::vector<int64_t> out{kUnknown, c, kUnknown, kUnknown};
-        if (x.size() != 4) return out;
-        if (known(x[2]))
-          out[2] = infer::window_out_size(x[2], w.kernel_h, w.stride_h, w.pad_t, w.pad_b,
-                                          w.dilation_h, w.ceil_mode);
-        if (known(x[3]))
-          out[3] = infer::window_out_size(x[3], w.kernel_w, w.stride_w, w.pad_l, w.pad_r,
-                                          w.dilation_w, w.ceil_mode);
-        return out;
-      };
-      switch (n.op) {
-        case OpKind::conv:
-          y = window(n.params[0].value.dim(0));
-          break;
-        case OpKind::max_pool:
-        case OpKind::avg_pool:
-          y = window(x.size() > 1 ? x[1] : kUnknown);
-          break;
-        case OpKind::global_avg_pool:
-          y = {kUnknown, x.size() > 1 ? x[1] : kUnknown, 1, 1};
-          break;
-        case OpKind::flatten: {
-          int64_t rest = 1;
-          for (size_t i = 1; i < x.size(); ++i)
-            rest = known(x[i]) && known(rest) ? rest * x[i] : kUnknown;
-          y = {kUnknown, rest};
-          break;
-        }
-        case OpKind::linear:
-          y = {kUnknown, n.params[0].value.dim(0)};
-          break;
-        case OpKind::subsample:
-          if (y.size() == 4) {
-            if (known(y[2])) y[2] = (y[2] + w.stride_h - 1) / w.stride_h;
-            if (known(y[3])) y[3] = (y[3] + w.stride_w - 1) / w.stride_w;
-          }
-          break;
-        case OpKind::pad_channels:
-          if (y.size() > 1 && known(y[1])) y[1] += n.pads[0] + n.pads[1];
-          break;
-        case OpKind::batch_norm:
-        case OpKind::relu:
-        case OpKind::add:
-          break;
-      }
-      s[n.output] = y;
+    Graph shaped = g_;  // shares the parameters' storage; only the shapes are new
+    try {
+      shaped.infer_shapes(input);
+    } catch (const Error& e) {
+      RESNET_FAIL(path_ << ": cannot export: " << e.what());
     }
+    std::vector<Shape> s;
+    for (const infer::Value& v : shaped.values) s.push_back(v.shape);
     return s;
   }
 
-  void declare(onnx::ValueInfoProto& info, int value, const std::vector<int64_t>& shape) const {
+  void declare(onnx::ValueInfoProto& info, int value, const Shape& shape) const {
     info.set_name(value_names_[value]);
     auto* tensor = info.mutable_type()->mutable_tensor_type();
     tensor->set_elem_type(onnx::TensorProto::FLOAT);

@@ -67,6 +67,9 @@ struct Value {
   Shape shape;  // filled by infer_shapes(); empty until then
 };
 
+// A dimension only a runtime knows: an ONNX export's symbolic batch and spatial sizes.
+inline constexpr int64_t kUnknownDim = -1;
+
 struct Graph {
   std::vector<Value> values;
   std::vector<Node> nodes;
@@ -85,6 +88,8 @@ struct Graph {
   void validate() const;
   // Fills every value's shape from the input shape [N, C, H, W]; throws resnet::Error
   // naming the node when shapes do not fit (channel mismatch, window larger than input).
+  // A dimension may be kUnknownDim: it propagates as unknown, and a check that needs it
+  // is left to whoever knows it (what ONNX export declares for a symbolic input).
   void infer_shapes(const Shape& input_shape);
   // Every parameter, in node order (what an ONNX export writes as initializers, and
   // what a state_dict holds for a model with BN unfolded).
