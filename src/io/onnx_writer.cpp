@@ -7,6 +7,7 @@
 // that ONNX shape inference and runtimes fill them in.
 #include <onnx/onnx_pb.h>
 
+#include <array>
 #include <bit>
 #include <cstdint>
 #include <filesystem>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "resnet/core/error.h"
+#include "resnet/infer/op_table.h"
 #include "resnet/io/atomic_file.h"
 #include "resnet/io/onnx.h"
 
@@ -196,37 +198,7 @@ class Writer {
     }
   }
 
-  static void attr_ints(onnx::NodeProto& node, const char* name, std::vector<int64_t> values) {
-    auto* a = node.add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::INTS);
-    for (int64_t v : values) a->add_ints(v);
-  }
-  static void attr_int(onnx::NodeProto& node, const char* name, int64_t value) {
-    auto* a = node.add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::INT);
-    a->set_i(value);
-  }
-  static void attr_float(onnx::NodeProto& node, const char* name, float value) {
-    auto* a = node.add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::FLOAT);
-    a->set_f(value);
-  }
-  static void attr_string(onnx::NodeProto& node, const char* name, const std::string& value) {
-    auto* a = node.add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::STRING);
-    a->set_s(value);
-  }
-
-  static void window_attrs(onnx::NodeProto& node, const infer::Window& w) {
-    attr_ints(node, "kernel_shape", {w.kernel_h, w.kernel_w});
-    attr_ints(node, "strides", {w.stride_h, w.stride_w});
-    attr_ints(node, "pads", {w.pad_t, w.pad_l, w.pad_b, w.pad_r});
-  }
-
+ public:
   // The constant operands Slice and Pad take as inputs since opsets 10 and 11: written as
   // INT64 initializers named after the node, e.g. "layer2.0.downsample.subsample.steps".
   std::string int64_initializer(const std::string& node_name, const std::string& what,
@@ -242,59 +214,10 @@ class Writer {
     return name;
   }
 
-  void add_node(const Node& n) {
-    onnx::NodeProto& node = *graph_->add_node();
-    node.set_op_type(infer::op_name(n.op));
-    node.set_name(node_names_.unique(n.name, std::string(infer::op_name(n.op))));
-    for (int in : n.inputs) node.add_input(value_names_[in]);
-    for (const infer::Param& p : n.params) node.add_input(p.name);
-    node.add_output(value_names_[n.output]);
-    const infer::Window& w = n.window;
-    switch (n.op) {
-      case OpKind::conv:
-        window_attrs(node, w);
-        attr_ints(node, "dilations", {w.dilation_h, w.dilation_w});
-        attr_int(node, "group", w.groups);
-        break;
-      case OpKind::batch_norm:
-        attr_float(node, "epsilon", static_cast<float>(n.eps));
-        break;
-      case OpKind::max_pool:
-        window_attrs(node, w);
-        attr_int(node, "ceil_mode", w.ceil_mode ? 1 : 0);
-        break;
-      case OpKind::avg_pool:
-        window_attrs(node, w);
-        attr_int(node, "ceil_mode", w.ceil_mode ? 1 : 0);
-        attr_int(node, "count_include_pad", w.count_include_pad ? 1 : 0);
-        break;
-      case OpKind::flatten:
-        attr_int(node, "axis", 1);
-        break;
-      case OpKind::linear:
-        attr_int(node, "transB", 1);
-        break;
-      case OpKind::subsample: {
-        // x[:, :, ::sh, ::sw]: from 0 to the end (INT64_MAX clamps to the size) on H and W.
-        constexpr int64_t kEnd = std::numeric_limits<int64_t>::max();
-        node.add_input(int64_initializer(node.name(), "starts", {0, 0}));
-        node.add_input(int64_initializer(node.name(), "ends", {kEnd, kEnd}));
-        node.add_input(int64_initializer(node.name(), "axes", {2, 3}));
-        node.add_input(int64_initializer(node.name(), "steps", {w.stride_h, w.stride_w}));
-        break;
-      }
-      case OpKind::pad_channels:
-        // ONNX pads: every axis's start, then every axis's end; only channels grow.
-        node.add_input(
-            int64_initializer(node.name(), "pads", {0, n.pads[0], 0, 0, 0, n.pads[1], 0, 0}));
-        attr_string(node, "mode", "constant");
-        break;
-      case OpKind::relu:
-      case OpKind::add:
-      case OpKind::global_avg_pool:
-        break;
-    }
-  }
+ private:
+  // The op type, name, inputs, parameters and output alike for all ops; the rest from
+  // the op's emitter (kEmitters below).
+  void add_node(const Node& n);
 
   const Graph& g_;
   const std::string& path_;
@@ -303,6 +226,119 @@ class Writer {
   std::vector<std::string> value_names_;
   onnx::GraphProto* graph_ = nullptr;  // inside the model build() returns
 };
+
+void attr_ints(onnx::NodeProto& node, const char* name, std::vector<int64_t> values) {
+  auto* a = node.add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::INTS);
+  for (int64_t v : values) a->add_ints(v);
+}
+void attr_int(onnx::NodeProto& node, const char* name, int64_t value) {
+  auto* a = node.add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::INT);
+  a->set_i(value);
+}
+void attr_float(onnx::NodeProto& node, const char* name, float value) {
+  auto* a = node.add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::FLOAT);
+  a->set_f(value);
+}
+void attr_string(onnx::NodeProto& node, const char* name, const std::string& value) {
+  auto* a = node.add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::STRING);
+  a->set_s(value);
+}
+
+void window_attrs(onnx::NodeProto& node, const infer::Window& w) {
+  attr_ints(node, "kernel_shape", {w.kernel_h, w.kernel_w});
+  attr_ints(node, "strides", {w.stride_h, w.stride_w});
+  attr_ints(node, "pads", {w.pad_t, w.pad_l, w.pad_b, w.pad_r});
+}
+
+// How each OpKind writes its attributes and constant operands, in enum order; the op
+// type, the node's name, its inputs, parameters and output are written alike for all.
+using Emit = void (*)(Writer& writer, const Node& n, onnx::NodeProto& node);
+struct OpEmitter {
+  OpKind op;
+  Emit emit;
+};
+
+void emit_nothing(Writer&, const Node&, onnx::NodeProto&) {}
+
+void emit_conv(Writer&, const Node& n, onnx::NodeProto& node) {
+  const infer::Window& w = n.window;
+  window_attrs(node, w);
+  attr_ints(node, "dilations", {w.dilation_h, w.dilation_w});
+  attr_int(node, "group", w.groups);
+}
+
+void emit_batch_norm(Writer&, const Node& n, onnx::NodeProto& node) {
+  attr_float(node, "epsilon", static_cast<float>(n.eps));
+}
+
+void emit_max_pool(Writer&, const Node& n, onnx::NodeProto& node) {
+  window_attrs(node, n.window);
+  attr_int(node, "ceil_mode", n.window.ceil_mode ? 1 : 0);
+}
+
+void emit_avg_pool(Writer&, const Node& n, onnx::NodeProto& node) {
+  window_attrs(node, n.window);
+  attr_int(node, "ceil_mode", n.window.ceil_mode ? 1 : 0);
+  attr_int(node, "count_include_pad", n.window.count_include_pad ? 1 : 0);
+}
+
+void emit_flatten(Writer&, const Node&, onnx::NodeProto& node) {
+  attr_int(node, "axis", 1);
+}
+
+void emit_linear(Writer&, const Node&, onnx::NodeProto& node) {
+  attr_int(node, "transB", 1);
+}
+
+// x[:, :, ::sh, ::sw]: from 0 to the end (INT64_MAX clamps to the size) on H and W.
+void emit_subsample(Writer& writer, const Node& n, onnx::NodeProto& node) {
+  constexpr int64_t kEnd = std::numeric_limits<int64_t>::max();
+  node.add_input(writer.int64_initializer(node.name(), "starts", {0, 0}));
+  node.add_input(writer.int64_initializer(node.name(), "ends", {kEnd, kEnd}));
+  node.add_input(writer.int64_initializer(node.name(), "axes", {2, 3}));
+  node.add_input(
+      writer.int64_initializer(node.name(), "steps", {n.window.stride_h, n.window.stride_w}));
+}
+
+// ONNX pads: every axis's start, then every axis's end; only channels grow.
+void emit_pad_channels(Writer& writer, const Node& n, onnx::NodeProto& node) {
+  node.add_input(
+      writer.int64_initializer(node.name(), "pads", {0, n.pads[0], 0, 0, 0, n.pads[1], 0, 0}));
+  attr_string(node, "mode", "constant");
+}
+
+constexpr std::array<OpEmitter, infer::kOpCount> kEmitters = {{
+    {OpKind::conv, emit_conv},
+    {OpKind::batch_norm, emit_batch_norm},
+    {OpKind::relu, emit_nothing},
+    {OpKind::add, emit_nothing},
+    {OpKind::max_pool, emit_max_pool},
+    {OpKind::avg_pool, emit_avg_pool},
+    {OpKind::global_avg_pool, emit_nothing},
+    {OpKind::flatten, emit_flatten},
+    {OpKind::linear, emit_linear},
+    {OpKind::subsample, emit_subsample},
+    {OpKind::pad_channels, emit_pad_channels},
+}};
+static_assert(infer::covers_every_op(kEmitters), "ONNX export needs an emitter per OpKind");
+
+void Writer::add_node(const Node& n) {
+  onnx::NodeProto& node = *graph_->add_node();
+  node.set_op_type(infer::op_name(n.op));
+  node.set_name(node_names_.unique(n.name, std::string(infer::op_name(n.op))));
+  for (int in : n.inputs) node.add_input(value_names_[in]);
+  for (const infer::Param& p : n.params) node.add_input(p.name);
+  node.add_output(value_names_[n.output]);
+  kEmitters[static_cast<size_t>(n.op)].emit(*this, n, node);
+}
 
 }  // namespace
 

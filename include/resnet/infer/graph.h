@@ -29,9 +29,12 @@ enum class OpKind {
   linear,           // params: weight [OUT, IN], optional bias [OUT]: y = x W^T + b
   subsample,        // x[:, :, ::stride_h, ::stride_w] (ONNX Slice with steps on H, W)
   pad_channels,     // zero channels: pads.front = before, pads.back = after (ONNX Pad)
+  kCount            // not an op: the number of ops, the size of every table indexed by OpKind
 };
+// Each op is described once in the op table (resnet/infer/op_table.h).
+inline constexpr size_t kOpCount = static_cast<size_t>(OpKind::kCount);
 
-// "Conv", "BatchNormalization", ... (the ONNX operator name).
+// "Conv", "BatchNormalization", ... (the ONNX operator name, from the op table).
 const char* op_name(OpKind op);
 
 // A parameter tensor with the name it has in a state_dict or an ONNX initializer.
