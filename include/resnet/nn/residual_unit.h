@@ -24,6 +24,11 @@ class ResidualUnit : public Module {
   ~ResidualUnit() override;
   // The last BN of the main path (zero_init_residual sets its weight to 0).
   BatchNorm2d& last_bn() { return *path_.back().second; }
+  // What forward runs, for lowering to the inference graph: the conv/BN pairs, the
+  // shortcut's projection (null: the identity) and whether there is a shortcut at all.
+  const std::vector<std::pair<Conv2d*, BatchNorm2d*>>& main_path() const { return path_; }
+  Module* downsample() const { return downsample_; }
+  bool has_shortcut() const { return residual_; }
 
  protected:
   explicit ResidualUnit(std::string type_name);
