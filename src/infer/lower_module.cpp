@@ -1,8 +1,15 @@
 // Lowering walks the module tree in forward order. Containers (Sequential, ResNet) run
 // their children in registration order, which torchvision's forward follows too, except
-// that ResNet flattens before its classifier. Residual units are recognized by their
-// children: conv/BN pairs form the main path, `downsample` or `shortcut` the shortcut.
+// that ResNet flattens before its classifier. Every module is recognized by its class,
+// never by its type or child names: a ResidualUnit (BasicBlock, Bottleneck, PlainBlock)
+// says its own main path and shortcut; in the seed's ResidualBlock the Conv2d/BatchNorm2d
+// children form the main path and the one other non-ReLU child is the shortcut.
+// Errors name the module by its path in the model ("layer3.2.bn1: expected ...").
 #include "resnet/infer/lower_module.h"
+
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "resnet/core/error.h"
 #include "resnet/nn/adaptive_avgpool2d.h"
@@ -26,6 +33,11 @@ std::string join(const std::string& prefix, const std::string& name) {
   return prefix.empty() ? name : prefix + "." + name;
 }
 
+// "lowering: layer3.2.bn1 (BatchNorm2d)"; the model itself is named by its type.
+std::string where(nn::Module& m, const std::string& path) {
+  return "lowering: " + (path.empty() ? m.type_name() : path + " (" + m.type_name() + ")");
+}
+
 class Lowering {
  public:
   explicit Lowering(Graph& g) : g_(g) {}
@@ -37,16 +49,16 @@ class Lowering {
     if (auto* pool = dynamic_cast<nn::MaxPool2d*>(&m)) return lower_maxpool(*pool, path, x);
     if (auto* pool = dynamic_cast<nn::AdaptiveAvgPool2d*>(&m)) {
       RESNET_CHECK(pool->out_h() == 1 && pool->out_w() == 1,
-                   "lowering '" << path << "': only AdaptiveAvgPool2d to 1x1 has an inference "
-                                << "graph op, found output " << pool->out_h() << "x"
-                                << pool->out_w());
+                   where(m, path) << ": expected an AdaptiveAvgPool2d to 1x1 (the one with an "
+                                  << "inference graph op), found output " << pool->out_h() << "x"
+                                  << pool->out_w());
       return simple(OpKind::global_avg_pool, path, x);
     }
     if (dynamic_cast<nn::Flatten*>(&m)) return simple(OpKind::flatten, path, x);
     if (auto* fc = dynamic_cast<nn::Linear*>(&m)) return lower_linear(*fc, path, x);
     if (auto* zp = dynamic_cast<nn::ZeroPadShortcut*>(&m)) return lower_zero_pad(*zp, path, x);
-    if (dynamic_cast<nn::ResidualUnit*>(&m) || dynamic_cast<nn::ResidualBlock*>(&m))
-      return lower_residual(m, path, x);
+    if (auto* unit = dynamic_cast<nn::ResidualUnit*>(&m)) return lower_unit(*unit, path, x);
+    if (auto* block = dynamic_cast<nn::ResidualBlock*>(&m)) return lower_block(*block, path, x);
     if (dynamic_cast<nn::Sequential*>(&m)) {
       for (auto& [name, child] : m.named_children()) x = lower(*child, join(path, name), x);
       return x;
@@ -58,8 +70,8 @@ class Lowering {
       }
       return x;
     }
-    RESNET_FAIL("lowering '" << (path.empty() ? m.type_name() : path) << "': a " << m.type_name()
-                             << " has no inference graph op");
+    RESNET_FAIL(where(m, path) << ": expected a module with an inference graph op, found a "
+                               << m.type_name());
   }
 
  private:
@@ -142,31 +154,82 @@ class Lowering {
     return g_.add_node(std::move(p));
   }
 
-  // conv/BN pairs with a ReLU after every BN but the last; the shortcut added; a ReLU.
-  int lower_residual(nn::Module& unit, const std::string& path, int x) {
-    const int input = x;
-    nn::Module* shortcut = nullptr;
-    std::string shortcut_name;
+  // The module a shortcut runs, or none for the identity.
+  struct Shortcut {
+    nn::Module* module = nullptr;
+    std::string path;
+  };
+
+  // "layer3.2.conv1": the path of `child`, a child of the module at `path`.
+  static std::string child_path(nn::Module& parent, const nn::Module* child,
+                                const std::string& path) {
+    for (auto& [name, c] : parent.named_children())
+      if (c.get() == child) return join(path, name);
+    RESNET_FAIL(where(parent, path) << ": expected its main path and shortcut among its "
+                                       "registered children, found a module that is not");
+  }
+
+  int lower_unit(nn::ResidualUnit& unit, const std::string& path, int x) {
     std::vector<std::pair<std::string, nn::Module*>> main_path;
-    for (auto& [name, child] : unit.named_children()) {
-      if (name == "downsample" || name == "shortcut") {
-        shortcut = child.get();
-        shortcut_name = name;
-      } else if (!dynamic_cast<nn::ReLU*>(child.get())) {
-        main_path.emplace_back(name, child.get());
-      }
+    for (auto [conv, bn] : unit.main_path()) {
+      main_path.emplace_back(child_path(unit, conv, path), conv);
+      main_path.emplace_back(child_path(unit, bn, path), bn);
     }
+    std::optional<Shortcut> shortcut;
+    if (unit.has_shortcut()) {
+      shortcut = Shortcut{};
+      if (nn::Module* d = unit.downsample()) shortcut = Shortcut{d, child_path(unit, d, path)};
+    }
+    return lower_residual(unit, path, main_path, shortcut, x);
+  }
+
+  // Conv2d/BatchNorm2d children in registration order, the ReLU (applied twice) implied,
+  // the other child the shortcut.
+  int lower_block(nn::ResidualBlock& block, const std::string& path, int x) {
+    std::vector<std::pair<std::string, nn::Module*>> main_path;
+    std::optional<Shortcut> shortcut;
+    for (auto& [name, child] : block.named_children()) {
+      nn::Module* m = child.get();
+      if (dynamic_cast<nn::ReLU*>(m)) continue;
+      if (dynamic_cast<nn::Conv2d*>(m) || dynamic_cast<nn::BatchNorm2d*>(m)) {
+        main_path.emplace_back(join(path, name), m);
+        continue;
+      }
+      RESNET_CHECK(!shortcut, where(*m, join(path, name))
+                                  << ": expected one shortcut in a ResidualBlock, found "
+                                  << shortcut->path << " already");
+      shortcut = Shortcut{m, join(path, name)};
+    }
+    RESNET_CHECK(shortcut, where(block, path) << ": expected a shortcut child, found none");
+    return lower_residual(block, path, main_path, shortcut, x);
+  }
+
+  // conv/BN pairs with a ReLU after every BN but the last; the shortcut (if any) added; a
+  // ReLU.
+  int lower_residual(nn::Module& unit, const std::string& path,
+                     const std::vector<std::pair<std::string, nn::Module*>>& main_path,
+                     const std::optional<Shortcut>& shortcut, int x) {
+    const int input = x;
     RESNET_CHECK(!main_path.empty() && main_path.size() % 2 == 0,
-                 "lowering '" << path << "': expected conv/BN pairs in a " << unit.type_name());
+                 where(unit, path) << ": expected conv/BN pairs on the main path, found "
+                                   << main_path.size() << " module(s)");
     for (size_t i = 0; i < main_path.size(); ++i) {
-      x = lower(*main_path[i].second, join(path, main_path[i].first), x);
-      const bool after_bn = i % 2 == 1, last = i + 1 == main_path.size();
-      if (after_bn && !last)
+      const auto& [child_path, child] = main_path[i];
+      const bool want_conv = i % 2 == 0;
+      RESNET_CHECK(want_conv ? dynamic_cast<nn::Conv2d*>(child) != nullptr
+                             : dynamic_cast<nn::BatchNorm2d*>(child) != nullptr,
+                   where(*child, child_path)
+                       << ": expected a " << (want_conv ? "Conv2d" : "BatchNorm2d")
+                       << " at this place of the main path");
+      x = lower(*child, child_path, x);
+      const bool last = i + 1 == main_path.size();
+      if (!want_conv && !last)
         x = simple(OpKind::relu, join(path, "relu" + std::to_string(i / 2 + 1)), x);
     }
-    if (unit.type_name() != "PlainBlock") {
+    if (shortcut) {
       // An empty Sequential (the seed's identity) lowers to its input.
-      const int residual = shortcut ? lower(*shortcut, join(path, shortcut_name), input) : input;
+      const int residual =
+          shortcut->module ? lower(*shortcut->module, shortcut->path, input) : input;
       Node add;
       add.op = OpKind::add;
       add.name = join(path, "add");

@@ -1,39 +1,66 @@
 // The compiler's passes. Each works on the Plan's steps and keeps them in an order where
 // every input is produced before it is read. A fusion only happens when the producer's
 // output has exactly one reader, so no other step can observe the intermediate value.
+#include <array>
 #include <cmath>
 
 #include "plan.h"
 #include "resnet/core/error.h"
+#include "resnet/infer/op_table.h"
 
 namespace resnet::infer::detail {
 
 namespace {
 
-Step::Kind step_kind(OpKind op) {
-  switch (op) {
-    case OpKind::conv:
-    case OpKind::batch_norm:
-      return Step::Kind::conv;
-    case OpKind::relu:
-      return Step::Kind::relu;
-    case OpKind::add:
-      return Step::Kind::add;
-    case OpKind::max_pool:
-    case OpKind::avg_pool:
-    case OpKind::global_avg_pool:
-      return Step::Kind::pool;
-    case OpKind::flatten:
-      return Step::Kind::flatten;
-    case OpKind::linear:
-      return Step::Kind::linear;
-    case OpKind::subsample:
-      return Step::Kind::subsample;
-    case OpKind::pad_channels:
-      return Step::Kind::pad_channels;
-  }
-  return Step::Kind::relu;
+Tensor zeros_bias(int64_t n) {
+  return Tensor({n});
 }
+
+// conv, linear: the weight, and the bias or zeros.
+void load_weight_and_bias(const Node& n, Step& s) {
+  s.weight = n.params[0].value;
+  s.bias = n.params.size() > 1 ? n.params[1].value : zeros_bias(n.params[0].value.dim(0));
+}
+
+// Held as scale and shift until fold_batch_norm decides where it goes: weight holds
+// gamma / sqrt(var + eps) and bias beta - mean * that, computed in double.
+void load_scale_and_shift(const Node& n, Step& s) {
+  const int64_t c = n.params[0].value.dim(0);
+  Tensor scale({c}), shift({c});
+  const float* gamma = n.params[0].value.f32();
+  const float* beta = n.params[1].value.f32();
+  const float* mean = n.params[2].value.f32();
+  const float* var = n.params[3].value.f32();
+  for (int64_t i = 0; i < c; ++i) {
+    const double k = gamma[i] / std::sqrt(static_cast<double>(var[i]) + n.eps);
+    scale.f32()[i] = static_cast<float>(k);
+    shift.f32()[i] = static_cast<float>(beta[i] - mean[i] * k);
+  }
+  s.weight = scale;
+  s.bias = shift;
+}
+
+// How each OpKind becomes a step, in enum order: the step kind it runs as, and what it
+// loads from its parameters (nullptr: none).
+struct OpPlan {
+  OpKind op;
+  Step::Kind kind;
+  void (*load_params)(const Node& n, Step& s);
+};
+constexpr std::array<OpPlan, kOpCount> kOpPlans = {{
+    {OpKind::conv, Step::Kind::conv, load_weight_and_bias},
+    {OpKind::batch_norm, Step::Kind::conv, load_scale_and_shift},
+    {OpKind::relu, Step::Kind::relu, nullptr},
+    {OpKind::add, Step::Kind::add, nullptr},
+    {OpKind::max_pool, Step::Kind::pool, nullptr},
+    {OpKind::avg_pool, Step::Kind::pool, nullptr},
+    {OpKind::global_avg_pool, Step::Kind::pool, nullptr},
+    {OpKind::flatten, Step::Kind::flatten, nullptr},
+    {OpKind::linear, Step::Kind::linear, load_weight_and_bias},
+    {OpKind::subsample, Step::Kind::subsample, nullptr},
+    {OpKind::pad_channels, Step::Kind::pad_channels, nullptr},
+}};
+static_assert(covers_every_op(kOpPlans), "the compiler needs a plan entry per OpKind");
 
 std::vector<int> reader_counts(const Plan& plan) {
   std::vector<int> n(plan.values.size(), 0);
@@ -50,10 +77,6 @@ int producer_of(const Plan& plan, int v) {
   return -1;
 }
 
-Tensor zeros_bias(int64_t n) {
-  return Tensor({n});
-}
-
 }  // namespace
 
 Plan plan_from_graph(const Graph& graph) {
@@ -61,34 +84,16 @@ Plan plan_from_graph(const Graph& graph) {
   plan.values = graph.values;
   plan.output = graph.output;
   for (const Node& n : graph.nodes) {
+    const OpPlan& plan_entry = kOpPlans[static_cast<size_t>(n.op)];
     Step s;
-    s.kind = step_kind(n.op);
+    s.kind = plan_entry.kind;
     s.source_op = n.op;
     s.name = n.name;
     s.inputs = n.inputs;
     s.output = n.output;
     s.window = n.window;
     s.pads = n.pads;
-    if (n.op == OpKind::conv || n.op == OpKind::linear) {
-      s.weight = n.params[0].value;
-      s.bias = n.params.size() > 1 ? n.params[1].value : zeros_bias(n.params[0].value.dim(0));
-    } else if (n.op == OpKind::batch_norm) {
-      // Held as scale and shift until fold_batch_norm decides where it goes: weight holds
-      // gamma / sqrt(var + eps) and bias beta - mean * that, computed in double.
-      const int64_t c = n.params[0].value.dim(0);
-      Tensor scale({c}), shift({c});
-      const float* gamma = n.params[0].value.f32();
-      const float* beta = n.params[1].value.f32();
-      const float* mean = n.params[2].value.f32();
-      const float* var = n.params[3].value.f32();
-      for (int64_t i = 0; i < c; ++i) {
-        const double k = gamma[i] / std::sqrt(static_cast<double>(var[i]) + n.eps);
-        scale.f32()[i] = static_cast<float>(k);
-        shift.f32()[i] = static_cast<float>(beta[i] - mean[i] * k);
-      }
-      s.weight = scale;
-      s.bias = shift;
-    }
+    if (plan_entry.load_params) plan_entry.load_params(n, s);
     plan.steps.push_back(std::move(s));
   }
   return plan;

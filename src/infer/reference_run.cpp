@@ -7,12 +7,14 @@
 #include "resnet/infer/reference_run.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <string>
 #include <vector>
 
 #include "resnet/core/error.h"
+#include "resnet/infer/op_table.h"
 #include "resnet/ref/kernels.h"
 
 namespace resnet::infer {
@@ -130,35 +132,60 @@ Tensor pad_channels(const Node& n, const Tensor& x, const Shape& out_shape) {
   return y;
 }
 
-Tensor run_node(const Node& n, const std::vector<Tensor>& values, const Shape& out_shape) {
-  const Tensor& x = values[n.inputs[0]];
-  switch (n.op) {
-    case OpKind::conv:
-      return conv(n, x);
-    case OpKind::batch_norm:
-      return ref::batchnorm2d_forward_eval(x, n.params[0].value, n.params[1].value,
-                                           n.params[2].value, n.params[3].value, n.eps);
-    case OpKind::relu:
-      return ref::relu_forward(x);
-    case OpKind::add:
-      return ref::add(x, values[n.inputs[1]]);
-    case OpKind::max_pool:
-    case OpKind::avg_pool:
-      return pool(n, x, out_shape);
-    case OpKind::global_avg_pool:
-      return ref::global_avgpool_forward(x);
-    case OpKind::flatten:
-      return x.clone().reshape(out_shape);
-    case OpKind::linear:
-      return ref::linear_forward(x, n.params[0].value,
-                                 n.params.size() > 1 ? n.params[1].value : Tensor());
-    case OpKind::subsample:
-      return subsample(n, x, out_shape);
-    case OpKind::pad_channels:
-      return pad_channels(n, x, out_shape);
-  }
-  RESNET_FAIL(where(n) << ": unknown op");
+// One kernel per OpKind, in enum order: the compiler refuses a table that misses an op.
+using Kernel = Tensor (*)(const Node& n, const std::vector<Tensor>& values, const Shape& out_shape);
+struct OpKernel {
+  OpKind op;
+  Kernel run;
+};
+
+Tensor run_conv(const Node& n, const std::vector<Tensor>& v, const Shape&) {
+  return conv(n, v[n.inputs[0]]);
 }
+Tensor run_batch_norm(const Node& n, const std::vector<Tensor>& v, const Shape&) {
+  return ref::batchnorm2d_forward_eval(v[n.inputs[0]], n.params[0].value, n.params[1].value,
+                                       n.params[2].value, n.params[3].value, n.eps);
+}
+Tensor run_relu(const Node& n, const std::vector<Tensor>& v, const Shape&) {
+  return ref::relu_forward(v[n.inputs[0]]);
+}
+Tensor run_add(const Node& n, const std::vector<Tensor>& v, const Shape&) {
+  return ref::add(v[n.inputs[0]], v[n.inputs[1]]);
+}
+Tensor run_pool(const Node& n, const std::vector<Tensor>& v, const Shape& out_shape) {
+  return pool(n, v[n.inputs[0]], out_shape);
+}
+Tensor run_global_avg_pool(const Node& n, const std::vector<Tensor>& v, const Shape&) {
+  return ref::global_avgpool_forward(v[n.inputs[0]]);
+}
+Tensor run_flatten(const Node& n, const std::vector<Tensor>& v, const Shape& out_shape) {
+  return v[n.inputs[0]].clone().reshape(out_shape);
+}
+Tensor run_linear(const Node& n, const std::vector<Tensor>& v, const Shape&) {
+  return ref::linear_forward(v[n.inputs[0]], n.params[0].value,
+                             n.params.size() > 1 ? n.params[1].value : Tensor());
+}
+Tensor run_subsample(const Node& n, const std::vector<Tensor>& v, const Shape& out_shape) {
+  return subsample(n, v[n.inputs[0]], out_shape);
+}
+Tensor run_pad_channels(const Node& n, const std::vector<Tensor>& v, const Shape& out_shape) {
+  return pad_channels(n, v[n.inputs[0]], out_shape);
+}
+
+constexpr std::array<OpKernel, kOpCount> kKernels = {{
+    {OpKind::conv, run_conv},
+    {OpKind::batch_norm, run_batch_norm},
+    {OpKind::relu, run_relu},
+    {OpKind::add, run_add},
+    {OpKind::max_pool, run_pool},
+    {OpKind::avg_pool, run_pool},
+    {OpKind::global_avg_pool, run_global_avg_pool},
+    {OpKind::flatten, run_flatten},
+    {OpKind::linear, run_linear},
+    {OpKind::subsample, run_subsample},
+    {OpKind::pad_channels, run_pad_channels},
+}};
+static_assert(covers_every_op(kKernels), "the reference interpreter needs a kernel per OpKind");
 
 }  // namespace
 
@@ -176,7 +203,7 @@ Tensor run_reference(const Graph& g, const Tensor& x) {
   values[0] = x;
   for (const Node& n : g.nodes) {
     const Shape& out_shape = shaped.values[n.output].shape;
-    Tensor y = run_node(n, values, out_shape);
+    Tensor y = kKernels[static_cast<size_t>(n.op)].run(n, values, out_shape);
     RESNET_CHECK(y.shape() == out_shape, where(n) << ": computed " << y.shape_str()
                                                   << ", but shape inference says "
                                                   << shape_str(out_shape));

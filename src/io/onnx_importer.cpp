@@ -7,10 +7,6 @@ namespace resnet::io::detail {
 
 namespace {
 
-const char* const kSupportedOps =
-    "Conv, BatchNormalization, Relu, Add, MaxPool, AveragePool, GlobalAveragePool, Flatten, "
-    "Gemm, MatMul, Reshape, Identity, Constant, Pad, Slice";
-
 // Graph::infer_shapes and validate name the node themselves ("node 'x' (Conv): ..."); our
 // messages name it in the file's terms already, so that prefix goes.
 std::string without_node_prefix(const std::string& message) {
@@ -119,6 +115,35 @@ void Importer::index_nodes() {
   for (const onnx::ValueInfoProto& v : proto_.output()) ++reads_[v.name()];
 }
 
+// One converter per ONNX operator read. Every OpKind's own operator (infer::op_name) is
+// among them, which tests/infer/test_op_table.cpp checks by a round trip of each op; the
+// others (MatMul, Reshape, Identity, Constant) become ops of another name or none.
+const Importer::Converter Importer::kConverters[] = {
+    {"Conv", &Importer::op_conv},
+    {"BatchNormalization", &Importer::op_batch_norm},
+    {"Relu", &Importer::op_relu},
+    {"Add", &Importer::op_add},
+    {"MaxPool", &Importer::op_max_pool},
+    {"AveragePool", &Importer::op_avg_pool},
+    {"GlobalAveragePool", &Importer::op_global_avg_pool},
+    {"Flatten", &Importer::op_flatten},
+    {"Gemm", &Importer::op_gemm},
+    {"MatMul", &Importer::op_matmul},
+    {"Reshape", &Importer::op_reshape},
+    {"Identity", &Importer::op_identity},
+    {"Constant", &Importer::op_constant},
+    {"Pad", &Importer::op_pad},
+    {"Slice", &Importer::op_slice},
+};
+
+// "Conv, BatchNormalization, ...": what an unsupported operator's message lists.
+std::string Importer::supported_ops() {
+  std::string list;
+  for (const Converter& c : kConverters)
+    list += (list.empty() ? "" : ", ") + std::string(c.op_type);
+  return list;
+}
+
 void Importer::convert(int index) {
   node_ = &proto_.node(index);
   const onnx::NodeProto& n = *node_;
@@ -126,23 +151,10 @@ void Importer::convert(int index) {
   const std::string& op = n.op_type();
   RESNET_CHECK(n.domain().empty() || n.domain() == "ai.onnx",
                here() << ": expected an operator of the default ONNX domain, found domain '"
-                      << n.domain() << "'; supported: " << kSupportedOps);
-  if (op == "Conv") return op_conv();
-  if (op == "BatchNormalization") return op_batch_norm();
-  if (op == "Relu") return op_relu();
-  if (op == "Add") return op_add();
-  if (op == "MaxPool") return op_pool(true);
-  if (op == "AveragePool") return op_pool(false);
-  if (op == "GlobalAveragePool") return op_global_avg_pool();
-  if (op == "Flatten") return op_flatten();
-  if (op == "Gemm") return op_gemm();
-  if (op == "MatMul") return op_matmul();
-  if (op == "Reshape") return op_reshape();
-  if (op == "Identity") return op_identity();
-  if (op == "Constant") return op_constant();
-  if (op == "Pad") return op_pad();
-  if (op == "Slice") return op_slice();
-  RESNET_FAIL(here() << ": unsupported operator; supported: " << kSupportedOps);
+                      << n.domain() << "'; supported: " << supported_ops());
+  for (const Converter& c : kConverters)
+    if (op == c.op_type) return (this->*c.convert)();
+  RESNET_FAIL(here() << ": unsupported operator; supported: " << supported_ops());
 }
 
 Symbol& Importer::input(int i) {

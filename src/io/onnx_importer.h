@@ -83,12 +83,20 @@ class Importer {
   // Re-runs shape inference over the graph built so far (after emit or an edit).
   void check_shapes(int last_value);
 
-  // --- operators (onnx_ops.cpp) ---
+  // --- operators (onnx_ops.cpp), dispatched by ONNX name through kConverters ---
+  struct Converter {
+    const char* op_type;
+    void (Importer::*convert)();
+  };
+  static const Converter kConverters[];
+  static std::string supported_ops();
   void op_conv();
   void op_batch_norm();
   void op_relu();
   void op_add();
   void op_pool(bool is_max);
+  void op_max_pool() { op_pool(true); }
+  void op_avg_pool() { op_pool(false); }
   void op_global_avg_pool();
   void op_flatten();
   void op_gemm();

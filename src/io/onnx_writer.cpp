@@ -2,11 +2,12 @@
 // 1:1 with ONNX), each parameter one float initializer under its state_dict name.
 //
 // The declared input is [N, C, H, W] with a symbolic batch; H and W are concrete only when
-// the caller fixed them by running infer_shapes() on the graph. The output's shape is
-// propagated from there, with unknown spatial sizes left as unnamed dimensions, so that
-// ONNX shape inference and runtimes fill them in.
+// the caller fixed them by running infer_shapes() on the graph. The output's shape comes
+// from Graph::infer_shapes too, with unknown spatial sizes left as unnamed dimensions, so
+// that ONNX shape inference and runtimes fill them in.
 #include <onnx/onnx_pb.h>
 
+#include <array>
 #include <bit>
 #include <cstdint>
 #include <filesystem>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "resnet/core/error.h"
+#include "resnet/infer/op_table.h"
 #include "resnet/io/atomic_file.h"
 #include "resnet/io/onnx.h"
 
@@ -31,7 +33,7 @@ using infer::OpKind;
 
 constexpr int64_t kOpset = 13;
 constexpr int64_t kIrVersion = 7;  // the IR version that goes with opset 13
-constexpr int64_t kUnknown = -1;   // a dimension only a runtime knows
+constexpr int64_t kUnknown = infer::kUnknownDim;
 
 // ONNX stores raw_data little-endian whatever the host's byte order.
 template <typename T>
@@ -87,7 +89,7 @@ class Writer {
 
     add_initializers();
     name_values();
-    std::vector<std::vector<int64_t>> shapes = propagate_shapes();
+    std::vector<Shape> shapes = infer_shapes();
     declare(*graph_->add_input(), 0, shapes[0]);
     for (const Node& n : g_.nodes) add_node(n);
     declare(*graph_->add_output(), g_.output, shapes[g_.output]);
@@ -152,77 +154,31 @@ class Writer {
                          "found none");
   }
 
-  // Shapes with kUnknown for what only a runtime knows; index 0 (the batch) is always
-  // symbolic. Channel counts are always known from the parameters.
-  std::vector<std::vector<int64_t>> propagate_shapes() const {
-    std::vector<std::vector<int64_t>> s(g_.values.size());
+  // Shapes with kUnknownDim for what only a runtime knows, from Graph::infer_shapes:
+  // the batch is always symbolic, H and W are unless the caller fixed them. Channel
+  // counts are always known from the parameters.
+  std::vector<Shape> infer_shapes() const {
     const Shape& fixed = g_.values[0].shape;
     const int64_t channels = input_channels();
+    Shape input{kUnknown, channels, kUnknown, kUnknown};
     if (fixed.size() == 4) {
       RESNET_CHECK(fixed[1] == channels, path_ << ": the graph's input shape " << shape_str(fixed)
                                                << " does not match the first convolution's "
                                                << channels << " input channels");
-      s[0] = {kUnknown, channels, fixed[2], fixed[3]};
-    } else {
-      s[0] = {kUnknown, channels, kUnknown, kUnknown};
+      input[2] = fixed[2], input[3] = fixed[3];
     }
-    auto known = [](int64_t d) { return d != kUnknown; };
-    for (const Node& n : g_.nodes) {
-      const std::vector<int64_t>& x = s[n.inputs[0]];
-      const infer::Window& w = n.window;
-      std::vector<int64_t> y = x;
-      auto window = [&](int64_t c) {
-        std::vector<int64_t> out{kUnknown, c, kUnknown, kUnknown};
-        if (x.size() != 4) return out;
-        if (known(x[2]))
-          out[2] = infer::window_out_size(x[2], w.kernel_h, w.stride_h, w.pad_t, w.pad_b,
-                                          w.dilation_h, w.ceil_mode);
-        if (known(x[3]))
-          out[3] = infer::window_out_size(x[3], w.kernel_w, w.stride_w, w.pad_l, w.pad_r,
-                                          w.dilation_w, w.ceil_mode);
-        return out;
-      };
-      switch (n.op) {
-        case OpKind::conv:
-          y = window(n.params[0].value.dim(0));
-          break;
-        case OpKind::max_pool:
-        case OpKind::avg_pool:
-          y = window(x.size() > 1 ? x[1] : kUnknown);
-          break;
-        case OpKind::global_avg_pool:
-          y = {kUnknown, x.size() > 1 ? x[1] : kUnknown, 1, 1};
-          break;
-        case OpKind::flatten: {
-          int64_t rest = 1;
-          for (size_t i = 1; i < x.size(); ++i)
-            rest = known(x[i]) && known(rest) ? rest * x[i] : kUnknown;
-          y = {kUnknown, rest};
-          break;
-        }
-        case OpKind::linear:
-          y = {kUnknown, n.params[0].value.dim(0)};
-          break;
-        case OpKind::subsample:
-          if (y.size() == 4) {
-            if (known(y[2])) y[2] = (y[2] + w.stride_h - 1) / w.stride_h;
-            if (known(y[3])) y[3] = (y[3] + w.stride_w - 1) / w.stride_w;
-          }
-          break;
-        case OpKind::pad_channels:
-          if (y.size() > 1 && known(y[1])) y[1] += n.pads[0] + n.pads[1];
-          break;
-        case OpKind::batch_norm:
-        case OpKind::relu:
-        case OpKind::add:
-          break;
-      }
-      s[n.output] = y;
+    Graph shaped = g_;  // shares the parameters' storage; only the shapes are new
+    try {
+      shaped.infer_shapes(input);
+    } catch (const Error& e) {
+      RESNET_FAIL(path_ << ": cannot export: " << e.what());
     }
+    std::vector<Shape> s;
+    for (const infer::Value& v : shaped.values) s.push_back(v.shape);
     return s;
   }
 
-  void declare(onnx::ValueInfoProto& info, int value, const std::vector<int64_t>& shape) const {
+  void declare(onnx::ValueInfoProto& info, int value, const Shape& shape) const {
     info.set_name(value_names_[value]);
     auto* tensor = info.mutable_type()->mutable_tensor_type();
     tensor->set_elem_type(onnx::TensorProto::FLOAT);
@@ -242,37 +198,7 @@ class Writer {
     }
   }
 
-  static void attr_ints(onnx::NodeProto& node, const char* name, std::vector<int64_t> values) {
-    auto* a = node.add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::INTS);
-    for (int64_t v : values) a->add_ints(v);
-  }
-  static void attr_int(onnx::NodeProto& node, const char* name, int64_t value) {
-    auto* a = node.add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::INT);
-    a->set_i(value);
-  }
-  static void attr_float(onnx::NodeProto& node, const char* name, float value) {
-    auto* a = node.add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::FLOAT);
-    a->set_f(value);
-  }
-  static void attr_string(onnx::NodeProto& node, const char* name, const std::string& value) {
-    auto* a = node.add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::STRING);
-    a->set_s(value);
-  }
-
-  static void window_attrs(onnx::NodeProto& node, const infer::Window& w) {
-    attr_ints(node, "kernel_shape", {w.kernel_h, w.kernel_w});
-    attr_ints(node, "strides", {w.stride_h, w.stride_w});
-    attr_ints(node, "pads", {w.pad_t, w.pad_l, w.pad_b, w.pad_r});
-  }
-
+ public:
   // The constant operands Slice and Pad take as inputs since opsets 10 and 11: written as
   // INT64 initializers named after the node, e.g. "layer2.0.downsample.subsample.steps".
   std::string int64_initializer(const std::string& node_name, const std::string& what,
@@ -288,59 +214,10 @@ class Writer {
     return name;
   }
 
-  void add_node(const Node& n) {
-    onnx::NodeProto& node = *graph_->add_node();
-    node.set_op_type(infer::op_name(n.op));
-    node.set_name(node_names_.unique(n.name, std::string(infer::op_name(n.op))));
-    for (int in : n.inputs) node.add_input(value_names_[in]);
-    for (const infer::Param& p : n.params) node.add_input(p.name);
-    node.add_output(value_names_[n.output]);
-    const infer::Window& w = n.window;
-    switch (n.op) {
-      case OpKind::conv:
-        window_attrs(node, w);
-        attr_ints(node, "dilations", {w.dilation_h, w.dilation_w});
-        attr_int(node, "group", w.groups);
-        break;
-      case OpKind::batch_norm:
-        attr_float(node, "epsilon", static_cast<float>(n.eps));
-        break;
-      case OpKind::max_pool:
-        window_attrs(node, w);
-        attr_int(node, "ceil_mode", w.ceil_mode ? 1 : 0);
-        break;
-      case OpKind::avg_pool:
-        window_attrs(node, w);
-        attr_int(node, "ceil_mode", w.ceil_mode ? 1 : 0);
-        attr_int(node, "count_include_pad", w.count_include_pad ? 1 : 0);
-        break;
-      case OpKind::flatten:
-        attr_int(node, "axis", 1);
-        break;
-      case OpKind::linear:
-        attr_int(node, "transB", 1);
-        break;
-      case OpKind::subsample: {
-        // x[:, :, ::sh, ::sw]: from 0 to the end (INT64_MAX clamps to the size) on H and W.
-        constexpr int64_t kEnd = std::numeric_limits<int64_t>::max();
-        node.add_input(int64_initializer(node.name(), "starts", {0, 0}));
-        node.add_input(int64_initializer(node.name(), "ends", {kEnd, kEnd}));
-        node.add_input(int64_initializer(node.name(), "axes", {2, 3}));
-        node.add_input(int64_initializer(node.name(), "steps", {w.stride_h, w.stride_w}));
-        break;
-      }
-      case OpKind::pad_channels:
-        // ONNX pads: every axis's start, then every axis's end; only channels grow.
-        node.add_input(
-            int64_initializer(node.name(), "pads", {0, n.pads[0], 0, 0, 0, n.pads[1], 0, 0}));
-        attr_string(node, "mode", "constant");
-        break;
-      case OpKind::relu:
-      case OpKind::add:
-      case OpKind::global_avg_pool:
-        break;
-    }
-  }
+ private:
+  // The op type, name, inputs, parameters and output alike for all ops; the rest from
+  // the op's emitter (kEmitters below).
+  void add_node(const Node& n);
 
   const Graph& g_;
   const std::string& path_;
@@ -349,6 +226,119 @@ class Writer {
   std::vector<std::string> value_names_;
   onnx::GraphProto* graph_ = nullptr;  // inside the model build() returns
 };
+
+void attr_ints(onnx::NodeProto& node, const char* name, std::vector<int64_t> values) {
+  auto* a = node.add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::INTS);
+  for (int64_t v : values) a->add_ints(v);
+}
+void attr_int(onnx::NodeProto& node, const char* name, int64_t value) {
+  auto* a = node.add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::INT);
+  a->set_i(value);
+}
+void attr_float(onnx::NodeProto& node, const char* name, float value) {
+  auto* a = node.add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::FLOAT);
+  a->set_f(value);
+}
+void attr_string(onnx::NodeProto& node, const char* name, const std::string& value) {
+  auto* a = node.add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::STRING);
+  a->set_s(value);
+}
+
+void window_attrs(onnx::NodeProto& node, const infer::Window& w) {
+  attr_ints(node, "kernel_shape", {w.kernel_h, w.kernel_w});
+  attr_ints(node, "strides", {w.stride_h, w.stride_w});
+  attr_ints(node, "pads", {w.pad_t, w.pad_l, w.pad_b, w.pad_r});
+}
+
+// How each OpKind writes its attributes and constant operands, in enum order; the op
+// type, the node's name, its inputs, parameters and output are written alike for all.
+using Emit = void (*)(Writer& writer, const Node& n, onnx::NodeProto& node);
+struct OpEmitter {
+  OpKind op;
+  Emit emit;
+};
+
+void emit_nothing(Writer&, const Node&, onnx::NodeProto&) {}
+
+void emit_conv(Writer&, const Node& n, onnx::NodeProto& node) {
+  const infer::Window& w = n.window;
+  window_attrs(node, w);
+  attr_ints(node, "dilations", {w.dilation_h, w.dilation_w});
+  attr_int(node, "group", w.groups);
+}
+
+void emit_batch_norm(Writer&, const Node& n, onnx::NodeProto& node) {
+  attr_float(node, "epsilon", static_cast<float>(n.eps));
+}
+
+void emit_max_pool(Writer&, const Node& n, onnx::NodeProto& node) {
+  window_attrs(node, n.window);
+  attr_int(node, "ceil_mode", n.window.ceil_mode ? 1 : 0);
+}
+
+void emit_avg_pool(Writer&, const Node& n, onnx::NodeProto& node) {
+  window_attrs(node, n.window);
+  attr_int(node, "ceil_mode", n.window.ceil_mode ? 1 : 0);
+  attr_int(node, "count_include_pad", n.window.count_include_pad ? 1 : 0);
+}
+
+void emit_flatten(Writer&, const Node&, onnx::NodeProto& node) {
+  attr_int(node, "axis", 1);
+}
+
+void emit_linear(Writer&, const Node&, onnx::NodeProto& node) {
+  attr_int(node, "transB", 1);
+}
+
+// x[:, :, ::sh, ::sw]: from 0 to the end (INT64_MAX clamps to the size) on H and W.
+void emit_subsample(Writer& writer, const Node& n, onnx::NodeProto& node) {
+  constexpr int64_t kEnd = std::numeric_limits<int64_t>::max();
+  node.add_input(writer.int64_initializer(node.name(), "starts", {0, 0}));
+  node.add_input(writer.int64_initializer(node.name(), "ends", {kEnd, kEnd}));
+  node.add_input(writer.int64_initializer(node.name(), "axes", {2, 3}));
+  node.add_input(
+      writer.int64_initializer(node.name(), "steps", {n.window.stride_h, n.window.stride_w}));
+}
+
+// ONNX pads: every axis's start, then every axis's end; only channels grow.
+void emit_pad_channels(Writer& writer, const Node& n, onnx::NodeProto& node) {
+  node.add_input(
+      writer.int64_initializer(node.name(), "pads", {0, n.pads[0], 0, 0, 0, n.pads[1], 0, 0}));
+  attr_string(node, "mode", "constant");
+}
+
+constexpr std::array<OpEmitter, infer::kOpCount> kEmitters = {{
+    {OpKind::conv, emit_conv},
+    {OpKind::batch_norm, emit_batch_norm},
+    {OpKind::relu, emit_nothing},
+    {OpKind::add, emit_nothing},
+    {OpKind::max_pool, emit_max_pool},
+    {OpKind::avg_pool, emit_avg_pool},
+    {OpKind::global_avg_pool, emit_nothing},
+    {OpKind::flatten, emit_flatten},
+    {OpKind::linear, emit_linear},
+    {OpKind::subsample, emit_subsample},
+    {OpKind::pad_channels, emit_pad_channels},
+}};
+static_assert(infer::covers_every_op(kEmitters), "ONNX export needs an emitter per OpKind");
+
+void Writer::add_node(const Node& n) {
+  onnx::NodeProto& node = *graph_->add_node();
+  node.set_op_type(infer::op_name(n.op));
+  node.set_name(node_names_.unique(n.name, std::string(infer::op_name(n.op))));
+  for (int in : n.inputs) node.add_input(value_names_[in]);
+  for (const infer::Param& p : n.params) node.add_input(p.name);
+  node.add_output(value_names_[n.output]);
+  kEmitters[static_cast<size_t>(n.op)].emit(*this, n, node);
+}
 
 }  // namespace
 

@@ -29,9 +29,12 @@ enum class OpKind {
   linear,           // params: weight [OUT, IN], optional bias [OUT]: y = x W^T + b
   subsample,        // x[:, :, ::stride_h, ::stride_w] (ONNX Slice with steps on H, W)
   pad_channels,     // zero channels: pads.front = before, pads.back = after (ONNX Pad)
+  kCount            // not an op: the number of ops, the size of every table indexed by OpKind
 };
+// Each op is described once in the op table (resnet/infer/op_table.h).
+inline constexpr size_t kOpCount = static_cast<size_t>(OpKind::kCount);
 
-// "Conv", "BatchNormalization", ... (the ONNX operator name).
+// "Conv", "BatchNormalization", ... (the ONNX operator name, from the op table).
 const char* op_name(OpKind op);
 
 // A parameter tensor with the name it has in a state_dict or an ONNX initializer.
@@ -67,6 +70,9 @@ struct Value {
   Shape shape;  // filled by infer_shapes(); empty until then
 };
 
+// A dimension only a runtime knows: an ONNX export's symbolic batch and spatial sizes.
+inline constexpr int64_t kUnknownDim = -1;
+
 struct Graph {
   std::vector<Value> values;
   std::vector<Node> nodes;
@@ -85,6 +91,8 @@ struct Graph {
   void validate() const;
   // Fills every value's shape from the input shape [N, C, H, W]; throws resnet::Error
   // naming the node when shapes do not fit (channel mismatch, window larger than input).
+  // A dimension may be kUnknownDim: it propagates as unknown, and a check that needs it
+  // is left to whoever knows it (what ONNX export declares for a symbolic input).
   void infer_shapes(const Shape& input_shape);
   // Every parameter, in node order (what an ONNX export writes as initializers, and
   // what a state_dict holds for a model with BN unfolded).

@@ -29,6 +29,11 @@ class ResidualUnit : public Module {
   // projection shortcut compute their weight gradients only, and backward returns an
   // undefined tensor.
   void set_input_grad(bool on) { input_grad_ = on; }
+  // What forward runs, for lowering to the inference graph: the conv/BN pairs, the
+  // shortcut's projection (null: the identity) and whether there is a shortcut at all.
+  const std::vector<std::pair<Conv2d*, BatchNorm2d*>>& main_path() const { return path_; }
+  Module* downsample() const { return downsample_; }
+  bool has_shortcut() const { return residual_; }
 
  protected:
   explicit ResidualUnit(std::string type_name);
