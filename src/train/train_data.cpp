@@ -1,6 +1,8 @@
 #include "train_data.h"
 
 #include <filesystem>
+#include <map>
+#include <optional>
 
 #include "resnet/core/error.h"
 #include "resnet/data/image_folder.h"
@@ -9,6 +11,8 @@
 #include "resnet/data/stats.h"
 #include "resnet/data/subset.h"
 #include "resnet/io/atomic_file.h"
+#include "resnet/io/safetensors.h"
+#include "resnet/train/checkpoint_info.h"
 
 namespace resnet::train {
 
@@ -39,10 +43,20 @@ data::ChannelStats training_statistics(const data::Dataset& train, const TrainCo
 
 }  // namespace
 
-// Weights given with --init were trained on ImageNet-normalized inputs (torchvision's);
-// a run from scratch normalizes with its own data's statistics.
-bool uses_imagenet_statistics(const TrainConfig& config) {
-  return !config.init.empty();
+// The normalization a run from --init continues with: a checkpoint of ours records the
+// statistics its network learned on; a bare torchvision state_dict was trained on
+// ImageNet-normalized RGB. None: normalize with the data's own statistics (a run from
+// scratch, or bare weights for images that are not RGB).
+std::optional<data::ChannelStats> init_statistics(const TrainConfig& config, int64_t channels) {
+  if (config.init.empty()) return std::nullopt;
+  const std::map<std::string, std::string> metadata = io::read_safetensors(config.init).metadata;
+  if (metadata.count("normalize_mean")) {
+    const CheckpointInfo info = CheckpointInfo::from_metadata(metadata, config.init);
+    if (static_cast<int64_t>(info.mean.size()) == channels)
+      return data::ChannelStats{info.mean, info.std};
+  }
+  if (channels != 3) return std::nullopt;
+  return data::ChannelStats{data::imagenet_mean(), data::imagenet_std()};
 }
 
 TrainingData make_training_data(TrainConfig& config) {
@@ -78,13 +92,8 @@ TrainingData make_training_data(TrainConfig& config) {
   config.model_options.in_channels = train->image_shape().channels;
   config.model_options.num_classes = train->num_classes();
   const int64_t channels = train->image_shape().channels;
-  if (uses_imagenet_statistics(config)) {
-    RESNET_CHECK(channels == 3,
-                 "train: expected 3-channel images to normalize with ImageNet's "
-                 "statistics, got "
-                     << channels << " in " << train->name());
-    d.stats.mean = data::imagenet_mean();
-    d.stats.std = data::imagenet_std();
+  if (std::optional<data::ChannelStats> recorded = init_statistics(config, channels)) {
+    d.stats = *recorded;
   } else {
     d.stats = training_statistics(*train, config);
   }
