@@ -5,7 +5,7 @@
                               [--threads 2] [--dtypes f32[,bf16,int8]] [--iters 20]
                               [--warmup 3] [--resnet build/resnet] [--python PY]
 
-Peers (DESIGN.md section 5 says how each is installed here):
+Peers (each is installed from Debian or npm as its entry says; a missing one is skipped):
   resnet <dtype>  `resnet bench --model MODEL --size S --batch B --threads T --json`, once per
                   dtype in --dtypes (with --dtype D; dtypes other than f32 are skipped when
                   `resnet bench --help` does not list --dtype);

@@ -11,7 +11,7 @@ For each case it writes random weights (W.safetensors), input (X.npy) and output
 (DY.npy) to a temporary directory, then for each mode runs
   resnet run --model MODEL --weights W --input X --output Y [--train]
              --grad-output DY --grad-input DX --grads G --state-out S
-and the same pass in PyTorch, and checks the numerics contract (DESIGN.md section 3):
+and the same pass in PyTorch, and checks the numerics contract (the README's "Numerics"):
   max|ours - torch| <= 1e-4 * max|torch|
 for the output, the input gradient, every parameter gradient and every state_dict tensor
 (num_batches_tracked must match exactly). --num-classes, --in-channels and --shortcut

@@ -17,7 +17,7 @@ For each model, in a temporary directory:
      resnet export --model M --weights W --onnx M.onnx
      node bench/ort_run.js --model M.onnx --input X --output ORT
      (--model-args, e.g. "--shortcut B --in-channels 1", goes to both resnet commands)
-  4. max|ORT - OURS| <= 1e-4 * max|OURS| (the numerics contract, DESIGN.md section 3).
+  4. max|ORT - OURS| <= 1e-4 * max|OURS| (the numerics contract, the README's "Numerics").
 
 One line per model; the exit status is 1 if any model fails, 2 when a tool is missing.
 """

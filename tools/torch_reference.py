@@ -5,11 +5,12 @@ Used by tools/gen_fixtures.py (committed test fixtures) and tools/check_against_
 Debian interpreter that has python3-torch, e.g. `/usr/bin/python3 tools/gen_fixtures.py`.
 
 Contents:
-- ResidualBlock: the seed's block (SEED.md), children and forward exactly as specified.
+- ResidualBlock: the seed's block (conv3x3, BN, ReLU, conv3x3, BN, plus a shortcut, then add
+  and ReLU), children and forward exactly as specified.
 - CifarResNet, BasicBlock, PlainBlock, ZeroPadShortcut: the paper's CIFAR networks
   (He et al. 2015, section 4.2) exactly as our zoo builds them (same printed text, keys
   and numbers): resnet20 .. resnet1202, plain20 .. plain110, shortcut option A or B.
-- build_model(MODEL): our MODEL names (DESIGN.md section 3) -> torch.nn.Module.
+- build_model(MODEL): our MODEL names (the README's "MODEL names" table) -> torch.nn.Module.
 - randomize_batchnorm(model, gen): non-trivial BN affine parameters and running stats.
 - fill_deterministic(model, seed), deterministic_tensor(seed, name, shape): weights and
   inputs that C++ regenerates bit for bit (tests/support/deterministic_weights.h), so
@@ -29,12 +30,12 @@ import numpy as np
 import torch
 from torch import nn
 
-# Numerics contract (DESIGN.md section 3): max|ours - torch| <= TOLERANCE * max|torch|.
+# Numerics contract (the README's "Numerics"): max|ours - torch| <= TOLERANCE * max|torch|.
 TOLERANCE = 1e-4
 
 
 def setup_torch(threads=2):
-    """Configure torch for CPU reference runs (2 threads, as DESIGN.md asks)."""
+    """Configure torch for CPU reference runs (2 threads, as the comparisons in the README run)."""
     torch.set_num_threads(threads)
 
 
@@ -81,7 +82,7 @@ class ResidualBlock(nn.Module):
 
 BLOCK_PATTERN = re.compile(r"^block:(\d+),(\d+)(?:,(\d+))?$")
 
-# torchvision 0.14 names accepted by our MODEL argument (DESIGN.md section 3).
+# torchvision 0.14 names accepted by our MODEL argument (the README's "MODEL names").
 TORCHVISION_NAMES = (
     "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
     "wide_resnet50_2", "wide_resnet101_2", "resnext50_32x4d", "resnext101_32x8d",

@@ -29,7 +29,8 @@ std::string slurp(const std::string& path) {
   return s.str();
 }
 
-// The seed's text, byte for byte (SEED.md).
+// The seed block's printed structure, byte for byte as PyTorch prints ResidualBlock(64, 128, 2)
+// (the README's `resnet summary` section shows it).
 TEST(CliSummary, SeedBlockPrintsExactly) {
   auto r = run_cli("summary block:64,128,2");
   ASSERT_EQ(r.exit_code, 0) << r.err;

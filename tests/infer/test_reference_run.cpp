@@ -18,7 +18,7 @@
 namespace resnet::infer {
 namespace {
 
-const double kTolerance = 1e-4;  // DESIGN.md "numerics": fraction of the reference's max |x|
+const double kTolerance = 1e-4;  // the README's "Numerics": fraction of the reference's max |x|
 
 struct LoweringCase {
   std::string model;

@@ -35,7 +35,7 @@ using testing::set_int;
 using testing::set_ints;
 using testing::TempDir;
 
-const double kTolerance = 1e-4;  // DESIGN.md "numerics": fraction of the reference's max |x|
+const double kTolerance = 1e-4;  // the README's "Numerics": fraction of the reference's max |x|
 
 std::string fixture(const std::string& file) {
   return std::string(RESNET_FIXTURE_DIR) + "/onnx/" + file;

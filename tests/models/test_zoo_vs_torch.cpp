@@ -5,7 +5,7 @@
 // are not stored: both sides generate them (support/deterministic_weights.h).
 //
 // Digest checks (digest_<mode>.json: every parameter gradient; in training mode every
-// buffer too), with tol = 1e-4 (DESIGN.md "numerics"), m = the reference's max|e| and
+// buffer too), with tol = 1e-4 (the README's "Numerics"), m = the reference's max|e| and
 // n = numel:
 //   samples     |a_i - e_i| <= tol * m at ~16 fixed indices       (the contract itself)
 //   max_abs     |max|a| - m| <= tol * m                              (implied by it)
@@ -49,7 +49,7 @@ namespace {
 
 using nlohmann::json;
 
-const double kTolerance = 1e-4;  // DESIGN.md "numerics": fraction of the reference's max |x|
+const double kTolerance = 1e-4;  // the README's "Numerics": fraction of the reference's max |x|
 
 std::string fixture_path(const std::string& dir, const std::string& file) {
   return std::string(RESNET_FIXTURE_DIR) + "/" + dir + "/" + file;

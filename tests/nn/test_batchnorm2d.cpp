@@ -1,5 +1,5 @@
 // BatchNorm2d against the reference kernel, finite differences and hand-computed
-// running statistics (PyTorch's semantics, DESIGN.md "numerics").
+// running statistics (PyTorch's semantics, the README's "Numerics").
 
 #include <gtest/gtest.h>
 

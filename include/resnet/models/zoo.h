@@ -1,5 +1,5 @@
 #pragma once
-// The zoo: MODEL name -> network. Names (DESIGN.md section 3):
+// The zoo: MODEL name -> network. Names (the README's "MODEL names" table):
 //   block:IN,OUT[,STRIDE]   the seed's ResidualBlock
 //   resnet18 resnet34 resnet50 resnet101 resnet152 wide_resnet50_2 wide_resnet101_2
 //   resnext50_32x4d resnext101_32x8d resnext101_64x4d

@@ -1,5 +1,6 @@
 #pragma once
-// ResidualBlock: the seed's block (SEED.md), child for child as its PyTorch code:
+// ResidualBlock: the seed's block (conv3x3, BN, ReLU, conv3x3, BN, plus a shortcut, then
+// add and ReLU), child for child as the PyTorch module it mirrors:
 //   conv1    Conv2d(in, out, 3, stride, padding 1, no bias)
 //   bn1      BatchNorm2d(out)
 //   relu     ReLU(inplace=True), applied twice
