@@ -1,9 +1,7 @@
 #include "resnet/backend/activation_ops.h"
 
-#include <mutex>
-#include <optional>
-
 #include "activation_impl.h"
+#include "plan_cache.h"
 
 namespace resnet::backend {
 
@@ -30,12 +28,7 @@ Activation ActivationPool2d::run(const Activation& src, int64_t out_h, int64_t o
     const memory::desc sd = s.get_desc();
     const memory::dims d = sd.dims();
     RESNET_CHECK(d.size() == 4, "pool: expected a 4-D input, got " << shape_str(d));
-    std::vector<int64_t> key = d;
-    key.push_back(static_cast<int64_t>(sd.data.format_kind));
-    key.push_back(static_cast<int64_t>(sd.data.data_type));
-    key.push_back(sd.data.format_desc.blocking.inner_nblks);
-    auto it = impl_->plans.find(key);
-    if (it == impl_->plans.end()) {
+    Impl::Plan& plan = impl_->plans.get(PlanKey(sd, out_h, out_w), [&] {
       const Pool2dConfig& c = impl_->cfg;
       memory::dims kernel = {c.kernel_h, c.kernel_w}, strides = {c.stride_h, c.stride_w};
       memory::dims pad_l = {c.pad_t, c.pad_l}, pad_r = {c.pad_b, c.pad_r};
@@ -58,13 +51,11 @@ Activation ActivationPool2d::run(const Activation& src, int64_t out_h, int64_t o
           memory::desc({d[0], d[1], out_h, out_w}, sd.data_type(), memory::format_tag::any);
       dnnl::pooling_forward::desc pdesc(dnnl::prop_kind::forward_inference, alg, sd, dst_md,
                                         strides, kernel, pad_l, pad_r);
-      dnnl::pooling_forward::primitive_desc pd(pdesc, engine());
-      it = impl_->plans.emplace(key, Impl::Plan{pd, dnnl::pooling_forward(pd)}).first;
-    }
-    Activation out = ActivationAccess::allocate(it->second.pd.dst_desc(), pool);
-    it->second.prim.execute(stream(),
-                            {{DNNL_ARG_SRC, s}, {DNNL_ARG_DST, ActivationAccess::mem(out)}});
-    stream().wait();
+      dnnl::pooling_forward::primitive_desc pd(pdesc, with_user_scratchpad(), engine());
+      return Impl::Plan{pd, dnnl::pooling_forward(pd)};
+    });
+    Activation out = ActivationAccess::allocate(plan.pd.dst_desc(), pool);
+    execute(plan.prim, {{DNNL_ARG_SRC, s}, {DNNL_ARG_DST, ActivationAccess::mem(out)}});
     // Max and average keep an int8 input's scale.
     ActivationAccess::set_scale(out, ActivationAccess::scale(src));
     return out;
@@ -122,11 +113,7 @@ Tensor ActivationLinear::run(const Activation& src) {
     }
     const memory::desc sd = s.get_desc();
     const memory::dims d = sd.dims();
-    std::vector<int64_t> key = d;
-    key.push_back(static_cast<int64_t>(sd.data.data_type));
-    key.push_back(sd.data.format_desc.blocking.inner_nblks);
-    auto it = impl_->plans.find(key);
-    if (it == impl_->plans.end()) {
+    Impl::Plan& p = impl_->plans.get(PlanKey(sd), [&] {
       memory::dims wdims = {out};
       for (size_t i = 1; i < d.size(); ++i) wdims.push_back(d[i]);
       dnnl::inner_product_forward::desc desc(
@@ -134,67 +121,40 @@ Tensor ActivationLinear::run(const Activation& src) {
           memory::desc(wdims, src_type, memory::format_tag::any),
           memory::desc({out}, dt::f32, memory::format_tag::a),
           memory::desc({d[0], out}, dt::f32, memory::format_tag::ab));
-      dnnl::inner_product_forward::primitive_desc pd(desc, engine());
+      dnnl::inner_product_forward::primitive_desc pd(desc, with_user_scratchpad(), engine());
       Impl::Plan plan{pd, dnnl::inner_product_forward(pd), memory(pd.weights_desc(), engine()),
                       memory(pd.bias_desc(), engine())};
       const Tensor& w = impl_->weight;
       memory::desc plain_w = plain_desc(Shape(wdims.begin(), wdims.end()));
       reorder_into(memory(plain_w, engine(), const_cast<void*>(w.raw())), plan.packed_weight);
       reorder_into(wrap(impl_->bias), plan.packed_bias);
-      it = impl_->plans.emplace(key, std::move(plan)).first;
-    }
-    Impl::Plan& p = it->second;
+      return plan;
+    });
     memory src_m = reorder_to(s, p.pd.src_desc());
     Tensor y({d[0], out});
-    p.prim.execute(stream(), {{DNNL_ARG_SRC, src_m},
-                              {DNNL_ARG_WEIGHTS, p.packed_weight},
-                              {DNNL_ARG_BIAS, p.packed_bias},
-                              {DNNL_ARG_DST, wrap(y)}});
-    stream().wait();
+    execute(p.prim, {{DNNL_ARG_SRC, src_m},
+                     {DNNL_ARG_WEIGHTS, p.packed_weight},
+                     {DNNL_ARG_BIAS, p.packed_bias},
+                     {DNNL_ARG_DST, wrap(y)}});
     return y;
   });
 }
 
-namespace {
-// The caches below are shared by every model, which may run on several threads at once:
-// lookups and insertions hold this lock (unordered_map keeps its elements in place, so a
-// primitive found stays valid after the lock is released; executing it is thread-safe).
-std::mutex& shared_cache_mutex() {
-  static std::mutex m;
-  return m;
-}
-
 // Element-wise primitives are cheap to create next to the passes they make; a small
-// cache keeps them per descriptor all the same.
-struct DescKey {
-  static std::vector<int64_t> of(const memory::desc& md, int64_t tag) {
-    std::vector<int64_t> k = md.dims();
-    k.push_back(static_cast<int64_t>(md.data.data_type));
-    k.push_back(md.data.format_desc.blocking.inner_nblks);
-    k.push_back(md.data.format_desc.blocking.strides[1]);
-    k.push_back(tag);
-    return k;
-  }
-};
-}  // namespace
+// cache keeps them per descriptor all the same. These caches are shared by every model,
+// which may run on several threads at once (PlanCache is locked).
 
 Activation activation_relu(const Activation& x, ActivationPool* pool) {
   return guarded("relu", [&] {
     static PlanCache<dnnl::eltwise_forward> cache;
     const memory& m = ActivationAccess::mem(x);
-    auto key = DescKey::of(m.get_desc(), 0);
-    std::unique_lock<std::mutex> lock(shared_cache_mutex());
-    auto it = cache.find(key);
-    if (it == cache.end()) {
+    dnnl::eltwise_forward& relu = cache.get(PlanKey(m.get_desc()), [&] {
       dnnl::eltwise_forward::desc d(dnnl::prop_kind::forward_inference,
                                     dnnl::algorithm::eltwise_relu, m.get_desc(), 0.f, 0.f);
-      it = cache.emplace(key, dnnl::eltwise_forward({d, engine()})).first;
-    }
-    dnnl::eltwise_forward& relu = it->second;
-    lock.unlock();
+      return dnnl::eltwise_forward({d, with_user_scratchpad(), engine()});
+    });
     Activation out = ActivationAccess::allocate(m.get_desc(), pool);
-    relu.execute(stream(), {{DNNL_ARG_SRC, m}, {DNNL_ARG_DST, ActivationAccess::mem(out)}});
-    stream().wait();
+    execute(relu, {{DNNL_ARG_SRC, m}, {DNNL_ARG_DST, ActivationAccess::mem(out)}});
     return out;
   });
 }
@@ -208,25 +168,19 @@ Activation activation_add(const Activation& a, const Activation& b, bool relu,
                  "add: expected two inputs of one shape, got " << shape_str(a.shape()) << " and "
                                                                << shape_str(b.shape()));
     memory mb = reorder_to(ActivationAccess::mem(b), ma.get_desc());
-    auto key = DescKey::of(ma.get_desc(), relu ? 2 : 1);
-    std::unique_lock<std::mutex> lock(shared_cache_mutex());
-    auto it = cache.find(key);
-    if (it == cache.end()) {
+    dnnl::binary& add = cache.get(PlanKey(ma.get_desc(), relu), [&] {
       dnnl::post_ops ops;
       if (relu) ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
-      dnnl::primitive_attr attr;
+      dnnl::primitive_attr attr = with_user_scratchpad();
       attr.set_post_ops(ops);
       dnnl::binary::desc d(dnnl::algorithm::binary_add, ma.get_desc(), ma.get_desc(),
                            ma.get_desc());
-      it = cache.emplace(key, dnnl::binary({d, attr, engine()})).first;
-    }
-    dnnl::binary& add = it->second;
-    lock.unlock();
+      return dnnl::binary({d, attr, engine()});
+    });
     Activation out = ActivationAccess::allocate(ma.get_desc(), pool);
-    add.execute(
-        stream(),
+    execute(
+        add,
         {{DNNL_ARG_SRC_0, ma}, {DNNL_ARG_SRC_1, mb}, {DNNL_ARG_DST, ActivationAccess::mem(out)}});
-    stream().wait();
     return out;
   });
 }

@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "dnnl_context.h"
+#include "plan_cache.h"
 #include "resnet/backend/eltwise.h"
 
 #if defined(__GNUC__) && defined(__x86_64__)
@@ -192,18 +192,14 @@ struct BatchNorm2dKernel::Impl {
   PlanCache<dnnl::batch_normalization_forward> eval_plans;
 
   dnnl::batch_normalization_forward& eval_plan(const Tensor& src, bool relu) {
-    auto key = layout_key(src);
-    key.push_back(relu ? 1 : 0);
-    auto it = eval_plans.find(key);
-    if (it == eval_plans.end()) {
+    return eval_plans.get(PlanKey(desc_of(src), relu), [&] {
       auto flags = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift |
                    dnnl::normalization_flags::use_global_stats;
       if (relu) flags = flags | dnnl::normalization_flags::fuse_norm_relu;
       dnnl::batch_normalization_forward::desc d(dnnl::prop_kind::forward_inference, desc_of(src),
                                                 static_cast<float>(eps), flags);
-      it = eval_plans.emplace(key, dnnl::batch_normalization_forward({d, engine()})).first;
-    }
-    return it->second;
+      return dnnl::batch_normalization_forward({d, with_user_scratchpad(), engine()});
+    });
   }
 };
 
@@ -258,13 +254,12 @@ Tensor BatchNorm2dKernel::forward_eval(const Tensor& src, const Tensor& weight, 
                                        const Tensor& mean, const Tensor& var, bool relu) {
   return guarded("BatchNorm2d forward", [&] {
     Tensor dst = Tensor::empty(src.shape(), DType::f32, src.layout());
-    impl_->eval_plan(src, relu).execute(stream(), {{DNNL_ARG_SRC, wrap(src)},
-                                                   {DNNL_ARG_DST, wrap(dst)},
-                                                   {DNNL_ARG_SCALE, wrap(weight)},
-                                                   {DNNL_ARG_SHIFT, wrap(bias)},
-                                                   {DNNL_ARG_MEAN, wrap(mean)},
-                                                   {DNNL_ARG_VARIANCE, wrap(var)}});
-    stream().wait();
+    execute(impl_->eval_plan(src, relu), {{DNNL_ARG_SRC, wrap(src)},
+                                          {DNNL_ARG_DST, wrap(dst)},
+                                          {DNNL_ARG_SCALE, wrap(weight)},
+                                          {DNNL_ARG_SHIFT, wrap(bias)},
+                                          {DNNL_ARG_MEAN, wrap(mean)},
+                                          {DNNL_ARG_VARIANCE, wrap(var)}});
     return dst;
   });
 }

@@ -1,10 +1,8 @@
 #include "dnnl_context.h"
 
 #include <cstdlib>
-#include <cstring>
-#include <map>
-#include <mutex>
-#include <utility>
+
+#include "plan_cache.h"
 
 namespace resnet::backend::detail {
 
@@ -17,6 +15,46 @@ dnnl::stream& stream() {
   // One stream per thread: models run from several threads at once must not share one.
   thread_local dnnl::stream s(engine());
   return s;
+}
+
+dnnl::primitive_attr with_user_scratchpad(dnnl::primitive_attr attr) {
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+namespace {
+// This thread's scratch buffer, grown to the largest scratchpad it has lent (as
+// oneDNN's own per-thread scratchpad is); at least `bytes`.
+void* scratch_buffer(size_t bytes) {
+  struct Buffer {
+    void* data = nullptr;
+    size_t size = 0;
+    ~Buffer() { std::free(data); }
+  };
+  thread_local Buffer buffer;
+  if (buffer.size < bytes) {
+    const size_t size = (bytes + 4095) / 4096 * 4096;
+    void* data = std::aligned_alloc(4096, size);
+    RESNET_CHECK(data != nullptr,
+                 "backend: out of memory allocating a scratchpad of " << size << " bytes");
+    std::free(buffer.data);
+    buffer.data = data;
+    buffer.size = size;
+  }
+  return buffer.data;
+}
+}  // namespace
+
+void execute(const dnnl::primitive& prim, std::unordered_map<int, memory> args) {
+  const dnnl_memory_desc_t* scratch =
+      dnnl_primitive_desc_query_md(prim.get_primitive_desc(), dnnl_query_scratchpad_md, 0);
+  if (scratch != nullptr && scratch->ndims > 0) {
+    const memory::desc md(*scratch);
+    const size_t bytes = md.get_size();
+    if (bytes > 0) args[DNNL_ARG_SCRATCHPAD] = memory(md, engine(), scratch_buffer(bytes));
+  }
+  prim.execute(stream(), args);
+  stream().wait();
 }
 
 memory::dims to_dims(const Shape& shape) {
@@ -58,46 +96,30 @@ memory wrap(const Tensor& t) {
 
 namespace {
 // Reorder primitives are cheap to run but not to create; keep one per descriptor pair.
+// Shared by every model and every thread (PlanCache is locked).
 dnnl::reorder& cached_reorder(const memory::desc& from, const memory::desc& to) {
-  struct DescPairLess {
-    bool operator()(const std::pair<memory::desc, memory::desc>& a,
-                    const std::pair<memory::desc, memory::desc>& b) const {
-      int c = std::memcmp(&a.first.data, &b.first.data, sizeof(a.first.data));
-      if (c != 0) return c < 0;
-      return std::memcmp(&a.second.data, &b.second.data, sizeof(a.second.data)) < 0;
-    }
-  };
-  static std::map<std::pair<memory::desc, memory::desc>, dnnl::reorder, DescPairLess> cache;
-  static std::mutex mutex;
-  std::lock_guard<std::mutex> lock(mutex);
-  auto key = std::make_pair(from, to);
-  auto it = cache.find(key);
-  if (it == cache.end()) {
-    dnnl::reorder::primitive_desc pd(engine(), from, engine(), to);
-    it = cache.emplace(key, dnnl::reorder(pd)).first;
-  }
-  return it->second;
+  static PlanCache<dnnl::reorder> cache;
+  return cache.get(PlanKey(from, to), [&] {
+    return dnnl::reorder(
+        dnnl::reorder::primitive_desc(engine(), from, engine(), to, with_user_scratchpad()));
+  });
 }
 }  // namespace
 
 void reorder_into(const memory& src, const memory& dst) {
-  cached_reorder(src.get_desc(), dst.get_desc())
-      .execute(stream(), {{DNNL_ARG_FROM, const_cast<memory&>(src)},
-                          {DNNL_ARG_TO, const_cast<memory&>(dst)}});
-  stream().wait();
+  execute(cached_reorder(src.get_desc(), dst.get_desc()),
+          {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}});
 }
 
 void reorder_scaled(const memory& src, const memory& dst, int mask,
                     const std::vector<float>& scales) {
   // Scaled reorders run once per weight pack or per boundary between precisions; they
   // are not cached.
-  dnnl::primitive_attr attr;
+  dnnl::primitive_attr attr = with_user_scratchpad();
   attr.set_output_scales(mask, scales);
-  dnnl::reorder(
-      dnnl::reorder::primitive_desc(engine(), src.get_desc(), engine(), dst.get_desc(), attr))
-      .execute(stream(), {{DNNL_ARG_FROM, const_cast<memory&>(src)},
-                          {DNNL_ARG_TO, const_cast<memory&>(dst)}});
-  stream().wait();
+  execute(dnnl::reorder(dnnl::reorder::primitive_desc(engine(), src.get_desc(), engine(),
+                                                      dst.get_desc(), attr)),
+          {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}});
 }
 
 memory::desc with_type(const memory::desc& desc, memory::data_type type) {
@@ -119,16 +141,6 @@ memory reorder_to(const memory& m, const memory::desc& desc) {
   memory out(desc, engine());
   reorder_into(m, out);
   return out;
-}
-
-bool winograd_candidate(int64_t kernel_h, int64_t kernel_w, int64_t stride_h, int64_t stride_w,
-                        int64_t dilation_h, int64_t dilation_w, int64_t groups) {
-  static const bool enabled = [] {
-    const char* v = std::getenv("RESNET_WINOGRAD");
-    return v == nullptr || std::string(v) != "0";
-  }();
-  return enabled && kernel_h == 3 && kernel_w == 3 && stride_h == 1 && stride_w == 1 &&
-         dilation_h == 1 && dilation_w == 1 && groups == 1;
 }
 
 }  // namespace resnet::backend::detail

@@ -1,6 +1,7 @@
 #pragma once
 // Private to src/backend/: the only header that includes dnnl.hpp. Holds the engine and
 // stream, the one reorder helper, and the translation of dnnl::error into resnet::Error.
+// The engine is shared; the stream is one per thread. Plan caches: plan_cache.h.
 
 #include <dnnl.hpp>
 
@@ -20,6 +21,16 @@ using dt = dnnl::memory::data_type;
 dnnl::engine& engine();
 dnnl::stream& stream();
 
+// Every primitive is created with `with_user_scratchpad` and run through `execute`,
+// which lends it this thread's scratch buffer. oneDNN's own (library-managed) scratchpad
+// is one per thread, sized when a primitive is created on that thread: a primitive
+// created on one thread and run on another could overrun it (a model built on one
+// thread and trained on another crashed so). With the scratchpad ours, a primitive runs
+// on any thread, so plans can be shared by threads and instances can move between them.
+dnnl::primitive_attr with_user_scratchpad(dnnl::primitive_attr attr = dnnl::primitive_attr());
+// Runs `prim` on this thread's stream with `args` (plus its scratchpad) and waits.
+void execute(const dnnl::primitive& prim, std::unordered_map<int, memory> args);
+
 memory::dims to_dims(const Shape& shape);
 // oneDNN's element type for `type` (i8 is s8); i64 has none and throws.
 dt dnnl_type(DType type);
@@ -29,14 +40,9 @@ memory::desc plain_desc(const Shape& shape, dt type = dt::f32);
 memory::desc desc_of(const Tensor& t);
 // Wraps the tensor's storage (no copy) with desc_of(t).
 memory wrap(const Tensor& t);
-// A plan-cache key: the shape with the layout appended.
-inline std::vector<int64_t> layout_key(const Tensor& t) {
-  std::vector<int64_t> k = t.shape();
-  k.push_back(static_cast<int64_t>(t.layout()));
-  return k;
-}
 // Returns `m` itself when it already has `desc`, otherwise a new memory holding `m`
-// reordered into `desc`. The reorder primitive is cached per (from, to) pair.
+// reordered into `desc`. The reorder primitive is cached per (from, to) pair, in a
+// cache shared by every thread (locked).
 memory reorder_to(const memory& m, const memory::desc& desc);
 // Reorders `src` into existing memory `dst`.
 void reorder_into(const memory& src, const memory& dst);
@@ -48,12 +54,6 @@ void reorder_scaled(const memory& src, const memory& dst, int mask,
 // `desc` with another element type (same layout).
 memory::desc with_type(const memory::desc& desc, memory::data_type type);
 
-// Whether oneDNN's Winograd F(4x4, 3x3) may be tried: 3x3, stride 1, dense, ungrouped
-// convolutions, unless RESNET_WINOGRAD=0 (a debugging switch). Where oneDNN has no
-// Winograd implementation (no AVX-512, for example) creating it throws and callers use
-// direct convolution.
-bool winograd_candidate(int64_t kernel_h, int64_t kernel_w, int64_t stride_h, int64_t stride_w,
-                        int64_t dilation_h, int64_t dilation_w, int64_t groups);
 // acc += m, where m is plain with acc's shape: parameter gradients accumulate across
 // backward passes, as in PyTorch.
 void add_into(Tensor& acc, const memory& m);
@@ -67,16 +67,5 @@ auto guarded(const std::string& who, Fn&& fn) -> decltype(fn()) {
     throw Error(who + ": oneDNN failed: " + e.what());
   }
 }
-
-// A hashable key for plan caches: the dims that define a primitive.
-struct ShapeKeyHash {
-  size_t operator()(const std::vector<int64_t>& v) const {
-    size_t h = v.size();
-    for (int64_t x : v) h = h * 1000003u ^ static_cast<size_t>(x);
-    return h;
-  }
-};
-template <typename Plan>
-using PlanCache = std::unordered_map<std::vector<int64_t>, Plan, ShapeKeyHash>;
 
 }  // namespace resnet::backend::detail

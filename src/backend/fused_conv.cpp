@@ -1,11 +1,11 @@
 #include "resnet/backend/fused_conv.h"
 
-#include <cstdlib>
-#include <cstring>
-#include <optional>
+#include <algorithm>
+#include <cmath>
 
 #include "activation_impl.h"
-#include "dnnl_context.h"
+#include "conv_plan.h"
+#include "plan_cache.h"
 
 namespace resnet::backend {
 
@@ -27,75 +27,35 @@ struct FusedConv2d::Impl {
   int64_t weight_packs = 0;  // reorders of the weights into a primitive's layout
 
   // src_pin / dst_pin: a layout to use as is (an activation already in it), or a zero
-  // descriptor to let oneDNN choose. Pins that no implementation accepts are dropped.
+  // descriptor to let oneDNN choose (the planner drops pins no fast kernel accepts).
   Plan make_plan(const Shape& src_shape, const memory::desc& src_pin, const memory::desc& dst_pin) {
     const Conv2dConfig& c = cfg.conv;
-    const int64_t h = src_shape[2], w = src_shape[3];
-    Shape dst_shape = {src_shape[0], c.out_channels, c.out_h(h), c.out_w(w)};
-    const dt type = weight_type();
-    auto any = [](const Shape& s, dt t) { return memory::desc(to_dims(s), t, tag::any); };
-    memory::desc wd = c.groups == 1
-                          ? any({c.out_channels, c.in_channels, c.kernel_h, c.kernel_w}, type)
-                          : memory::desc({c.groups, c.out_channels / c.groups,
-                                          c.in_channels / c.groups, c.kernel_h, c.kernel_w},
-                                         type, tag::any);
-    memory::dims pad_r = {
-        (c.out_h(h) - 1) * c.stride_h + c.dilation_h * (c.kernel_h - 1) + 1 - h - c.pad_h,
-        (c.out_w(w) - 1) * c.stride_w + c.dilation_w * (c.kernel_w - 1) + 1 - w - c.pad_w};
+    ConvRequest r;
+    r.purpose = ConvPurpose::inference;
+    r.src_shape = src_shape;
+    r.src_type = src_type();
+    r.weight_type = weight_type();
+    r.dst_type = dst_type();
+    r.bias = true;
+    r.src_pin = src_pin;
+    r.dst_pin = dst_pin;
     dnnl::post_ops ops;
-    dnnl::primitive_attr attr;
     if (int8()) {
       // dst = relu(out_scale[oc] * (acc + bias') + sum_scale * residual), everything in
       // the quantized domains: out_scale = s_dst / (s_src * s_w[oc]), sum = s_dst / s_res.
       std::vector<float> out_scales(c.out_channels);
       for (int64_t o = 0; o < c.out_channels; ++o)
         out_scales[o] = cfg.int8.dst_scale / (cfg.int8.src_scale * weight_scales[o]);
-      attr.set_output_scales(2, out_scales);
+      r.attr.set_output_scales(2, out_scales);
       if (cfg.add_residual)
         ops.append_sum(cfg.int8.dst_scale / cfg.int8.residual_scale, residual_type);
     } else if (cfg.add_residual) {
       ops.append_sum(1.f);
     }
     if (cfg.relu) ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
-    attr.set_post_ops(ops);
-    auto create = [&](dnnl::algorithm alg,
-                      bool pinned) -> std::optional<dnnl::convolution_forward::primitive_desc> {
-      memory::desc src_md = pinned && !src_pin.is_zero() ? src_pin : any(src_shape, src_type());
-      memory::desc dst_md = pinned && !dst_pin.is_zero() ? dst_pin : any(dst_shape, dst_type());
-      try {
-        dnnl::convolution_forward::desc d(
-            dnnl::prop_kind::forward_inference, alg, src_md, wd,
-            memory::desc({c.out_channels}, dt::f32, tag::any), dst_md, {c.stride_h, c.stride_w},
-            {c.dilation_h - 1, c.dilation_w - 1}, {c.pad_h, c.pad_w}, pad_r);
-        return dnnl::convolution_forward::primitive_desc(d, attr, engine());
-      } catch (const dnnl::error&) {
-        return std::nullopt;
-      }
-    };
-    std::optional<dnnl::convolution_forward::primitive_desc> pd;
-    // Winograd is much faster for 3x3 stride-1 convolutions where oneDNN has it (AVX-512
-    // f32 and bf16). Measured on ResNet-50 at batch 1: in f32, Winograd wins at every
-    // spatial size down to 7x7. In int8 it loses on both counts (5.30 ms against 5.05 ms
-    // direct, and top-1 agreement with f32 on a Fashion-MNIST ResNet-20 of 99.07% against
-    // 99.70%), since oneDNN's int8 Winograd works in reduced precision: int8 always runs
-    // direct.
-    if (winograd_candidate(c.kernel_h, c.kernel_w, c.stride_h, c.stride_w, c.dilation_h,
-                           c.dilation_w, c.groups) &&
-        !int8())
-      pd = create(dnnl::algorithm::convolution_winograd, true);
-    if (!pd) pd = create(dnnl::algorithm::convolution_direct, true);
-    // Pinned layouts can leave only oneDNN's reference kernel (seconds, not milliseconds):
-    // then oneDNN's own choice, and a reorder, is far better.
-    auto is_reference = [](const auto& p) {
-      return std::string(p->impl_info_str()).rfind("ref", 0) == 0;
-    };
-    if (!pd || is_reference(pd)) {
-      auto free_choice = create(dnnl::algorithm::convolution_direct, false);
-      if (free_choice) pd = free_choice;
-    }
-    RESNET_CHECK(pd.has_value(),
-                 "fused conv: oneDNN has no implementation for input " << shape_str(src_shape));
-    return Plan{*pd, dnnl::convolution_forward(*pd), memory(), memory()};
+    r.attr.set_post_ops(ops);
+    dnnl::convolution_forward::primitive_desc pd = plan_conv_forward(c, r);
+    return Plan{pd, dnnl::convolution_forward(pd), memory(), memory()};
   }
 
   // Activations of ours are read in the layout they are in. A plain input is read as
@@ -140,10 +100,12 @@ struct FusedConv2d::Impl {
     }
   }
 
+  // Keyed by the input shape alone: the first input of a shape settles the plan's
+  // layouts (from the activations it came with), and later inputs of that shape are
+  // converted into them, so that adopt() and run() agree on one plan.
   Plan& plan_for(const Shape& src_shape, const Activation::Impl* src,
                  const Activation::Impl* residual) {
-    auto it = plans.find(src_shape);
-    if (it == plans.end()) {
+    return plans.get(PlanKey(src_shape), [&] {
       if (int8()) {
         compute_weight_scales();
         // The sum reads the residual as u8 when it is (after a ReLU), else as s8; an f32
@@ -152,15 +114,11 @@ struct FusedConv2d::Impl {
           residual_type = residual->mem.get_desc().data_type() == dt::u8 ? dt::u8 : dt::s8;
       }
       memory::desc dst_pin = pin_of(residual, dst_type());
-      if (dst_pin.is_zero() && cfg.blocked_output && cfg.conv.out_channels % 16 == 0) {
-        const Shape& s = src_shape;
+      if (dst_pin.is_zero() && cfg.blocked_output && cfg.conv.out_channels % 16 == 0)
         dst_pin =
-            memory::desc({s[0], cfg.conv.out_channels, cfg.conv.out_h(s[2]), cfg.conv.out_w(s[3])},
-                         dst_type(), tag::aBcd16b);
-      }
-      it = plans.emplace(src_shape, make_plan(src_shape, pin_of(src, src_type()), dst_pin)).first;
-    }
-    return it->second;
+            memory::desc(to_dims(conv_dst_shape(cfg.conv, src_shape)), dst_type(), tag::aBcd16b);
+      return make_plan(src_shape, pin_of(src, src_type()), dst_pin);
+    });
   }
 
   void pack_weights(Plan& p) {
@@ -174,24 +132,24 @@ struct FusedConv2d::Impl {
     if (current(p)) return;
     // Another input shape whose primitive reads the same weight layout shares its packed
     // weights: a new batch size costs a primitive, not a repack.
-    for (auto& [shape, other] : plans) {
-      if (&other == &p || !current(other) || other.pd.weights_desc() != p.pd.weights_desc() ||
-          other.pd.bias_desc() != p.pd.bias_desc())
-        continue;
-      p.packed_weight = other.packed_weight;
-      p.packed_bias = other.packed_bias;
-      p.weight_version = other.weight_version;
-      p.bias_version = other.bias_version;
-      p.weight_data = other.weight_data;
+    const Plan* shared = nullptr;
+    plans.for_each([&](const Plan& other) {
+      if (shared == nullptr && &other != &p && current(other) &&
+          other.pd.weights_desc() == p.pd.weights_desc() &&
+          other.pd.bias_desc() == p.pd.bias_desc())
+        shared = &other;
+    });
+    if (shared != nullptr) {
+      p.packed_weight = shared->packed_weight;
+      p.packed_bias = shared->packed_bias;
+      p.weight_version = shared->weight_version;
+      p.bias_version = shared->bias_version;
+      p.weight_data = shared->weight_data;
       return;
     }
     ++weight_packs;
     const Conv2dConfig& c = cfg.conv;
-    memory::desc plain_w = c.groups == 1
-                               ? plain_desc(weight.shape())
-                               : memory::desc({c.groups, c.out_channels / c.groups,
-                                               c.in_channels / c.groups, c.kernel_h, c.kernel_w},
-                                              dt::f32, tag::goihw);
+    const memory::desc plain_w = conv_weight_desc(c, dt::f32, false);
     p.packed_weight = memory(p.pd.weights_desc(), engine());
     memory plain_weight(plain_w, engine(), const_cast<void*>(weight.raw()));
     p.packed_bias = memory(p.pd.bias_desc(), engine());
@@ -283,11 +241,10 @@ Activation FusedConv2d::run(const Activation& src, Activation residual, Activati
       out = ActivationAccess::allocate(dst_desc, pool);
     }
     if (impl_->int8()) ActivationAccess::set_scale(out, impl_->cfg.int8.dst_scale);
-    p.prim.execute(stream(), {{DNNL_ARG_SRC, src_m},
-                              {DNNL_ARG_WEIGHTS, p.packed_weight},
-                              {DNNL_ARG_BIAS, p.packed_bias},
-                              {DNNL_ARG_DST, ActivationAccess::mem(out)}});
-    stream().wait();
+    execute(p.prim, {{DNNL_ARG_SRC, src_m},
+                     {DNNL_ARG_WEIGHTS, p.packed_weight},
+                     {DNNL_ARG_BIAS, p.packed_bias},
+                     {DNNL_ARG_DST, ActivationAccess::mem(out)}});
     impl_->last_impl = p.pd.impl_info_str();
     return out;
   });

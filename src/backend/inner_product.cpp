@@ -2,7 +2,7 @@
 
 #include <optional>
 
-#include "dnnl_context.h"
+#include "plan_cache.h"
 
 namespace resnet::backend {
 
@@ -43,30 +43,32 @@ struct InnerProductKernel::Impl {
   }
 
   Plan& plan_for(int64_t n) {
-    auto it = plans.find({n});
-    if (it != plans.end()) return it->second;
+    return plans.get(PlanKey(n), [&] { return make_plan(n); });
+  }
+
+  Plan make_plan(int64_t n) const {
     memory::desc src_plain = plain_desc({n, in}), dst_plain = plain_desc({n, out});
     memory::desc weight_plain = plain_desc({out, in});
     dnnl::inner_product_forward::desc d(dnnl::prop_kind::forward_training, any(src_plain),
                                         any(weight_plain), bias_any(), any(dst_plain));
-    dnnl::inner_product_forward::primitive_desc pd(d, engine());
+    dnnl::inner_product_forward::primitive_desc pd(d, with_user_scratchpad(), engine());
     Plan p{src_plain,    dst_plain,
            weight_plain, bias ? plain_desc({out}) : memory::desc(),
            pd,           dnnl::inner_product_forward(pd),
            {},           {},
            {},           {}};
-    return plans.emplace(std::vector<int64_t>{n}, std::move(p)).first->second;
+    return p;
   }
 
   void ensure_backward(Plan& p) {
     if (p.bwd_data) return;
     dnnl::inner_product_backward_data::desc dd(any(p.src_plain), any(p.weight_plain),
                                                any(p.dst_plain));
-    p.bwd_data_pd.emplace(dd, engine(), p.fwd_pd);
+    p.bwd_data_pd.emplace(dd, with_user_scratchpad(), engine(), p.fwd_pd);
     p.bwd_data.emplace(*p.bwd_data_pd);
     dnnl::inner_product_backward_weights::desc wd(any(p.src_plain), any(p.weight_plain), bias_any(),
                                                   any(p.dst_plain));
-    p.bwd_weights_pd.emplace(wd, engine(), p.fwd_pd);
+    p.bwd_weights_pd.emplace(wd, with_user_scratchpad(), engine(), p.fwd_pd);
     p.bwd_weights.emplace(*p.bwd_weights_pd);
   }
 };
@@ -102,9 +104,8 @@ Tensor InnerProductKernel::forward(const Tensor& src, const Tensor& weight, cons
     std::unordered_map<int, memory> args = {
         {DNNL_ARG_SRC, src_m}, {DNNL_ARG_WEIGHTS, w_m}, {DNNL_ARG_DST, dst_m}};
     if (im.bias) args[DNNL_ARG_BIAS] = reorder_to(wrap(bias), p.fwd_pd.bias_desc());
-    p.fwd.execute(stream(), args);
+    execute(p.fwd, args);
     if (!dst_direct) reorder_into(dst_m, dst_plain_m);
-    stream().wait();
     return dst;
   });
 }
@@ -128,10 +129,9 @@ Tensor InnerProductKernel::backward_data(const Tensor& diff_dst, const Tensor& w
     memory ds_plain = wrap(diff_src);
     const bool direct = pd.diff_src_desc() == p.src_plain;
     memory ds_m = direct ? ds_plain : memory(pd.diff_src_desc(), engine());
-    p.bwd_data->execute(
-        stream(), {{DNNL_ARG_DIFF_DST, dd_m}, {DNNL_ARG_WEIGHTS, w_m}, {DNNL_ARG_DIFF_SRC, ds_m}});
+    execute(*p.bwd_data,
+            {{DNNL_ARG_DIFF_DST, dd_m}, {DNNL_ARG_WEIGHTS, w_m}, {DNNL_ARG_DIFF_SRC, ds_m}});
     if (!direct) reorder_into(ds_m, ds_plain);
-    stream().wait();
     return diff_src;
   });
 }
@@ -160,8 +160,7 @@ void InnerProductKernel::backward_weights(const Tensor& diff_dst, const Tensor& 
       db_m.emplace(pd.diff_bias_desc(), engine());
       args[DNNL_ARG_DIFF_BIAS] = *db_m;
     }
-    p.bwd_weights->execute(stream(), args);
-    stream().wait();
+    execute(*p.bwd_weights, args);
     add_into(diff_weight, reorder_to(dw_m, p.weight_plain));
     if (im.bias) add_into(diff_bias, reorder_to(*db_m, p.bias_plain));
   });

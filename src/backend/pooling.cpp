@@ -2,7 +2,7 @@
 
 #include <optional>
 
-#include "dnnl_context.h"
+#include "plan_cache.h"
 
 namespace resnet::backend {
 
@@ -30,7 +30,9 @@ struct PoolPlan {
                                        padding);
   }
   dnnl::pooling_forward::primitive_desc& training_pd() {
-    if (!train_pd) train_pd.emplace(forward_desc(dnnl::prop_kind::forward_training), engine());
+    if (!train_pd)
+      train_pd.emplace(forward_desc(dnnl::prop_kind::forward_training), with_user_scratchpad(),
+                       engine());
     return *train_pd;
   }
 };
@@ -71,15 +73,14 @@ Tensor pool_forward(PoolPlan& p, const Tensor& src, Tensor* workspace) {
     } else {
       *workspace = Tensor();
     }
-    p.train->execute(stream(), args);
+    execute(*p.train, args);
   } else {
     if (!p.infer) {
       p.infer.emplace(dnnl::pooling_forward::primitive_desc(
-          p.forward_desc(dnnl::prop_kind::forward_inference), engine()));
+          p.forward_desc(dnnl::prop_kind::forward_inference), with_user_scratchpad(), engine()));
     }
-    p.infer->execute(stream(), args);
+    execute(*p.infer, args);
   }
-  stream().wait();
   return dst;
 }
 
@@ -91,7 +92,8 @@ Tensor pool_backward(PoolPlan& p, const char* who, const Tensor& diff_dst,
   if (!p.bwd) {
     dnnl::pooling_backward::desc d(p.alg, p.src_md, p.dst_md, p.strides, p.kernel, p.padding,
                                    p.padding);
-    p.bwd.emplace(dnnl::pooling_backward::primitive_desc(d, engine(), fwd_pd));
+    p.bwd.emplace(
+        dnnl::pooling_backward::primitive_desc(d, with_user_scratchpad(), engine(), fwd_pd));
   }
   Tensor diff_src(Shape(p.src_md.dims()));
   std::unordered_map<int, memory> args = {{DNNL_ARG_DIFF_DST, wrap(diff_dst)},
@@ -105,8 +107,7 @@ Tensor pool_backward(PoolPlan& p, const char* who, const Tensor& diff_dst,
                      << (have ? static_cast<int64_t>(workspace->nbytes()) : 0) << " bytes");
     args[DNNL_ARG_WORKSPACE] = memory(ws_md, engine(), const_cast<void*>(workspace->raw()));
   }
-  p.bwd->execute(stream(), args);
-  stream().wait();
+  execute(*p.bwd, args);
   return diff_src;
 }
 
@@ -134,14 +135,12 @@ struct MaxPool2dKernel::Impl {
   PlanCache<PoolPlan> plans;
 
   PoolPlan& plan_for(const Shape& src_shape) {
-    auto it = plans.find(src_shape);
-    if (it != plans.end()) return it->second;
-    const int64_t out_h = (src_shape[2] + 2 * pad - kernel) / stride + 1;
-    const int64_t out_w = (src_shape[3] + 2 * pad - kernel) / stride + 1;
-    return plans
-        .emplace(src_shape, make_plan(dnnl::algorithm::pooling_max, src_shape, kernel, kernel,
-                                      stride, stride, pad, pad, out_h, out_w))
-        .first->second;
+    return plans.get(PlanKey(src_shape), [&] {
+      const int64_t out_h = (src_shape[2] + 2 * pad - kernel) / stride + 1;
+      const int64_t out_w = (src_shape[3] + 2 * pad - kernel) / stride + 1;
+      return make_plan(dnnl::algorithm::pooling_max, src_shape, kernel, kernel, stride, stride, pad,
+                       pad, out_h, out_w);
+    });
   }
 };
 
@@ -189,15 +188,13 @@ struct AdaptiveAvgPool2dKernel::Impl {
   bool regular(const Shape& s) const { return s[2] % out_h == 0 && s[3] % out_w == 0; }
 
   PoolPlan& plan_for(const Shape& src_shape) {
-    auto it = plans.find(src_shape);
-    if (it != plans.end()) return it->second;
-    const int64_t kh = src_shape[2] / out_h, kw = src_shape[3] / out_w;
-    // No padding, so exclude/include padding agree; exclude is the one that never
-    // divides by a padded count.
-    return plans
-        .emplace(src_shape, make_plan(dnnl::algorithm::pooling_avg_exclude_padding, src_shape, kh,
-                                      kw, kh, kw, 0, 0, out_h, out_w))
-        .first->second;
+    return plans.get(PlanKey(src_shape), [&] {
+      const int64_t kh = src_shape[2] / out_h, kw = src_shape[3] / out_w;
+      // No padding, so exclude/include padding agree; exclude is the one that never
+      // divides by a padded count.
+      return make_plan(dnnl::algorithm::pooling_avg_exclude_padding, src_shape, kh, kw, kh, kw, 0,
+                       0, out_h, out_w);
+    });
   }
 };
 

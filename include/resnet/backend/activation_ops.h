@@ -2,6 +2,10 @@
 // The inference primitives of a compiled graph other than convolution, working on
 // activations in the layout and precision the previous primitive left them in, so that
 // nothing is reordered between a convolution and the pool or classifier after it.
+//
+// Threads: one kernel instance per thread at a time (its plans hold state, such as
+// primitives made on first use); different instances may run on different threads at
+// once, and the caches they share (reorders, element-wise primitives) are locked.
 
 #include <memory>
 

@@ -9,6 +9,10 @@
 // (at::acc_type<float> is double on CPU) and oneDNN's in float; with few values per
 // channel (a deep stage at a small input) float sums miss PyTorch's gradients by
 // percents. Eval-mode forward, a plain affine map, runs on oneDNN.
+//
+// Threads: one kernel instance per thread at a time (its plans hold state, such as
+// primitives made on first use); different instances may run on different threads at
+// once, and the caches they share (reorders, element-wise primitives) are locked.
 
 #include <memory>
 #include <vector>

@@ -2,7 +2,13 @@
 // 2-D convolution on f32 tensors through oneDNN. Primitives (forward, backward-data,
 // backward-weights) are created on first use for an input shape and layout and reused
 // after. Blocked16 tensors are read and written in place; for plain ones oneDNN picks
-// its preferred layout and the kernel reorders at its edges.
+// its preferred layout and the kernel reorders at its edges. The descriptors and the
+// algorithm (Winograd where it pays, else direct) come from the backend's one
+// convolution planner, which FusedConv2d shares.
+//
+// Threads: one kernel instance per thread at a time (its plans hold state, such as
+// primitives made on first use); different instances may run on different threads at
+// once, and the caches they share (reorders, element-wise primitives) are locked.
 
 #include <memory>
 

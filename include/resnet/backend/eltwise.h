@@ -1,7 +1,8 @@
 #pragma once
 // Element-wise operations through oneDNN (eltwise, binary and reorder primitives,
 // cached per shape and layout). Operands of one call share shape and layout; results
-// have the operands' layout.
+// have the operands' layout. Safe to call from several threads at once: the primitive
+// caches are shared by all callers and locked.
 
 #include "resnet/tensor/tensor.h"
 

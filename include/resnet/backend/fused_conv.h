@@ -5,6 +5,11 @@
 // The residual add and the ReLU are oneDNN post-ops (sum, eltwise), so neither costs a
 // pass over memory of its own. Weights are packed into the primitive's layout once per
 // input shape and repacked only when the weight tensors change (Tensor::version).
+// Descriptors and algorithm come from the convolution planner Conv2dKernel uses.
+//
+// Threads: one kernel instance per thread at a time (its plans hold state, such as
+// packed weights); different instances may run on different threads at
+// once, and the caches they share (reorders, element-wise primitives) are locked.
 
 #include <memory>
 #include <string>

@@ -4,6 +4,10 @@
 // weight [OUT, IN] (PyTorch's layout), bias [OUT]. Primitives are created on first use
 // for a batch size and reused after; oneDNN picks its preferred weight layout and the
 // kernel reorders at its edges.
+//
+// Threads: one kernel instance per thread at a time (its plans hold state, such as
+// primitives made on first use); different instances may run on different threads at
+// once, and the caches they share (reorders, element-wise primitives) are locked.
 
 #include <memory>
 

@@ -13,6 +13,10 @@
 // columns [floor(j*W/OW), ceil((j+1)*W/OW)). When OH divides H and OW divides W (the
 // global 1x1 case among them) the windows are a regular grid and oneDNN pools them;
 // otherwise windows differ in size, which oneDNN cannot express, and a plain loop does.
+//
+// Threads: one kernel instance per thread at a time (its plans hold state, such as
+// primitives made on first use); different instances may run on different threads at
+// once, and the caches they share (reorders, element-wise primitives) are locked.
 
 #include <memory>
 
