@@ -27,7 +27,9 @@ std::string pair_str(int64_t a, int64_t b) {
   return s.str();
 }
 
-backend::Conv2dConfig to_config(const Conv2dOptions& o) {
+}  // namespace
+
+backend::Conv2dConfig to_backend_config(const Conv2dOptions& o) {
   backend::Conv2dConfig c;
   c.in_channels = o.in_channels;
   c.out_channels = o.out_channels;
@@ -43,7 +45,6 @@ backend::Conv2dConfig to_config(const Conv2dOptions& o) {
   c.bias = o.bias;
   return c;
 }
-}  // namespace
 
 Conv2d::Conv2d(const Conv2dOptions& o) : Module("Conv2d"), options_(o) {
   RESNET_CHECK(o.in_channels > 0 && o.out_channels > 0,
@@ -65,7 +66,7 @@ Conv2d::Conv2d(const Conv2dOptions& o) : Module("Conv2d"), options_(o) {
     init::default_bias_(b, fan_in);
     bias_ = &register_parameter("bias", std::move(b));
   }
-  kernel_ = std::make_unique<backend::Conv2dKernel>(to_config(o));
+  kernel_ = std::make_unique<backend::Conv2dKernel>(to_backend_config(o));
 }
 
 Tensor Conv2d::forward_impl(const Tensor& x) {

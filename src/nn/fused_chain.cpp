@@ -8,17 +8,7 @@ namespace resnet::nn::detail {
 namespace {
 backend::FusedConv2dConfig fused_config(const Conv2dOptions& o, bool add_residual, bool relu) {
   backend::FusedConv2dConfig f;
-  f.conv.in_channels = o.in_channels;
-  f.conv.out_channels = o.out_channels;
-  f.conv.kernel_h = o.kernel_h;
-  f.conv.kernel_w = o.kernel_w;
-  f.conv.stride_h = o.stride_h;
-  f.conv.stride_w = o.stride_w;
-  f.conv.pad_h = o.pad_h;
-  f.conv.pad_w = o.pad_w;
-  f.conv.dilation_h = o.dilation_h;
-  f.conv.dilation_w = o.dilation_w;
-  f.conv.groups = o.groups;
+  f.conv = to_backend_config(o);
   f.conv.bias = true;
   f.add_residual = add_residual;
   f.relu = relu;

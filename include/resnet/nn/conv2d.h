@@ -28,6 +28,11 @@ struct Conv2dOptions {
                               int64_t padding = 0, bool bias = true, int64_t groups = 1);
 };
 
+// The backend's description of the convolution these options make: the one translation
+// from the layer's options to the kernels' (training Conv2d, fused inference chains and
+// compiled models all go through it).
+backend::Conv2dConfig to_backend_config(const Conv2dOptions& options);
+
 class Conv2d : public Module {
  public:
   explicit Conv2d(const Conv2dOptions& options);
