@@ -6,8 +6,10 @@
 #include "plan.h"
 #include "resnet/backend/activation_ops.h"
 #include "resnet/backend/fused_conv.h"
+#include "resnet/backend/shortcut_pad.h"
 #include "resnet/core/error.h"
 #include "resnet/infer/calibration.h"
+#include "resnet/nn/conv2d.h"
 
 namespace resnet::infer {
 
@@ -21,28 +23,19 @@ DType activation_dtype(Precision p) {
   return p == Precision::bf16 ? DType::bf16 : DType::f32;
 }
 
-// x[:, :, ::sh, ::sw] on a plain tensor.
-Tensor subsample(const Tensor& x, int64_t sh, int64_t sw) {
-  const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
-  const int64_t oh = (h + sh - 1) / sh, ow = (w + sw - 1) / sw;
-  Tensor y({n, c, oh, ow});
-  const float* src = x.f32();
-  float* dst = y.f32();
-  for (int64_t p = 0; p < n * c; ++p)
-    for (int64_t i = 0; i < oh; ++i)
-      for (int64_t j = 0; j < ow; ++j)
-        dst[(p * oh + i) * ow + j] = src[(p * h + i * sh) * w + j * sw];
-  return y;
-}
-
-// Zero channels before and after, on a plain tensor.
-Tensor pad_channels(const Tensor& x, int64_t before, int64_t after) {
-  const int64_t n = x.dim(0), c = x.dim(1), hw = x.dim(2) * x.dim(3);
-  Tensor y({n, c + before + after, x.dim(2), x.dim(3)});
-  for (int64_t b = 0; b < n; ++b)
-    std::copy(x.f32() + b * c * hw, x.f32() + (b + 1) * c * hw,
-              y.f32() + (b * (c + before + after) + before) * hw);
-  return y;
+// A graph's convolution as the layer options it would come from: compiled and training
+// convolutions reach the backend through the one translation, nn::to_backend_config.
+// Symmetric padding only (checked by the caller).
+nn::Conv2dOptions conv_options(const Window& w, const Tensor& weight) {
+  nn::Conv2dOptions o;
+  o.in_channels = weight.dim(1) * w.groups;
+  o.out_channels = weight.dim(0);
+  o.kernel_h = w.kernel_h, o.kernel_w = w.kernel_w;
+  o.stride_h = w.stride_h, o.stride_w = w.stride_w;
+  o.pad_h = w.pad_t, o.pad_w = w.pad_l;
+  o.dilation_h = w.dilation_h, o.dilation_w = w.dilation_w;
+  o.groups = w.groups;
+  return o;
 }
 
 }  // namespace
@@ -162,13 +155,7 @@ struct CompiledModel::Impl {
                                          << ", " << w.pad_l << ", " << w.pad_b << ", " << w.pad_r
                                          << "] is not supported");
           backend::FusedConv2dConfig f;
-          f.conv.in_channels = s.weight.dim(1) * w.groups;
-          f.conv.out_channels = s.weight.dim(0);
-          f.conv.kernel_h = w.kernel_h, f.conv.kernel_w = w.kernel_w;
-          f.conv.stride_h = w.stride_h, f.conv.stride_w = w.stride_w;
-          f.conv.pad_h = w.pad_t, f.conv.pad_w = w.pad_l;
-          f.conv.dilation_h = w.dilation_h, f.conv.dilation_w = w.dilation_w;
-          f.conv.groups = w.groups;
+          f.conv = nn::to_backend_config(conv_options(w, s.weight));
           f.conv.bias = true;
           f.add_residual = s.add_residual;
           f.relu = s.relu;
@@ -260,12 +247,12 @@ struct CompiledModel::Impl {
           break;
         }
         case Step::Kind::subsample:
-          out = Activation::borrow(
-              subsample(vals[s.inputs[0]].to_tensor(), s.window.stride_h, s.window.stride_w));
+          out = Activation::borrow(backend::subsample_pad_channels(
+              vals[s.inputs[0]].to_tensor(), s.window.stride_h, s.window.stride_w, 0, 0));
           break;
         case Step::Kind::pad_channels:
-          out =
-              Activation::borrow(pad_channels(vals[s.inputs[0]].to_tensor(), s.pads[0], s.pads[1]));
+          out = Activation::borrow(backend::subsample_pad_channels(vals[s.inputs[0]].to_tensor(), 1,
+                                                                   1, s.pads[0], s.pads[1]));
           break;
       }
       if (observer) observer(plan.values[s.output].name, out.to_tensor());

@@ -106,6 +106,10 @@ Tensor pool(const Node& n, const Tensor& x, const Shape& out_shape) {
   return y;
 }
 
+// subsample and pad_channels are the option-A shortcut that the training layer and
+// compiled models run through backend::subsample_pad_channels. These two naive loops are
+// deliberately independent of it: this interpreter is the oracle those are tested
+// against, and the output sizes come from infer_shapes, not from the kernel's arithmetic.
 Tensor subsample(const Node& n, const Tensor& x, const Shape& out_shape) {
   const int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
   const int64_t OH = out_shape[2], OW = out_shape[3];

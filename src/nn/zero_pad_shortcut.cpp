@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "resnet/backend/eltwise.h"
+#include "resnet/backend/shortcut_pad.h"
 #include "resnet/core/error.h"
 
 namespace resnet::nn {
@@ -25,18 +26,8 @@ Tensor ZeroPadShortcut::forward_impl(const Tensor& input) {
   RESNET_CHECK(x.rank() == 4 && x.dim(1) == in_channels_, "ZeroPadShortcut: expected input [N, "
                                                               << in_channels_ << ", H, W], got "
                                                               << x.shape_str());
-  const int64_t n = x.dim(0), h = x.dim(2), w = x.dim(3);
-  const int64_t oh = (h + stride_ - 1) / stride_, ow = (w + stride_ - 1) / stride_;
-  Tensor y({n, out_channels_, oh, ow});
-  const float* src = x.f32();
-  float* dst = y.f32();
-#pragma omp parallel for collapse(2)
-  for (int64_t b = 0; b < n; ++b)
-    for (int64_t c = 0; c < in_channels_; ++c)
-      for (int64_t i = 0; i < oh; ++i)
-        for (int64_t j = 0; j < ow; ++j)
-          dst[((b * out_channels_ + c + pad_front_) * oh + i) * ow + j] =
-              src[((b * in_channels_ + c) * h + i * stride_) * w + j * stride_];
+  Tensor y = backend::subsample_pad_channels(x, stride_, stride_, pad_front_,
+                                             out_channels_ - in_channels_ - pad_front_);
   if (keeps_for_backward()) {
     saved_input_shape_ = x.shape();
     saved_layout_ = input.layout();
@@ -51,16 +42,8 @@ Tensor ZeroPadShortcut::backward_impl(const Tensor& grad) {
   RESNET_CHECK(grad_output.shape() == (Shape{n, out_channels_, oh, ow}),
                "ZeroPadShortcut: expected output gradient " << shape_str({n, out_channels_, oh, ow})
                                                             << ", got " << grad_output.shape_str());
-  Tensor dx(saved_input_shape_);
-  const float* src = grad_output.f32();
-  float* dst = dx.f32();
-#pragma omp parallel for collapse(2)
-  for (int64_t b = 0; b < n; ++b)
-    for (int64_t c = 0; c < in_channels_; ++c)
-      for (int64_t i = 0; i < oh; ++i)
-        for (int64_t j = 0; j < ow; ++j)
-          dst[((b * in_channels_ + c) * h + i * stride_) * w + j * stride_] =
-              src[((b * out_channels_ + c + pad_front_) * oh + i) * ow + j];
+  Tensor dx = backend::subsample_pad_channels_backward(grad_output, saved_input_shape_, stride_,
+                                                       stride_, pad_front_);
   return backend::to_layout(dx, saved_layout_);
 }
 

@@ -1,0 +1,73 @@
+#include "resnet/backend/shortcut_pad.h"
+
+#include "resnet/core/error.h"
+
+namespace resnet::backend {
+
+namespace {
+
+// y's shape for x, checking what both directions rely on.
+Shape padded_shape(const char* who, const Shape& x, int64_t stride_h, int64_t stride_w,
+                   int64_t before, int64_t after) {
+  RESNET_CHECK(x.size() == 4 && stride_h > 0 && stride_w > 0 && before >= 0 && after >= 0,
+               who << ": expected a 4-D input, positive strides and non-negative channel padding, "
+                      "got input "
+                   << shape_str(x) << ", strides (" << stride_h << ", " << stride_w
+                   << "), padding (" << before << ", " << after << ")");
+  return {x[0], x[1] + before + after, (x[2] + stride_h - 1) / stride_h,
+          (x[3] + stride_w - 1) / stride_w};
+}
+
+void check_plain_f32(const char* who, const char* name, const Tensor& t) {
+  RESNET_CHECK(t.defined() && t.is_plain() && t.dtype() == DType::f32,
+               who << ": expected a plain f32 " << name << ", got "
+                   << (t.defined() ? t.shape_str() : std::string("an undefined tensor")));
+}
+
+}  // namespace
+
+Tensor subsample_pad_channels(const Tensor& x, int64_t stride_h, int64_t stride_w, int64_t before,
+                              int64_t after) {
+  const char* who = "subsample_pad_channels";
+  check_plain_f32(who, "input", x);
+  const Shape ys = padded_shape(who, x.shape(), stride_h, stride_w, before, after);
+  const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
+  const int64_t oc = ys[1], oh = ys[2], ow = ys[3];
+  Tensor y(ys);  // zero-filled: the padded channels stay 0
+  const float* src = x.f32();
+  float* dst = y.f32();
+#pragma omp parallel for collapse(2) if (n * c * oh * ow > 65536)
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t i = 0; i < oh; ++i)
+        for (int64_t j = 0; j < ow; ++j)
+          dst[((b * oc + ch + before) * oh + i) * ow + j] =
+              src[((b * c + ch) * h + i * stride_h) * w + j * stride_w];
+  return y;
+}
+
+Tensor subsample_pad_channels_backward(const Tensor& dy, const Shape& x_shape, int64_t stride_h,
+                                       int64_t stride_w, int64_t before) {
+  const char* who = "subsample_pad_channels backward";
+  check_plain_f32(who, "output gradient", dy);
+  RESNET_CHECK(dy.rank() == 4, who << ": expected a 4-D output gradient, got " << dy.shape_str());
+  const int64_t after = dy.dim(1) - before - (x_shape.size() == 4 ? x_shape[1] : 0);
+  const Shape ys = padded_shape(who, x_shape, stride_h, stride_w, before, after);
+  RESNET_CHECK(dy.shape() == ys,
+               who << ": expected output gradient " << shape_str(ys) << ", got " << dy.shape_str());
+  const int64_t n = x_shape[0], c = x_shape[1], h = x_shape[2], w = x_shape[3];
+  const int64_t oc = ys[1], oh = ys[2], ow = ys[3];
+  Tensor dx(x_shape);  // zero-filled: the skipped rows and columns get no gradient
+  const float* src = dy.f32();
+  float* dst = dx.f32();
+#pragma omp parallel for collapse(2) if (n * c * oh * ow > 65536)
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t i = 0; i < oh; ++i)
+        for (int64_t j = 0; j < ow; ++j)
+          dst[((b * c + ch) * h + i * stride_h) * w + j * stride_w] =
+              src[((b * oc + ch + before) * oh + i) * ow + j];
+  return dx;
+}
+
+}  // namespace resnet::backend
