@@ -27,6 +27,7 @@ dnnl::stream& stream();
 // created on one thread and run on another could overrun it (a model built on one
 // thread and trained on another crashed so). With the scratchpad ours, a primitive runs
 // on any thread, so plans can be shared by threads and instances can move between them.
+// `attr` is a handle: the mode is set on the object the caller passed, which is meant.
 dnnl::primitive_attr with_user_scratchpad(dnnl::primitive_attr attr = dnnl::primitive_attr());
 // Runs `prim` on this thread's stream with `args` (plus its scratchpad) and waits.
 void execute(const dnnl::primitive& prim, std::unordered_map<int, memory> args);
