@@ -28,10 +28,9 @@ std::shared_ptr<const Dataset> make_split(const FakeDataOptions& o, const char* 
   }
   std::vector<int64_t> labels(static_cast<size_t>(size));
   for (auto& label : labels) label = rng.randint(0, o.num_classes);
-  return std::make_shared<InMemoryDataset>(std::string("fake ") + split + " (" + o.shape.str() +
-                                               ")",
-                                           o.shape, std::move(pixels), std::move(labels),
-                                           o.num_classes);
+  return std::make_shared<InMemoryDataset>(
+      std::string("fake ") + split + " (" + o.shape.str() + ")", o.shape, std::move(pixels),
+      std::move(labels), o.num_classes);
 }
 
 // A positive decimal number of at most 9 digits, or -1.

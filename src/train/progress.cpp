@@ -54,15 +54,18 @@ void Progress::update(int64_t batch, double loss, double accuracy, int64_t image
     const int filled = static_cast<int>(kWidth * done / batches_);
     std::string bar(static_cast<size_t>(filled), '=');
     if (filled < kWidth) bar += '>' + std::string(static_cast<size_t>(kWidth - filled - 1), ' ');
-    std::printf("\repoch %lld/%lld [%s] %lld/%lld loss %.4f acc %5.2f%% %6.0f img/s data %2.0f%% ETA %s \x1b[K",
-                static_cast<long long>(epoch_ + 1), static_cast<long long>(epochs_), bar.c_str(),
-                static_cast<long long>(done), static_cast<long long>(batches_), loss,
-                100 * accuracy, rate, 100 * data_wait_share(), eta.c_str());
+    std::printf(
+        "\repoch %lld/%lld [%s] %lld/%lld loss %.4f acc %5.2f%% %6.0f img/s data %2.0f%% ETA %s "
+        "\x1b[K",
+        static_cast<long long>(epoch_ + 1), static_cast<long long>(epochs_), bar.c_str(),
+        static_cast<long long>(done), static_cast<long long>(batches_), loss, 100 * accuracy, rate,
+        100 * data_wait_share(), eta.c_str());
   } else {
-    std::printf("epoch %lld/%lld batch %lld/%lld loss %.4f acc %.4f %.0f img/s data %.1f%% eta %s\n",
-                static_cast<long long>(epoch_ + 1), static_cast<long long>(epochs_),
-                static_cast<long long>(done), static_cast<long long>(batches_), loss, accuracy,
-                rate, 100 * data_wait_share(), eta.c_str());
+    std::printf(
+        "epoch %lld/%lld batch %lld/%lld loss %.4f acc %.4f %.0f img/s data %.1f%% eta %s\n",
+        static_cast<long long>(epoch_ + 1), static_cast<long long>(epochs_),
+        static_cast<long long>(done), static_cast<long long>(batches_), loss, accuracy, rate,
+        100 * data_wait_share(), eta.c_str());
   }
   std::fflush(stdout);
 }

@@ -375,8 +375,7 @@ void TrainingRun::finish_epoch(double seconds) {
       " | data wait %.1f%%",
       static_cast<long long>(state_.epoch + 1), static_cast<long long>(config_.epochs),
       rows_.back().train_loss, rows_.back().train_acc, test.loss, test.accuracy,
-      best ? " (best)" : "", lr_, format_duration(seconds).c_str(),
-      100 * data_wait_share);
+      best ? " (best)" : "", lr_, format_duration(seconds).c_str(), 100 * data_wait_share);
   std::string line = summary;
   if (ema) {
     char ema_part[96];
