@@ -22,9 +22,9 @@ ZeroPadShortcut::ZeroPadShortcut(int64_t in_channels, int64_t out_channels, int6
 Tensor ZeroPadShortcut::forward_impl(const Tensor& input) {
   // Blocked activations are converted around this cheap, parameter-free copy.
   const Tensor x = backend::to_layout(input, Layout::plain);
-  RESNET_CHECK(x.rank() == 4 && x.dim(1) == in_channels_, "ZeroPadShortcut: expected input [N, "
-                                                              << in_channels_ << ", H, W], got "
-                                                              << x.shape_str());
+  RESNET_CHECK(x.rank() == 4 && x.dim(1) == in_channels_, who() << ": expected input [N, "
+                                                                << in_channels_ << ", H, W], got "
+                                                                << x.shape_str());
   const int64_t n = x.dim(0), h = x.dim(2), w = x.dim(3);
   const int64_t oh = (h + stride_ - 1) / stride_, ow = (w + stride_ - 1) / stride_;
   Tensor y({n, out_channels_, oh, ow});
@@ -49,8 +49,8 @@ Tensor ZeroPadShortcut::backward_impl(const Tensor& grad) {
   const int64_t n = saved_input_shape_[0], h = saved_input_shape_[2], w = saved_input_shape_[3];
   const int64_t oh = (h + stride_ - 1) / stride_, ow = (w + stride_ - 1) / stride_;
   RESNET_CHECK(grad_output.shape() == (Shape{n, out_channels_, oh, ow}),
-               "ZeroPadShortcut: expected output gradient " << shape_str({n, out_channels_, oh, ow})
-                                                            << ", got " << grad_output.shape_str());
+               who() << ": expected output gradient " << shape_str({n, out_channels_, oh, ow})
+                     << ", got " << grad_output.shape_str());
   Tensor dx(saved_input_shape_);
   const float* src = grad_output.f32();
   float* dst = dx.f32();
