@@ -311,7 +311,7 @@ TEST(ZooDigest, CatchesScaleLayoutAndElementErrors) {
 }
 
 // The scheme's first numbers, computed by hand from its definition (and by
-// torch_reference.py): splitmix64 seeded with 0 starts 0xE220A8397B1DCDAF (the published
+// tools/deterministic_values.py): splitmix64 seeded with 0 starts 0xE220A8397B1DCDAF (the published
 // first output), FNV-1a of "a" is 0xAF63DC4C8601EC8C.
 TEST(DeterministicWeights, SchemeConstants) {
   EXPECT_EQ(testing::splitmix64_at(0, 0), 0xE220A8397B1DCDAFull);
