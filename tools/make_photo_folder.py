@@ -70,9 +70,9 @@ def random_size(rng):
             return h, w
 
 
-def background(rng, h, w):
-    """Smooth colour blobs, a light gradient and grain, as float RGB in [0, 255]."""
-    base = rng.uniform(60, 200, size=3)
+def background(rng, h, w, base):
+    """Smooth colour blobs around `base`, a light gradient and grain, as float RGB in
+    [0, 255]."""
     grid = np.clip(base + rng.uniform(-45, 45, size=(int(rng.integers(2, 6)),
                                                      int(rng.integers(2, 6)), 3)), 0, 255)
     blobs = np.asarray(Image.fromarray(grid.astype(np.uint8), "RGB").resize(
@@ -87,11 +87,17 @@ def background(rng, h, w):
 def render(item, rng):
     """An upright RGB photo of a 28x28 Fashion-MNIST item."""
     h, w = random_size(rng)
-    canvas = background(rng, h, w)
+    base = rng.uniform(60, 200, size=3)
+    canvas = background(rng, h, w, base)
     side = max(16, int(min(h, w) * rng.uniform(0.45, 0.95)))
     mask = np.asarray(Image.fromarray(item, "L").resize((side, side), Image.Resampling.BICUBIC),
                       dtype=np.float64)[..., None] / 255.0
+    # An item as dark or as light as its background is invisible, which makes a photo a
+    # mislabelled one: the item's colour differs from the background's tone by at least 60
+    # levels on average over the channels.
     colour = rng.uniform(20, 235, size=3)
+    while np.abs(colour - base).mean() < 60:
+        colour = rng.uniform(20, 235, size=3)
     shade = 0.55 + 0.45 * mask  # darker where the item is faint: a little relief
     top = int(rng.integers(0, h - side + 1))
     left = int(rng.integers(0, w - side + 1))

@@ -94,6 +94,9 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--out", c->out, "Output directory")->capture_default_str();
   cmd->add_option("--threads", c->threads, "Threads (0: all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--num-classes", c->model_options.num_classes,
+                  "Classifier outputs (default: the data's class count; given, it must match)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--shortcut", c->model_options.cifar_shortcut,
                   "CIFAR networks: A (zero-pad) or B (projection)")
       ->check(CLI::IsMember({'A', 'B'}));

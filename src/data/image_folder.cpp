@@ -54,14 +54,17 @@ void check_same_classes(const fs::path& train_dir, const fs::path& val_dir,
 
 // Reads every header into the entries; a file whose header cannot be read is refused or,
 // with `skip`, dropped and recorded in `skipped`.
-void read_headers(std::vector<ImageFolderDataset::Entry>& entries, bool skip,
-                  std::vector<std::string>& skipped) {
+// Reads every entry's header and returns the most channels any has (1 or 3), 0 for none.
+int64_t read_headers(std::vector<ImageFolderDataset::Entry>& entries, bool skip,
+                     std::vector<std::string>& skipped) {
+  int64_t channels = 0;
   std::vector<ImageFolderDataset::Entry> kept;
   kept.reserve(entries.size());
   for (auto& e : entries) {
     try {
       const ImageInfo info = read_image_info(e.path);
       e.size = {info.height, info.width};
+      channels = std::max(channels, info.channels);
       kept.push_back(std::move(e));
     } catch (const Error& error) {
       if (!skip) throw;
@@ -69,6 +72,7 @@ void read_headers(std::vector<ImageFolderDataset::Entry>& entries, bool skip,
     }
   }
   entries = std::move(kept);
+  return channels;
 }
 
 // The first entry whose size differs from `expected`, or null.
@@ -184,15 +188,17 @@ DatasetPair open_image_folder(const std::string& dir, const FolderOptions& optio
   std::vector<ImageFolderDataset::Entry> val;
   if (has_val) val = scan_split(val_dir, classes, false);
   std::vector<std::string> skipped_train, skipped_val;
-  read_headers(train, options.skip_bad_images, skipped_train);
-  read_headers(val, options.skip_bad_images, skipped_val);
+  // One colour image makes the folder RGB (grey ones are repeated into three channels, as
+  // torchvision's loader converts every image to RGB); an all-grey folder stays grey.
+  const int64_t channels = std::max(read_headers(train, options.skip_bad_images, skipped_train),
+                                    read_headers(val, options.skip_bad_images, skipped_val));
   RESNET_CHECK(!train.empty(), train_dir.string() << ": expected at least one readable image, got "
                                                   << skipped_train.size() << " unreadable ones");
   RESNET_CHECK(!has_val || !val.empty(), val_dir.string()
                                              << ": expected at least one readable image, got "
                                              << skipped_val.size() << " unreadable ones");
   const ImageInfo first = read_image_info(train.front().path);
-  ImageShape shape{options.channels ? options.channels : first.channels, first.height, first.width};
+  ImageShape shape{options.channels ? options.channels : channels, first.height, first.width};
   if (resize) {
     shape.height = options.height;
     shape.width = options.width;

@@ -5,6 +5,7 @@
 
 #include "resnet/core/error.h"
 #include "resnet/data/cifar.h"
+#include "resnet/data/fake_data.h"
 #include "resnet/data/idx.h"
 #include "resnet/data/image_folder.h"
 
@@ -14,7 +15,7 @@ namespace {
 
 constexpr const char* kForms =
     "fashion-mnist, fashion-mnist:DIR, mnist:DIR, cifar10:DIR, cifar100:DIR, folder:DIR, "
-    "folder:DIR:HxW";
+    "folder:DIR:HxW, fake:CxHxW[:CLASSES[:N]]";
 
 bool take_prefix(std::string_view spec, std::string_view prefix, std::string& rest) {
   if (spec.substr(0, prefix.size()) != prefix) return false;
@@ -68,7 +69,8 @@ std::string dataset_spec_help() {
          "cifar10:DIR         CIFAR-10 binary batches in DIR\n"
          "cifar100:DIR        CIFAR-100 binary files in DIR (fine labels)\n"
          "folder:DIR          DIR/train/CLASS/*.png|jpg|jpeg and DIR/val/CLASS/..., any sizes\n"
-         "folder:DIR:HxW      the same, every image resized to H x W\n";
+         "folder:DIR:HxW      the same, every image resized to H x W\n"
+         "fake:CxHxW[:K[:N]]  N random images (default 1000, test N/5) of K classes (10)\n";
 }
 
 DatasetPair open_debian_fashion_mnist(const std::string& dir) {
@@ -104,6 +106,7 @@ DatasetPair open_dataset(const std::string& spec, const OpenOptions& options) {
     need_dir("folder");
     return open_folder_spec(rest, options);
   }
+  if (take_prefix(spec, "fake:", rest)) return make_fake_data(parse_fake_data_spec(rest));
   RESNET_FAIL("dataset: expected one of " << kForms << ", got '" << spec << "'");
 }
 

@@ -2,7 +2,6 @@
 
 #include <sstream>
 
-#include "resnet/backend/eltwise.h"
 #include "resnet/core/error.h"
 
 namespace resnet::nn {
@@ -38,14 +37,12 @@ Tensor MaxPool2d::forward_impl(const Tensor& x) {
   RESNET_CHECK(x.dim(2) >= min_size && x.dim(3) >= min_size,
                who() << ": expected input at least " << min_size << "x" << min_size
                      << " (one window after padding), got " << x.shape_str());
-  // The pooling kernels read plain tensors; a blocked one (a convolution's) is converted.
-  const Tensor plain = backend::to_layout(x, Layout::plain);
   if (!keeps_for_backward()) {
     saved_workspace_ = Tensor();
-    return kernel_->forward(plain, nullptr);
+    return kernel_->forward(x, nullptr);
   }
   saved_input_shape_ = x.shape();
-  return kernel_->forward(plain, &saved_workspace_);
+  return kernel_->forward(x, &saved_workspace_);
 }
 
 Tensor MaxPool2d::backward_impl(const Tensor& grad_output) {

@@ -110,16 +110,14 @@ Tensor ResNet::forward_impl(const Tensor& x) {
   if (!keeps_for_backward()) return forward_reference(x);
   // Training (and gradient) path: conv1 turns the plain image into blocked16
   // activations, which flow through every block without reorders; bn1 carries the
-  // stem's ReLU. Pooling layers read plain tensors.
+  // stem's ReLU. The max-pool reads and writes blocked16 too; the global pool reads plain.
   apply_frozen_prefix();
   Tensor h;
   if (stem_frozen_) {
     h = backend::to_layout(forward_frozen_prefix(x), Layout::blocked16);
   } else {
     h = bn1_->forward(conv1_->forward(x));
-    if (maxpool_)
-      h = backend::to_layout(maxpool_->forward(backend::to_layout(h, Layout::plain)),
-                             Layout::blocked16);
+    if (maxpool_) h = maxpool_->forward(h);  // blocked16 in and out
   }
   // The trainable blocks, after the frozen prefix. A layer holding the boundary runs
   // block by block, in forward and in backward.
@@ -159,9 +157,7 @@ Tensor ResNet::backward_impl(const Tensor& grad_output) {
     }
   }
   if (!g.defined() || stem_frozen_) return Tensor();  // stopped at the frozen prefix
-  if (maxpool_)
-    g = backend::to_layout(maxpool_->backward(backend::to_layout(g, Layout::plain)),
-                           Layout::blocked16);
+  if (maxpool_) g = maxpool_->backward(g);
   g = bn1_->backward(g);
   if (!input_grad_) {
     conv1_->backward_weights_only(g);

@@ -1,5 +1,6 @@
 #include "resnet/train/progress.h"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace resnet::train {
@@ -27,7 +28,14 @@ void Progress::start_epoch(int64_t epoch, int64_t epochs, int64_t batches, int64
   batches_ = batches;
   first_batch_ = first_batch;
   images_ = 0;
+  data_wait_ = 0;
   start_ = std::chrono::steady_clock::now();
+}
+
+double Progress::data_wait_share() const {
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  return elapsed > 0 ? std::min(1.0, data_wait_ / elapsed) : 0.0;
 }
 
 void Progress::update(int64_t batch, double loss, double accuracy, int64_t images) {
@@ -46,15 +54,18 @@ void Progress::update(int64_t batch, double loss, double accuracy, int64_t image
     const int filled = static_cast<int>(kWidth * done / batches_);
     std::string bar(static_cast<size_t>(filled), '=');
     if (filled < kWidth) bar += '>' + std::string(static_cast<size_t>(kWidth - filled - 1), ' ');
-    std::printf("\repoch %lld/%lld [%s] %lld/%lld loss %.4f acc %5.2f%% %6.0f img/s ETA %s \x1b[K",
-                static_cast<long long>(epoch_ + 1), static_cast<long long>(epochs_), bar.c_str(),
-                static_cast<long long>(done), static_cast<long long>(batches_), loss,
-                100 * accuracy, rate, eta.c_str());
+    std::printf(
+        "\repoch %lld/%lld [%s] %lld/%lld loss %.4f acc %5.2f%% %6.0f img/s data %2.0f%% ETA %s "
+        "\x1b[K",
+        static_cast<long long>(epoch_ + 1), static_cast<long long>(epochs_), bar.c_str(),
+        static_cast<long long>(done), static_cast<long long>(batches_), loss, 100 * accuracy, rate,
+        100 * data_wait_share(), eta.c_str());
   } else {
-    std::printf("epoch %lld/%lld batch %lld/%lld loss %.4f acc %.4f %.0f img/s eta %s\n",
-                static_cast<long long>(epoch_ + 1), static_cast<long long>(epochs_),
-                static_cast<long long>(done), static_cast<long long>(batches_), loss, accuracy,
-                rate, eta.c_str());
+    std::printf(
+        "epoch %lld/%lld batch %lld/%lld loss %.4f acc %.4f %.0f img/s data %.1f%% eta %s\n",
+        static_cast<long long>(epoch_ + 1), static_cast<long long>(epochs_),
+        static_cast<long long>(done), static_cast<long long>(batches_), loss, accuracy, rate,
+        100 * data_wait_share(), eta.c_str());
   }
   std::fflush(stdout);
 }

@@ -90,6 +90,12 @@ TrainingData make_training_data(TrainConfig& config) {
   RESNET_CHECK(test != nullptr, "train: expected a test split in " << config.data << ", got none");
 
   config.model_options.in_channels = train->image_shape().channels;
+  // --num-classes is optional (the data decides); given, it must agree with the data.
+  RESNET_CHECK(config.model_options.num_classes == 0 ||
+                   config.model_options.num_classes == train->num_classes(),
+               "train: --num-classes " << config.model_options.num_classes << " does not match "
+                                       << config.data << ", which has " << train->num_classes()
+                                       << " classes");
   config.model_options.num_classes = train->num_classes();
   const int64_t channels = train->image_shape().channels;
   if (std::optional<data::ChannelStats> recorded = init_statistics(config, channels)) {

@@ -287,8 +287,12 @@ bool TrainingRun::train_epoch(std::chrono::steady_clock::time_point start, doubl
   progress_.start_epoch(state_.epoch, config_.epochs, batches_, state_.next_batch);
   data_.train_loader->start_epoch(state_.epoch, state_.next_batch);
   lr_ = model_.schedule->lr_at(state_.global_step);
+  auto waiting_since = std::chrono::steady_clock::now();
   while (auto batch = data_.train_loader->next()) {
+    const auto now = std::chrono::steady_clock::now();
+    progress_.add_data_wait(std::chrono::duration<double>(now - waiting_since).count());
     train_batch(*batch);
+    waiting_since = std::chrono::steady_clock::now();
     if (stop_requested() || (config_.max_steps > 0 && steps_here_ >= config_.max_steps)) {
       stop_and_save(start, seconds_before);
       return false;
@@ -348,6 +352,7 @@ void TrainingRun::stop_and_save(std::chrono::steady_clock::time_point start,
 }
 
 void TrainingRun::finish_epoch(double seconds) {
+  const double data_wait_share = progress_.data_wait_share();  // of training, not testing
   Evaluation test = evaluate(*model_.model, *data_.test_loader);
   rows_.push_back({state_.epoch + 1, state_.loss_sum / static_cast<double>(state_.seen),
                    static_cast<double>(state_.correct) / static_cast<double>(state_.seen),
@@ -366,10 +371,11 @@ void TrainingRun::finish_epoch(double seconds) {
   char summary[256];
   std::snprintf(
       summary, sizeof summary,
-      "epoch %lld/%lld: train loss %.4f acc %.4f | test loss %.4f acc %.4f%s | lr %.4g | %s",
+      "epoch %lld/%lld: train loss %.4f acc %.4f | test loss %.4f acc %.4f%s | lr %.4g | %s"
+      " | data wait %.1f%%",
       static_cast<long long>(state_.epoch + 1), static_cast<long long>(config_.epochs),
       rows_.back().train_loss, rows_.back().train_acc, test.loss, test.accuracy,
-      best ? " (best)" : "", lr_, format_duration(seconds).c_str());
+      best ? " (best)" : "", lr_, format_duration(seconds).c_str(), 100 * data_wait_share);
   std::string line = summary;
   if (ema) {
     char ema_part[96];

@@ -88,7 +88,24 @@ TEST_F(FolderTest, JpegDecodesCloseToItsSource) {
   }
 }
 
-TEST_F(FolderTest, FirstGrayImageMakesAllGrayWithPillowLuma) {
+TEST_F(FolderTest, OneColourImageMakesTheFolderRgbEvenAfterAGrayFirst) {
+  std::vector<uint8_t> gray = solid(2, 2, {77});
+  write_png(file("train/a/0.png"), gray.data(), {1, 2, 2});
+  write_png(file("train/b/1.png"), gray.data(), {1, 2, 2});
+  std::vector<uint8_t> rgb = solid(2, 2, {10, 200, 30});
+  write_png(file("val/a/2.png"), rgb.data(), {3, 2, 2});
+  fs::create_directories(dir_.path() / "val/b");
+  DatasetPair pair = open_image_folder(root());
+  EXPECT_EQ(pair.train->image_shape(), (ImageShape{3, 2, 2}));
+  for (int64_t c = 0; c < 3; ++c) EXPECT_EQ(pair.train->get(0).image.f32()[c * 4], 77.0f / 255.0f);
+  EXPECT_EQ(pair.test->get(0).image.f32()[4], 200.0f / 255.0f);
+  // An all-gray folder stays gray.
+  fs::remove(file("val/a/2.png"));
+  write_png(file("val/a/2.png"), gray.data(), {1, 2, 2});
+  EXPECT_EQ(open_image_folder(root()).train->image_shape(), (ImageShape{1, 2, 2}));
+}
+
+TEST_F(FolderTest, GrayFolderConvertsColourWithPillowLuma) {
   std::vector<uint8_t> gray = solid(2, 2, {77});
   write_png(file("train/a/0.png"), gray.data(), {1, 2, 2});
   std::vector<uint8_t> rgb = solid(2, 2, {10, 200, 30});
@@ -96,7 +113,9 @@ TEST_F(FolderTest, FirstGrayImageMakesAllGrayWithPillowLuma) {
   std::vector<uint8_t> rgba = solid(2, 2, {10, 200, 30, 0});
   write_png(file("val/a/2.png"), rgba.data(), {4, 2, 2});
   fs::create_directories(dir_.path() / "val/b");
-  DatasetPair pair = open_image_folder(root());
+  FolderOptions gray_options;
+  gray_options.channels = 1;
+  DatasetPair pair = open_image_folder(root(), gray_options);
   EXPECT_EQ(pair.train->image_shape(), (ImageShape{1, 2, 2}));
   EXPECT_EQ(pair.train->get(0).image.f32()[0], 77.0f / 255.0f);
   // Pillow: (10 * 19595 + 200 * 38470 + 30 * 7471 + 32768) >> 16 = 124.
@@ -104,7 +123,7 @@ TEST_F(FolderTest, FirstGrayImageMakesAllGrayWithPillowLuma) {
   EXPECT_EQ(pair.test->get(0).image.f32()[2], 124.0f / 255.0f);
 }
 
-TEST_F(FolderTest, FirstRgbImageMakesGrayRepeatedAndAlphaDropped) {
+TEST_F(FolderTest, RgbFolderRepeatsGrayAndDropsAlpha) {
   std::vector<uint8_t> rgb = solid(2, 2, {10, 200, 30});
   write_png(file("train/a/0.png"), rgb.data(), {3, 2, 2});
   std::vector<uint8_t> gray = solid(2, 2, {77});

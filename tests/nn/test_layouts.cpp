@@ -7,6 +7,7 @@
 #include "resnet/core/error.h"
 #include "resnet/nn/batchnorm2d.h"
 #include "resnet/nn/conv2d.h"
+#include "resnet/nn/maxpool2d.h"
 #include "resnet/ref/kernels.h"
 #include "support/gradcheck.h"
 
@@ -83,6 +84,27 @@ TEST_P(LayoutChannels, ConvolutionMatchesPlain) {
   EXPECT_EQ(dxb.layout(), Layout::blocked16);
   testing::expect_close(plain(dxb), a.backward(dy), 1e-5, "diff_src");
   testing::expect_close(b.weight().grad, a.weight().grad, 1e-5, "diff_weights");
+}
+
+TEST_P(LayoutChannels, MaxPoolMatchesPlainAndKeepsTheLayout) {
+  const int64_t c = GetParam();
+  nn::MaxPool2d a(3, 2, 1), b(3, 2, 1);
+  nn::GradEnabledGuard grad(true);
+  Tensor x = testing::random_tensor({2, c, 11, 8}, 8);
+  Tensor ya = a.forward(x);
+  Tensor yb = b.forward(blocked(x));
+  EXPECT_EQ(yb.layout(), Layout::blocked16);
+  EXPECT_EQ(max_abs_diff(plain(yb), ya), 0.f);
+  // The lanes that pad the last channel block stay zero (the next kernels read them).
+  const int64_t blocks = (c + 15) / 16, hw = yb.dim(2) * yb.dim(3);
+  for (int64_t i = 0; i < yb.dim(0) * blocks * hw; ++i)
+    for (int64_t lane = c - (blocks - 1) * 16; lane < 16 && i % (blocks * hw) >= (blocks - 1) * hw;
+         ++lane)
+      ASSERT_EQ(yb.f32()[i * 16 + lane], 0.f) << "padding lane " << lane;
+  Tensor dy = testing::random_tensor(ya.shape(), 9);
+  Tensor dxb = b.backward(blocked(dy));
+  EXPECT_EQ(dxb.layout(), Layout::blocked16);
+  EXPECT_EQ(max_abs_diff(plain(dxb), a.backward(dy)), 0.f);
 }
 
 INSTANTIATE_TEST_SUITE_P(Channels, LayoutChannels, ::testing::Values(5, 16, 17, 32),

@@ -131,6 +131,16 @@ TEST_F(TrainPhotos, WithoutSkippingTheBadFileStopsTheRunNamingIt) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("--val-split"), std::string::npos) << e.what();
   }
+  c = config("classes");
+  c.model_options.num_classes = 5;
+  try {
+    train::train(c, false);
+    FAIL() << "expected --num-classes 5 against 3 classes to be refused";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--num-classes 5 does not match"), std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("3 classes"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -19,7 +19,8 @@
 // message naming the file, the expected and the found size; with `skip_bad_images` an unreadable
 // header drops the file instead (skipped_at_open() lists it). Pixels are decoded on demand (a file
 // that turns out to be corrupt then throws, naming it). Colour: every image is converted to
-// `channels` (default: the first training image's, 1 or 3), as Pillow converts (image_codec.h).
+// `channels` (default: 3 when any image of the folder has colour, else 1), as Pillow converts
+// (image_codec.h).
 
 #include <cstdint>
 #include <string>
@@ -30,7 +31,7 @@
 namespace resnet::data {
 
 struct FolderOptions {
-  // 0: the first training image's channel count; else 1 (gray) or 3 (RGB).
+  // 0: 3 when any image (train or val) has colour, else 1; else 1 (gray) or 3 (RGB).
   int64_t channels = 0;
   // 0 x 0: every image must have the first training image's size; else every image is
   // resized to height x width (bilinear, resize_bilinear in transforms.h).

@@ -11,6 +11,7 @@
 //                              images of one size give a fixed-size dataset, images of
 //                              several sizes a variable-size one (dataset.h)
 //   folder:DIR:HxW             the same, every image resized to H x W
+//   fake:CxHxW[:CLASSES[:N]]   random images and labels (fake_data.h)
 //
 // A spec of another form is refused with a message listing these forms.
 

@@ -1,6 +1,7 @@
 #pragma once
 // Training progress on stdout: on a terminal, one line redrawn in place (a bar, loss,
-// accuracy, images/s, ETA); otherwise plain lines at intervals, for logs.
+// accuracy, images/s, the share of the time spent waiting for data, ETA); otherwise plain
+// lines at intervals, for logs.
 
 #include <chrono>
 #include <cstdint>
@@ -14,6 +15,11 @@ class Progress {
   Progress(bool terminal, int64_t line_every);
   void start_epoch(int64_t epoch, int64_t epochs, int64_t batches, int64_t first_batch);
   void update(int64_t batch, double loss, double accuracy, int64_t images);
+  // Time the training thread spent blocked waiting for the loader's next batch: when it is
+  // a visible share of the epoch, the step is data-bound (more --workers may help).
+  void add_data_wait(double seconds) { data_wait_ += seconds; }
+  // data wait / elapsed time since the epoch started, in [0, 1].
+  double data_wait_share() const;
   // Ends the epoch's line with a summary.
   void finish_epoch(const std::string& summary);
 
@@ -21,6 +27,7 @@ class Progress {
   bool terminal_;
   int64_t line_every_;
   int64_t epoch_ = 0, epochs_ = 0, batches_ = 0, first_batch_ = 0, images_ = 0;
+  double data_wait_ = 0;
   std::chrono::steady_clock::time_point start_;
 };
 
