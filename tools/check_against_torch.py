@@ -18,7 +18,7 @@ for the output, the input gradient, every parameter gradient and every state_dic
 (CIFAR networks) are passed to `resnet run` and to the PyTorch model alike. In eval mode
 it also runs
   resnet run --model MODEL --weights W --input X --output Y_infer
-(no gradient: the fused inference path) and checks that output the same way.
+(no gradient: every module runs itself, unfused) and checks that output the same way.
 
 A tensor that is float32 rounding noise in PyTorch itself (it misses PyTorch's float64
 value by more than the contract allows, e.g. the 1x1 shortcut's weight gradient with one
@@ -338,7 +338,7 @@ def check_mode(report, binary_cmd, model_name, model, weights, files, mode, opti
     compare_dicts(report, f"{mode} state ", ref.load_safetensors(files[f"state_{mode}"]),
                   state, exact_state, strict)
     if mode == "eval":
-        # Without --grad-output, eval runs the inference path (BN folded, fused post-ops).
+        # Without --grad-output, eval runs the no-gradient path (each module by itself).
         infer_path = files["output_eval"].with_name("Y_infer.npy")
         argv = list(binary_cmd) + [
             "run", "--model", model_name, "--weights", str(files["weights"]),
@@ -348,7 +348,7 @@ def check_mode(report, binary_cmd, model_name, model, weights, files, mode, opti
             return
         ours = load_our_npy(report, "infer output", infer_path)
         if ours is not None:
-            compare_tensor(report, "infer output (fused)", ours, output, exact_output, strict)
+            compare_tensor(report, "infer output (no gradient)", ours, output, exact_output, strict)
 
 
 def check_case(report, binary_cmd, model_name, shape, seed, options):

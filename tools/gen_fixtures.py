@@ -18,7 +18,7 @@ Every case is checked to be well-conditioned: PyTorch's float32 results lie with
 tenth of the contract's tolerance of its float64 results.
 
 Zoo cases (ZOO_CASES: whole networks, too big to store weights and gradients): weights,
-input and output gradient come from the deterministic scheme of torch_reference.py
+input and output gradient come from the deterministic scheme of deterministic_values.py
 (fill_deterministic; C++: tests/support/deterministic_weights.h), so nothing of them is
 stored. tests/fixtures/<case>/ holds:
   case.json                      model, options, seed, shapes, parameter count, scheme,
@@ -114,7 +114,7 @@ KINK_SAFETY = 1.0
 # with the slack tools/check_against_torch.py allows (ILL_CONDITIONED_SLACK times
 # PyTorch's own error). Allowed only while PyTorch's error stays within TOLERANCE, or
 # when the tensor is zero in exact arithmetic (float64 below NOISE_FRACTION of the
-# largest gradient of the pass: see torch_reference.py); the output and the input
+# largest gradient of the pass: see deterministic_values.py); the output and the input
 # gradient must always be well-conditioned.
 NOISE_FRACTION = 1e-6
 ILL_CONDITIONED_SLACK = 10.0

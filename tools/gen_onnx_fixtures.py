@@ -14,7 +14,7 @@ shapes torch writes for inference:
 
 Weights are far too big to commit, so each fixture is the exported model with every FLOAT
 initializer's data stripped (name, dims and data type kept). The test refills every
-initializer by name (tools/torch_reference.py onnx_initializer_values, the same as
+initializer by name (tools/deterministic_values.py onnx_initializer_values, the same as
 tests/support/deterministic_weights.h onnx_initializer_rule), feeds the deterministic
 input, and compares with output.npy: what PyTorch computes for the refilled model.
 

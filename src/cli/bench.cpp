@@ -21,6 +21,7 @@
 #include "resnet/data/open_dataset.h"
 #include "resnet/data/pipeline.h"
 #include "resnet/infer/calibration.h"
+#include "resnet/infer/compile_chain.h"
 #include "resnet/infer/compiled_model.h"
 #include "resnet/nn/freeze.h"
 #include "resnet/nn/init.h"
@@ -190,7 +191,11 @@ void bench(BenchArgs a) {
     RESNET_CHECK(a.dtype == "f32", "--dtype " << a.dtype << ": training runs in f32 only");
     m.module->train(true);
     // Like a training step in PyTorch, where the input does not require a gradient.
-    if (auto* net = dynamic_cast<nn::ResNet*>(m.module.get())) net->set_input_grad(false);
+    // The frozen prefix (if any) runs compiled, as inference does.
+    if (auto* net = dynamic_cast<nn::ResNet*>(m.module.get())) {
+      net->set_input_grad(false);
+      net->set_prefix_compiler(infer::compile_chain);
+    }
     nn::freeze(*m.module, a.freeze);
     train::SgdOptions o;
     o.lr = 0.01;

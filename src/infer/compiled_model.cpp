@@ -204,13 +204,15 @@ struct CompiledModel::Impl {
                  "run: expected an f32 input [N, C, H, W], got "
                      << (x.defined() ? x.shape_str() : std::string("nothing")));
     prepare(x.shape());
+    backend::ActivationPool run_buffers;  // freed on return unless options.keep_buffers
+    backend::ActivationPool* pool = options.keep_buffers ? &buffers : &run_buffers;
     std::vector<Activation> vals(plan.values.size());
     vals[0] = Activation::borrow(x);
     if (observer) observer(plan.values[0].name, x);
     const bool int8 = options.precision == Precision::int8;
     // Element-wise fallbacks work on f32 (or bf16); int8 inputs are dequantized first.
     auto dequantized = [&](int v) {
-      return int8 ? backend::activation_convert(vals[v], DType::f32, true, &buffers) : vals[v];
+      return int8 ? backend::activation_convert(vals[v], DType::f32, true, pool) : vals[v];
     };
     for (size_t i = 0; i < steps.size(); ++i) {
       CompiledStep& cs = steps[i];
@@ -223,23 +225,23 @@ struct CompiledModel::Impl {
       switch (s.kind) {
         case Step::Kind::conv: {
           Activation residual = s.add_residual ? take(s.inputs[1]) : Activation();
-          out = cs.conv->run(vals[s.inputs[0]], std::move(residual), &buffers);
+          out = cs.conv->run(vals[s.inputs[0]], std::move(residual), pool);
           break;
         }
         case Step::Kind::pool: {
           const Shape& y = plan.values[s.output].shape;
-          out = cs.pool->run(vals[s.inputs[0]], y[2], y[3], &buffers);
+          out = cs.pool->run(vals[s.inputs[0]], y[2], y[3], pool);
           break;
         }
         case Step::Kind::linear:
           out = Activation::borrow(cs.linear->run(vals[s.inputs[0]]));
           break;
         case Step::Kind::relu:
-          out = backend::activation_relu(dequantized(s.inputs[0]), &buffers);
+          out = backend::activation_relu(dequantized(s.inputs[0]), pool);
           break;
         case Step::Kind::add:
           out = backend::activation_add(dequantized(s.inputs[0]), dequantized(s.inputs[1]), s.relu,
-                                        &buffers);
+                                        pool);
           break;
         case Step::Kind::flatten: {
           Tensor t = vals[s.inputs[0]].to_tensor();

@@ -253,4 +253,17 @@ Graph lower_module(nn::Module& model) {
   return g;
 }
 
+Graph lower_chain(const std::vector<std::pair<std::string, nn::Module*>>& chain) {
+  RESNET_CHECK(!chain.empty(), "lowering: expected at least one module in the chain, got none");
+  Graph g;
+  g.add_value("input");
+  Lowering lowering(g);
+  int x = 0;
+  for (const auto& [path, module] : chain) x = lowering.lower(*module, path, x);
+  g.output = x;
+  g.values[g.output].name = "output";
+  g.validate();
+  return g;
+}
+
 }  // namespace resnet::infer

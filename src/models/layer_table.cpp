@@ -50,8 +50,8 @@ std::string layer_table(nn::Module& model, const Shape& input_shape, LayerTableT
   for (auto& [name, m] : model.named_modules()) names[m] = name;
   std::vector<Row> rows;
   {
-    // Eval mode through the module tree (not the fused path), so every leaf runs.
-    nn::GradEnabledGuard grad(true);
+    // Eval mode without gradients: every module runs itself (a ReLU module once per
+    // call, as torchvision calls it), and nothing is kept.
     nn::ForwardObserverGuard observe([&](nn::Module& m, const Tensor&, const Tensor& out) {
       if (!m.named_children().empty() || !names.count(&m)) return;
       rows.push_back({names[&m], m.type_name(), out.shape(), own_parameters(m), macs_of(m, out)});

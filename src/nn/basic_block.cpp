@@ -14,12 +14,12 @@ BasicBlock::BasicBlock(int64_t inplanes, int64_t planes, int64_t stride, ModuleP
   auto conv1 = register_module("conv1", std::make_shared<Conv2d>(Conv2dOptions::square(
                                             inplanes, planes, 3, stride, 1, false)));
   auto bn1 = register_module("bn1", std::make_shared<BatchNorm2d>(planes));
-  register_module("relu", std::make_shared<ReLU>(true));
+  auto relu = register_module("relu", std::make_shared<ReLU>(true));
   auto conv2 = register_module(
       "conv2", std::make_shared<Conv2d>(Conv2dOptions::square(planes, planes, 3, 1, 1, false)));
   auto bn2 = register_module("bn2", std::make_shared<BatchNorm2d>(planes));
   if (downsample) register_module("downsample", downsample);
-  set_main_path({{conv1.get(), bn1.get()}, {conv2.get(), bn2.get()}});
+  set_main_path({{conv1.get(), bn1.get()}, {conv2.get(), bn2.get()}}, relu.get());
   set_shortcut(downsample.get(), !plain);
 }
 

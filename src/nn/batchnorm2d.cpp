@@ -23,33 +23,41 @@ BatchNorm2d::BatchNorm2d(const BatchNorm2dOptions& o) : Module("BatchNorm2d"), o
 
 Tensor BatchNorm2d::forward_impl(const Tensor& x) {
   const int64_t c = options_.num_features;
-  RESNET_CHECK(x.rank() == 4,
-               "BatchNorm2d(" << c << "): expected 4-D input [N, C, H, W], got " << x.shape_str());
-  RESNET_CHECK(x.dim(1) == c, "BatchNorm2d(" << c << "): expected input with " << c
-                                             << " channels, got " << x.dim(1));
+  RESNET_CHECK(x.rank() == 4, who() << ": expected 4-D input [N, C, H, W], got " << x.shape_str());
+  RESNET_CHECK(x.dim(1) == c,
+               who() << ": expected input with " << c << " channels, got " << x.dim(1));
+  const bool relu = applies_relu();
+  const bool observed = relu && forward_observed();
   if (!is_training() || frozen()) {
-    Tensor y = kernel_->forward_eval(x, weight_->value, bias_->value, *running_mean_, *running_var_,
-                                     fused_relu_);
+    Tensor y =
+        kernel_->forward_eval(x, weight_->value, bias_->value, *running_mean_, *running_var_, relu);
+    if (observed)
+      observed_normalized_ = kernel_->forward_eval(x, weight_->value, bias_->value, *running_mean_,
+                                                   *running_var_, false);
     if (keeps_for_backward()) {
       saved_input_ = x;
       saved_mean_ = running_mean_->clone();
       saved_var_ = running_var_->clone();
       saved_used_batch_stats_ = false;
-      saved_output_ = fused_relu_ ? y : Tensor();
+      saved_output_ = relu ? y : Tensor();
     }
     return y;
   }
+  return forward_train(x, relu, observed);
+}
+
+Tensor BatchNorm2d::forward_train(const Tensor& x, bool relu, bool observed) {
+  const int64_t c = options_.num_features;
   const int64_t n = x.dim(0) * x.dim(2) * x.dim(3);
   // PyTorch refuses this too: the unbiased variance of one value is undefined.
-  RESNET_CHECK(n > 1, "BatchNorm2d("
-                          << c
-                          << "): expected more than 1 value per channel when training, got input "
-                          << x.shape_str());
+  RESNET_CHECK(n > 1, who() << ": expected more than 1 value per channel when training, got input "
+                            << x.shape_str());
   Tensor mean({c}), var({c});
-  const bool recompute = fused_relu_ && recompute_output_;
+  const bool recompute = relu && recompute_output_;
   saved_affine_ = {};
-  Tensor y = kernel_->forward_train(x, weight_->value, bias_->value, mean, var, fused_relu_,
-                                    recompute ? &saved_affine_ : nullptr);
+  Tensor y = kernel_->forward_train(x, weight_->value, bias_->value, mean, var, relu,
+                                    recompute || observed ? &saved_affine_ : nullptr);
+  if (observed) observed_normalized_ = kernel_->apply(x, saved_affine_, false);
   const float m = static_cast<float>(options_.momentum);
   const float unbias = static_cast<float>(n) / static_cast<float>(n - 1);
   float* rm = running_mean_->f32();
@@ -63,28 +71,39 @@ Tensor BatchNorm2d::forward_impl(const Tensor& x) {
   saved_mean_ = mean;
   saved_var_ = var;
   saved_used_batch_stats_ = true;
-  saved_output_ = fused_relu_ && !recompute ? y : Tensor();
+  saved_output_ = relu && !recompute ? y : Tensor();
   return y;
+}
+
+void BatchNorm2d::report_forward(const Tensor& input, const Tensor& output) {
+  if (!observed_normalized_.defined()) return Module::report_forward(input, output);
+  Tensor normalized = std::move(observed_normalized_);
+  observed_normalized_ = Tensor();
+  Module::report_forward(input, normalized);
+  if (relu_module_) relu_module_->notify_observer(normalized, output);
 }
 
 const Tensor& BatchNorm2d::output_for_backward() {
   RESNET_CHECK(fused_relu_ && saved_input_.defined(),
-               "BatchNorm2d(" << options_.num_features
-                              << "): no kept output (a forward with a fused ReLU that kept its "
-                                 "state comes first)");
+               who() << ": no kept output (a forward with a fused ReLU that kept its state "
+                        "comes first)");
   if (!saved_output_.defined()) saved_output_ = kernel_->apply(saved_input_, saved_affine_, true);
   return saved_output_;
 }
 
 Tensor BatchNorm2d::backward_impl(const Tensor& grad_output) {
   RESNET_CHECK(grad_output.shape() == saved_input_.shape(),
-               "BatchNorm2d: expected output gradient " << saved_input_.shape_str() << ", got "
-                                                        << grad_output.shape_str());
+               who() << ": expected output gradient " << saved_input_.shape_str() << ", got "
+                     << grad_output.shape_str());
   if (fused_relu_) output_for_backward();
   Tensor no_weight_grad, no_bias_grad;
   return kernel_->backward(grad_output, saved_input_, weight_->value, saved_mean_, saved_var_,
                            !saved_used_batch_stats_, frozen() ? no_weight_grad : weight_->grad,
                            frozen() ? no_bias_grad : bias_->grad, saved_output_);
+}
+
+std::string BatchNorm2d::label() const {
+  return "BatchNorm2d(" + std::to_string(options_.num_features) + ")";
 }
 
 std::string BatchNorm2d::extra_repr() const {

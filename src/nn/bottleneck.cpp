@@ -22,9 +22,10 @@ Bottleneck::Bottleneck(int64_t inplanes, int64_t planes, int64_t stride, ModuleP
   auto conv3 = register_module("conv3", std::make_shared<Conv2d>(Conv2dOptions::square(
                                             width, planes * kExpansion, 1, 1, 0, false)));
   auto bn3 = register_module("bn3", std::make_shared<BatchNorm2d>(planes * kExpansion));
-  register_module("relu", std::make_shared<ReLU>(true));
+  auto relu = register_module("relu", std::make_shared<ReLU>(true));
   if (downsample) register_module("downsample", downsample);
-  set_main_path({{conv1.get(), bn1.get()}, {conv2.get(), bn2.get()}, {conv3.get(), bn3.get()}});
+  set_main_path({{conv1.get(), bn1.get()}, {conv2.get(), bn2.get()}, {conv3.get(), bn3.get()}},
+                relu.get());
   set_shortcut(downsample.get(), true);
 }
 

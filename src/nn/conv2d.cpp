@@ -71,18 +71,15 @@ Conv2d::Conv2d(const Conv2dOptions& o) : Module("Conv2d"), options_(o) {
 
 Tensor Conv2d::forward_impl(const Tensor& x) {
   const auto& o = options_;
-  RESNET_CHECK(x.rank() == 4, "Conv2d(" << o.in_channels << ", " << o.out_channels
-                                        << "): expected 4-D input [N, C, H, W], got "
-                                        << x.shape_str());
-  RESNET_CHECK(x.dim(1) == o.in_channels, "Conv2d(" << o.in_channels << ", " << o.out_channels
-                                                    << "): expected input with " << o.in_channels
-                                                    << " channels, got " << x.dim(1) << " (shape "
-                                                    << x.shape_str() << ")");
+  RESNET_CHECK(x.rank() == 4, who() << ": expected 4-D input [N, C, H, W], got " << x.shape_str());
+  RESNET_CHECK(x.dim(1) == o.in_channels, who() << ": expected input with " << o.in_channels
+                                                << " channels, got " << x.dim(1) << " (shape "
+                                                << x.shape_str() << ")");
   RESNET_CHECK(x.dim(2) + 2 * o.pad_h >= o.dilation_h * (o.kernel_h - 1) + 1 &&
                    x.dim(3) + 2 * o.pad_w >= o.dilation_w * (o.kernel_w - 1) + 1,
-               "Conv2d: input " << x.shape_str() << " is smaller than the kernel "
-                                << pair_str(o.kernel_h, o.kernel_w));
-  RESNET_CHECK(x.dim(0) > 0, "Conv2d: expected a non-empty batch, got " << x.shape_str());
+               who() << ": input " << x.shape_str() << " is smaller than the kernel "
+                     << pair_str(o.kernel_h, o.kernel_w));
+  RESNET_CHECK(x.dim(0) > 0, who() << ": expected a non-empty batch, got " << x.shape_str());
   if (keeps_for_backward()) saved_input_ = keeps_input_ ? x : Tensor();
   return kernel_->forward(x, weight_->value, bias_ ? bias_->value : Tensor(),
                           output_layout_.value_or(x.layout()));
@@ -90,16 +87,15 @@ Tensor Conv2d::forward_impl(const Tensor& x) {
 
 Tensor Conv2d::backward_impl(const Tensor& grad_output) {
   const auto& o = options_;
-  RESNET_CHECK(saved_input_.defined(), "Conv2d(" << o.in_channels << ", " << o.out_channels
-                                                 << "): backward without its input (the "
-                                                    "owner supplies it with supply_input)");
+  RESNET_CHECK(saved_input_.defined(), who() << ": backward without its input (the "
+                                                "owner supplies it with supply_input)");
   Shape expected = {
       saved_input_.dim(0), o.out_channels,
       (saved_input_.dim(2) + 2 * o.pad_h - o.dilation_h * (o.kernel_h - 1) - 1) / o.stride_h + 1,
       (saved_input_.dim(3) + 2 * o.pad_w - o.dilation_w * (o.kernel_w - 1) - 1) / o.stride_w + 1};
-  RESNET_CHECK(grad_output.shape() == expected, "Conv2d: expected output gradient "
-                                                    << shape_str(expected) << ", got "
-                                                    << grad_output.shape_str());
+  RESNET_CHECK(grad_output.shape() == expected, who() << ": expected output gradient "
+                                                      << shape_str(expected) << ", got "
+                                                      << grad_output.shape_str());
   if (needs_weight_grad()) {
     Tensor no_bias_grad;
     kernel_->backward_weights(grad_output, saved_input_, weight_->grad,
@@ -111,7 +107,7 @@ Tensor Conv2d::backward_impl(const Tensor& grad_output) {
 
 void Conv2d::backward_weights_only(const Tensor& grad_output) {
   RESNET_CHECK(saved_input_.defined(),
-               "Conv2d: backward called without a forward that kept its state");
+               who() << ": backward called without a forward that kept its state");
   if (!needs_weight_grad()) return;
   Tensor no_bias_grad;
   kernel_->backward_weights(grad_output, saved_input_, weight_->grad,
@@ -120,6 +116,11 @@ void Conv2d::backward_weights_only(const Tensor& grad_output) {
 
 bool Conv2d::needs_weight_grad() const {
   return weight_->requires_grad || (bias_ != nullptr && bias_->requires_grad);
+}
+
+std::string Conv2d::label() const {
+  return "Conv2d(" + std::to_string(options_.in_channels) + ", " +
+         std::to_string(options_.out_channels) + ")";
 }
 
 std::string Conv2d::extra_repr() const {

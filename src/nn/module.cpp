@@ -22,6 +22,10 @@ std::string add_indent(const std::string& s, int spaces) {
 }
 }  // namespace
 
+bool forward_observed() {
+  return static_cast<bool>(g_forward_observer);
+}
+
 bool grad_enabled() {
   return g_grad_enabled;
 }
@@ -41,21 +45,29 @@ ForwardObserverGuard::~ForwardObserverGuard() {
 }
 
 Tensor Module::forward(const Tensor& x) {
-  RESNET_CHECK(x.defined(), type_name_ << ": expected an input tensor, got none");
+  RESNET_CHECK(x.defined(), who() << ": expected an input tensor, got none");
   RESNET_CHECK(x.dtype() == DType::f32,
-               type_name_ << ": expected f32 input, got " << dtype_name(x.dtype()));
+               who() << ": expected f32 input, got " << dtype_name(x.dtype()));
   Tensor y = forward_impl(x);
   has_forward_ = keeps_for_backward();
-  if (g_forward_observer) g_forward_observer(*this, x, y);
+  if (g_forward_observer) report_forward(x, y);
   return y;
 }
 
+void Module::notify_observer(const Tensor& input, const Tensor& output) {
+  if (g_forward_observer) g_forward_observer(*this, input, output);
+}
+
+void Module::set_path(const std::string& path) {
+  path_ = path;
+  for (auto& [name, child] : children_) child->set_path(path_ + "." + name);
+}
+
 Tensor Module::backward(const Tensor& grad_output) {
-  RESNET_CHECK(has_forward_, type_name_
-                                 << ": backward called without a forward that kept its state "
-                                    "(train mode or GradEnabledGuard)");
+  RESNET_CHECK(has_forward_, who() << ": backward called without a forward that kept its state "
+                                      "(train mode or GradEnabledGuard)");
   RESNET_CHECK(grad_output.defined() && grad_output.dtype() == DType::f32,
-               type_name_ << ": expected an f32 output gradient");
+               who() << ": expected an f32 output gradient");
   Tensor grad_input = backward_impl(grad_output);
   release_saved();
   has_forward_ = false;

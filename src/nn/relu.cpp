@@ -13,8 +13,8 @@ Tensor ReLU::forward_impl(const Tensor& x) {
 
 Tensor ReLU::backward_impl(const Tensor& grad_output) {
   RESNET_CHECK(grad_output.shape() == saved_output_.shape(),
-               "ReLU: expected output gradient " << saved_output_.shape_str() << ", got "
-                                                 << grad_output.shape_str());
+               who() << ": expected output gradient " << saved_output_.shape_str() << ", got "
+                     << grad_output.shape_str());
   return backend::relu_backward(grad_output, saved_output_);
 }
 

@@ -1,6 +1,5 @@
 #include "resnet/nn/residual_block.h"
 
-#include "fused_chain.h"
 #include "resnet/backend/eltwise.h"
 #include "resnet/core/error.h"
 
@@ -27,36 +26,29 @@ ResidualBlock::ResidualBlock(int64_t in, int64_t out, int64_t stride)
   }
 }
 
-ResidualBlock::~ResidualBlock() = default;
-
-void ResidualBlock::on_mode_change() {
-  fused_.reset();
+std::string ResidualBlock::label() const {
+  return "ResidualBlock(" + std::to_string(in_channels_) + ", " + std::to_string(out_channels_) +
+         ")";
 }
 
 Tensor ResidualBlock::forward_impl(const Tensor& x) {
-  RESNET_CHECK(x.rank() == 4, "ResidualBlock(" << in_channels_ << ", " << out_channels_
-                                               << "): expected 4-D input [N, C, H, W], got "
-                                               << x.shape_str());
-  RESNET_CHECK(x.dim(1) == in_channels_,
-               "ResidualBlock(" << in_channels_ << ", " << out_channels_
-                                << "): expected input with " << in_channels_ << " channels, got "
-                                << x.dim(1) << " (shape " << x.shape_str() << ")");
+  RESNET_CHECK(x.rank() == 4, who() << ": expected 4-D input [N, C, H, W], got " << x.shape_str());
+  RESNET_CHECK(x.dim(1) == in_channels_, who() << ": expected input with " << in_channels_
+                                               << " channels, got " << x.dim(1) << " (shape "
+                                               << x.shape_str() << ")");
   if (!keeps_for_backward()) {
-    if (!fused_) {
-      using Chain = detail::FusedChain;
-      std::vector<detail::FusedChainStep> path = {{conv1_.get(), bn1_.get(), true},
-                                                  {conv2_.get(), bn2_.get(), true}};
-      fused_ = shortcut_->empty()
-                   ? std::make_unique<Chain>(path, Chain::Shortcut::identity)
-                   : std::make_unique<Chain>(path, Chain::Shortcut::projection,
-                                             &static_cast<Conv2d&>((*shortcut_)[0]),
-                                             &static_cast<BatchNorm2d&>((*shortcut_)[1]));
-    }
-    return fused_->run(x);
+    // Without backward every module runs itself, as in PyTorch.
+    Tensor hidden = relu_->forward(bn1_->forward(conv1_->forward(x)));
+    Tensor branch = bn2_->forward(conv2_->forward(hidden));
+    return relu_->forward(backend::add(branch, shortcut_->forward(x)));
   }
-  Tensor hidden = backend::relu_forward(bn1_->forward(conv1_->forward(x)));
+  Tensor normalized = bn1_->forward(conv1_->forward(x));
+  Tensor hidden = backend::relu_forward(normalized);
+  relu_->notify_observer(normalized, hidden);
   Tensor branch = bn2_->forward(conv2_->forward(hidden));
-  Tensor output = backend::relu_forward(backend::add(branch, shortcut_->forward(x)));
+  Tensor sum = backend::add(branch, shortcut_->forward(x));
+  Tensor output = backend::relu_forward(sum);
+  relu_->notify_observer(sum, output);
   saved_hidden_ = hidden;
   saved_output_ = output;
   return output;
@@ -64,8 +56,8 @@ Tensor ResidualBlock::forward_impl(const Tensor& x) {
 
 Tensor ResidualBlock::backward_impl(const Tensor& grad_output) {
   RESNET_CHECK(grad_output.shape() == saved_output_.shape(),
-               "ResidualBlock: expected output gradient " << saved_output_.shape_str() << ", got "
-                                                          << grad_output.shape_str());
+               who() << ": expected output gradient " << saved_output_.shape_str() << ", got "
+                     << grad_output.shape_str());
   // Gradient at the sum F(x) + shortcut(x).
   Tensor grad_sum = backend::relu_backward(grad_output, saved_output_);
   // The residual branch F.

@@ -2,7 +2,6 @@
 
 #include <iterator>
 
-#include "fused_chain.h"
 #include "resnet/backend/eltwise.h"
 #include "resnet/core/error.h"
 #include "resnet/nn/sequential.h"
@@ -10,18 +9,14 @@
 namespace resnet::nn {
 
 ResidualUnit::ResidualUnit(std::string type_name) : Module(std::move(type_name)) {}
-ResidualUnit::~ResidualUnit() = default;
 
-void ResidualUnit::on_mode_change() {
-  fused_.reset();
-}
-
-void ResidualUnit::set_main_path(std::vector<std::pair<Conv2d*, BatchNorm2d*>> path) {
+void ResidualUnit::set_main_path(std::vector<std::pair<Conv2d*, BatchNorm2d*>> path, ReLU* relu) {
   path_ = std::move(path);
+  relu_ = relu;
   // An inner BN+ReLU's output is the next convolution's input: neither keeps it; the BN
   // recomputes it from its own input in backward, for both (backward_impl).
   for (size_t i = 0; i + 1 < path_.size(); ++i) {
-    path_[i].second->set_fused_relu(true);
+    path_[i].second->set_fused_relu(true, relu_);
     path_[i].second->set_recompute_output(true);
     path_[i + 1].first->set_keeps_input(false);
   }
@@ -30,11 +25,11 @@ void ResidualUnit::set_main_path(std::vector<std::pair<Conv2d*, BatchNorm2d*>> p
 void ResidualUnit::set_shortcut(Module* downsample, bool residual) {
   downsample_ = downsample;
   residual_ = residual;
-  path_.back().second->set_fused_relu(!residual);
+  path_.back().second->set_fused_relu(!residual, relu_);
 }
 
 namespace {
-// Sequential(Conv2d, BatchNorm2d), torchvision's downsample, folds like the main path.
+// Sequential(Conv2d, BatchNorm2d), torchvision's downsample: only it has weights.
 bool is_projection(Module* m, Conv2d** conv, BatchNorm2d** bn) {
   auto* seq = dynamic_cast<Sequential*>(m);
   if (!seq || seq->size() != 2) return false;
@@ -44,34 +39,24 @@ bool is_projection(Module* m, Conv2d** conv, BatchNorm2d** bn) {
 }
 }  // namespace
 
-Tensor ResidualUnit::forward_impl(const Tensor& x) {
-  RESNET_CHECK(x.rank() == 4, type_name()
-                                  << ": expected 4-D input [N, C, H, W], got " << x.shape_str());
-  const int64_t in_channels = path_.front().first->options().in_channels;
-  RESNET_CHECK(x.dim(1) == in_channels, type_name() << ": expected input with " << in_channels
-                                                    << " channels, got " << x.dim(1) << " (shape "
-                                                    << x.shape_str() << ")");
-  if (!keeps_for_backward()) {
-    if (!fused_) {
-      using Chain = detail::FusedChain;
-      std::vector<detail::FusedChainStep> steps;
-      for (auto& [conv, bn] : path_) steps.push_back({conv, bn, true});
-      Conv2d* conv = nullptr;
-      BatchNorm2d* bn = nullptr;
-      if (!residual_) {
-        fused_ = std::make_unique<Chain>(steps, Chain::Shortcut::none);
-      } else if (!downsample_) {
-        fused_ = std::make_unique<Chain>(steps, Chain::Shortcut::identity);
-      } else if (is_projection(downsample_, &conv, &bn)) {
-        fused_ = std::make_unique<Chain>(steps, Chain::Shortcut::projection, conv, bn);
-      } else {
-        Module* d = downsample_;
-        fused_ = std::make_unique<Chain>(steps, Chain::Shortcut::custom, nullptr, nullptr,
-                                         [d](const Tensor& input) { return d->forward(input); });
-      }
-    }
-    return fused_->run(x);
+Tensor ResidualUnit::forward_reference(const Tensor& x) {
+  Tensor h = x;
+  for (size_t i = 0; i < path_.size(); ++i) {
+    auto [conv, bn] = path_[i];
+    h = bn->forward(conv->forward(h));
+    if (i + 1 < path_.size() || !residual_) h = relu_->forward(h);
   }
+  if (!residual_) return h;
+  Tensor shortcut = downsample_ ? downsample_->forward(x) : x;
+  RESNET_CHECK(shortcut.shape() == h.shape(), who() << ": shortcut output " << shortcut.shape_str()
+                                                    << " does not match the main path's "
+                                                    << h.shape_str());
+  return relu_->forward(backend::add(h, shortcut));
+}
+
+Tensor ResidualUnit::forward_impl(const Tensor& x) {
+  // The channel count is conv1's to check: its error names it ("layer3.0.conv1").
+  if (!keeps_for_backward()) return forward_reference(x);
   // ReLUs after inner BNs run inside those BNs (set_main_path).
   Tensor h = x;
   for (auto& [conv, bn] : path_) h = bn->forward(conv->forward(h));
@@ -79,9 +64,11 @@ Tensor ResidualUnit::forward_impl(const Tensor& x) {
   if (residual_) {
     Tensor shortcut = downsample_ ? downsample_->forward(x) : x;
     RESNET_CHECK(shortcut.shape() == out.shape(),
-                 type_name() << ": shortcut output " << shortcut.shape_str()
-                             << " does not match the main path's " << out.shape_str());
-    out = backend::add_relu(out, shortcut);
+                 who() << ": shortcut output " << shortcut.shape_str()
+                       << " does not match the main path's " << out.shape_str());
+    out = backend::add_relu(h, shortcut);
+    // The final ReLU ran inside the add; its input exists only for an observer.
+    if (forward_observed()) relu_->notify_observer(backend::add(h, shortcut), out);
   }
   saved_output_ = out;
   return out;
@@ -89,8 +76,8 @@ Tensor ResidualUnit::forward_impl(const Tensor& x) {
 
 Tensor ResidualUnit::backward_impl(const Tensor& grad_output) {
   RESNET_CHECK(grad_output.shape() == saved_output_.shape(),
-               type_name() << ": expected output gradient " << saved_output_.shape_str() << ", got "
-                           << grad_output.shape_str());
+               who() << ": expected output gradient " << saved_output_.shape_str() << ", got "
+                     << grad_output.shape_str());
   // A plain unit's final ReLU belongs to its last BN; a residual one's follows the sum.
   Tensor grad_sum = residual_ ? backend::relu_backward(grad_output, saved_output_) : grad_output;
   Tensor g = grad_sum;

@@ -1,6 +1,5 @@
 #include "resnet/nn/resnet.h"
 
-#include "fused_chain.h"
 #include "resnet/backend/eltwise.h"
 #include "resnet/core/error.h"
 #include "resnet/nn/basic_block.h"
@@ -34,8 +33,8 @@ ResNet::ResNet(const ResNetConfig& c) : Module(c.type_name), config_(c) {
                                         imagenet ? 2 : 1, imagenet ? 3 : 1, false)));
   bn1_ = register_module("bn1", std::make_shared<BatchNorm2d>(inplanes_));
   conv1_->set_output_layout(Layout::blocked16);
-  bn1_->set_fused_relu(true);
-  register_module("relu", std::make_shared<ReLU>(true));
+  relu_ = register_module("relu", std::make_shared<ReLU>(true));
+  bn1_->set_fused_relu(true, relu_.get());
   if (imagenet) {
     maxpool_ = register_module("maxpool", std::make_shared<MaxPool2d>(3, 2, 1));
     // The max-pool keeps its indices, not its input: bn1 need not keep its output.
@@ -50,8 +49,6 @@ ResNet::ResNet(const ResNetConfig& c) : Module(c.type_name), config_(c) {
       "fc", std::make_shared<Linear>(c.planes.back() * expansion(c.block), c.num_classes));
   initialize();
 }
-
-ResNet::~ResNet() = default;
 
 std::shared_ptr<Sequential> ResNet::make_layer(int64_t planes, int64_t blocks, int64_t stride) {
   const auto& c = config_;
@@ -98,52 +95,40 @@ void ResNet::initialize() {
   }
 }
 
-void ResNet::on_mode_change() {
-  fused_stem_.reset();
+Tensor ResNet::forward_reference(const Tensor& x) {
+  Tensor h = relu_->forward(bn1_->forward(conv1_->forward(x)));
+  if (maxpool_) h = maxpool_->forward(h);
+  for (auto& layer : layers_) h = layer->forward(h);
+  h = avgpool_->forward(h);
+  return fc_->forward(h.reshape({h.dim(0), h.dim(1)}));
 }
 
 Tensor ResNet::forward_impl(const Tensor& x) {
-  RESNET_CHECK(x.rank() == 4 && x.dim(1) == config_.in_channels,
-               type_name() << ": expected input [N, " << config_.in_channels << ", H, W], got "
-                           << x.shape_str());
-  if (!keeps_for_backward()) {
-    // Inference: every block runs its fused plan (BN folded, post-ops).
-    if (!fused_stem_) {
-      fused_stem_ = std::make_unique<detail::FusedChain>(
-          std::vector<detail::FusedChainStep>{{conv1_.get(), bn1_.get(), true}},
-          detail::FusedChain::Shortcut::none);
-    }
-    Tensor h = fused_stem_->run(x);
-    if (maxpool_) h = maxpool_->forward(h);
-    for (auto& layer : layers_) h = layer->forward(h);
-    h = avgpool_->forward(h);
-    return fc_->forward(h.reshape({h.dim(0), h.dim(1)}));
-  }
+  RESNET_CHECK(
+      x.rank() == 4 && x.dim(1) == config_.in_channels,
+      who() << ": expected input [N, " << config_.in_channels << ", H, W], got " << x.shape_str());
+  if (!keeps_for_backward()) return forward_reference(x);
   // Training (and gradient) path: conv1 turns the plain image into blocked16
   // activations, which flow through every block without reorders; bn1 carries the
   // stem's ReLU. The max-pool reads and writes blocked16 too; the global pool reads plain.
   apply_frozen_prefix();
   Tensor h;
   if (stem_frozen_) {
-    h = forward_stem_frozen(x);
+    h = backend::to_layout(forward_frozen_prefix(x), Layout::blocked16);
   } else {
     h = bn1_->forward(conv1_->forward(x));
     if (maxpool_) h = maxpool_->forward(h);  // blocked16 in and out
   }
-  // Frozen blocks are in eval mode already and read plain tensors (their fused plans);
-  // the trainable ones get blocked16 activations. A layer holding the boundary runs
+  // The trainable blocks, after the frozen prefix. A layer holding the boundary runs
   // block by block, in forward and in backward.
   int64_t first = 0;
   for (auto& layer : layers_) {
     const auto size = static_cast<int64_t>(layer->size());
-    if (first + size <= frozen_blocks_ || first >= frozen_blocks_) {
-      if (first == frozen_blocks_ && stem_frozen_) h = backend::to_layout(h, Layout::blocked16);
+    if (first >= frozen_blocks_) {
       h = layer->forward(h);
     } else {
-      for (int64_t i = 0; i < size; ++i) {
-        if (first + i == frozen_blocks_) h = backend::to_layout(h, Layout::blocked16);
+      for (int64_t i = frozen_blocks_ - first; i < size; ++i)
         h = (*layer)[static_cast<size_t>(i)].forward(h);
-      }
     }
     first += size;
   }
@@ -206,6 +191,7 @@ void ResNet::apply_frozen_prefix() {
   if (stem_frozen_) {
     set_eval(*conv1_);
     set_eval(*bn1_);
+    set_eval(*relu_);
     if (maxpool_) set_eval(*maxpool_);
   }
   for (size_t i = 0; i < blocks.size(); ++i) {
@@ -228,14 +214,42 @@ void ResNet::apply_frozen_prefix() {
   fc_->set_input_grad(!all_blocks);
 }
 
-Tensor ResNet::forward_stem_frozen(const Tensor& x) {
-  if (!fused_stem_) {
-    fused_stem_ = std::make_unique<detail::FusedChain>(
-        std::vector<detail::FusedChainStep>{{conv1_.get(), bn1_.get(), true}},
-        detail::FusedChain::Shortcut::none);
+ModuleChain ResNet::frozen_prefix_chain() {
+  ModuleChain chain = {{"conv1", conv1_.get()}, {"bn1", bn1_.get()}, {"relu", relu_.get()}};
+  if (maxpool_) chain.emplace_back("maxpool", maxpool_.get());
+  int64_t index = 0;
+  for (size_t l = 0; l < layers_.size(); ++l)
+    for (size_t i = 0; i < layers_[l]->size() && index < frozen_blocks_; ++i, ++index)
+      chain.emplace_back("layer" + std::to_string(l + 1) + "." + std::to_string(i),
+                         &(*layers_[l])[i]);
+  return chain;
+}
+
+std::vector<uint64_t> ResNet::frozen_prefix_versions() {
+  std::vector<uint64_t> versions;
+  for (auto& [name, m] : frozen_prefix_chain())
+    for (auto& [key, t] : m->state_dict()) versions.push_back(t->version());
+  return versions;
+}
+
+Tensor ResNet::forward_frozen_prefix(const Tensor& x) {
+  if (prefix_compiler_ && !forward_observed()) {
+    if (!prefix_runner_ || prefix_blocks_ != frozen_blocks_ ||
+        prefix_versions_ != frozen_prefix_versions()) {
+      prefix_runner_ = nullptr;  // the old plan's memory goes before the new one's comes
+      prefix_runner_ = prefix_compiler_(frozen_prefix_chain());
+      prefix_blocks_ = frozen_blocks_;
+    }
+    Tensor h = prefix_runner_(x);
+    prefix_versions_ = frozen_prefix_versions();
+    return h;
   }
-  Tensor h = fused_stem_->run(x);
-  return maxpool_ ? maxpool_->forward(h) : h;
+  // The reference: the prefix's modules, in eval mode (apply_frozen_prefix), run
+  // themselves without gradients.
+  GradEnabledGuard no_grad(false);
+  Tensor h = x;
+  for (auto& [name, m] : frozen_prefix_chain()) h = m->forward(h);
+  return h;
 }
 
 }  // namespace resnet::nn

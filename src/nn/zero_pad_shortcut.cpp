@@ -23,9 +23,9 @@ ZeroPadShortcut::ZeroPadShortcut(int64_t in_channels, int64_t out_channels, int6
 Tensor ZeroPadShortcut::forward_impl(const Tensor& input) {
   // Blocked activations are converted around this cheap, parameter-free copy.
   const Tensor x = backend::to_layout(input, Layout::plain);
-  RESNET_CHECK(x.rank() == 4 && x.dim(1) == in_channels_, "ZeroPadShortcut: expected input [N, "
-                                                              << in_channels_ << ", H, W], got "
-                                                              << x.shape_str());
+  RESNET_CHECK(x.rank() == 4 && x.dim(1) == in_channels_, who() << ": expected input [N, "
+                                                                << in_channels_ << ", H, W], got "
+                                                                << x.shape_str());
   Tensor y = backend::subsample_pad_channels(x, stride_, stride_, pad_front_,
                                              out_channels_ - in_channels_ - pad_front_);
   if (keeps_for_backward()) {
@@ -40,8 +40,8 @@ Tensor ZeroPadShortcut::backward_impl(const Tensor& grad) {
   const int64_t n = saved_input_shape_[0], h = saved_input_shape_[2], w = saved_input_shape_[3];
   const int64_t oh = (h + stride_ - 1) / stride_, ow = (w + stride_ - 1) / stride_;
   RESNET_CHECK(grad_output.shape() == (Shape{n, out_channels_, oh, ow}),
-               "ZeroPadShortcut: expected output gradient " << shape_str({n, out_channels_, oh, ow})
-                                                            << ", got " << grad_output.shape_str());
+               who() << ": expected output gradient " << shape_str({n, out_channels_, oh, ow})
+                     << ", got " << grad_output.shape_str());
   Tensor dx = backend::subsample_pad_channels_backward(grad_output, saved_input_shape_, stride_,
                                                        stride_, pad_front_);
   return backend::to_layout(dx, saved_layout_);

@@ -1,5 +1,6 @@
 #include "train_model.h"
 
+#include "resnet/infer/compile_chain.h"
 #include "resnet/models/zoo.h"
 #include "resnet/nn/init.h"
 #include "resnet/nn/resnet.h"
@@ -16,7 +17,11 @@ TrainingModel make_training_model(TrainConfig& config, int64_t total_steps, bool
     m.origin = load_init_weights(*m.model, config.init, config.model);
   apply_freeze(*m.model, config.freeze);
   // Nothing reads the image's gradient; skipping it saves conv1's backward-data pass.
-  if (auto* net = dynamic_cast<nn::ResNet*>(m.model.get())) net->set_input_grad(false);
+  // The frozen prefix (if any) runs compiled, as inference does.
+  if (auto* net = dynamic_cast<nn::ResNet*>(m.model.get())) {
+    net->set_input_grad(false);
+    net->set_prefix_compiler(infer::compile_chain);
+  }
   m.model->train();
 
   SgdOptions sgd_options;

@@ -54,6 +54,13 @@ TEST(CliSummary, TableTotals) {
   EXPECT_NE(r.out.find("Total MACs: 1,814,073,344 (1.81 G) for input [1, 3, 224, 224]"),
             std::string::npos);
   EXPECT_NE(r.out.find("fc (Linear)"), std::string::npos);
+  // One row per ReLU call, as the modules run: the stem's and two per BasicBlock.
+  size_t relu_rows = 0;
+  for (size_t at = r.out.find(" (ReLU) "); at != std::string::npos;
+       at = r.out.find(" (ReLU) ", at + 1))
+    ++relu_rows;
+  EXPECT_EQ(relu_rows, 17u) << r.out;
+  EXPECT_NE(r.out.find("layer4.1.relu (ReLU)"), std::string::npos);
   r = run_cli("summary resnet20 --table --in-channels 1 --size 28");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("Total params: 269,434\n"), std::string::npos) << r.out;

@@ -1,6 +1,6 @@
 // The zoo's structure against PyTorch: printed text and state_dict keys of every model
 // (tests/fixtures/print/, written by tools/gen_fixtures.py from torchvision 0.14 and
-// torch_reference.py's CIFAR networks), parameter counts, model options, unknown names.
+// tools/torch_models.py's CIFAR networks), parameter counts, model options, unknown names.
 // CIFAR networks are printed with their defaults: 3 input channels, 10 classes, shortcut A
 // (resnet20_B: shortcut B).
 

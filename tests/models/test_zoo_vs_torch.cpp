@@ -238,15 +238,15 @@ TEST_P(ZooVsTorch, TrainForwardBackward) {
   check_pass(GetParam(), "train");
 }
 
-// Eval mode without gradients: the fused inference path (BN folded, ReLU and the shortcut
-// fused into the convolutions).
-TEST_P(ZooVsTorch, EvalInferenceFused) {
+// Eval mode without gradients: every module runs itself, unfused (the reference; the
+// compiled graph is checked against the modules in CompiledVsModule).
+TEST_P(ZooVsTorch, EvalWithoutGradients) {
   const ZooCase c = load_case(GetParam());
   auto model = build_filled(c);
   model->eval();
   Tensor y = model->forward(testing::deterministic_tensor(c.seed, "input", c.input_shape));
   testing::expect_close(y, io::read_npy(fixture_path(c.dir, "output_eval.npy")), kTolerance,
-                        c.dir + " fused inference output");
+                        c.dir + " eval output without gradients");
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, ZooVsTorch,
@@ -311,7 +311,7 @@ TEST(ZooDigest, CatchesScaleLayoutAndElementErrors) {
 }
 
 // The scheme's first numbers, computed by hand from its definition (and by
-// torch_reference.py): splitmix64 seeded with 0 starts 0xE220A8397B1DCDAF (the published
+// tools/deterministic_values.py): splitmix64 seeded with 0 starts 0xE220A8397B1DCDAF (the published
 // first output), FNV-1a of "a" is 0xAF63DC4C8601EC8C.
 TEST(DeterministicWeights, SchemeConstants) {
   EXPECT_EQ(testing::splitmix64_at(0, 0), 0xE220A8397B1DCDAFull);

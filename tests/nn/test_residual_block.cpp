@@ -152,8 +152,9 @@ INSTANTIATE_TEST_SUITE_P(OddShapes, BlockGradcheck,
                                            BlockCase{3, 4, 1, 2, 5, 6}),
                          [](const auto& info) { return info.param.name(); });
 
-// Eval mode without gradients runs the fused plan; with gradients, the module tree.
-// Both must agree, also after the weights change between calls.
+// Eval mode without gradients runs every module by itself (the reference); with
+// gradients, the training path (ReLU fused into the BN). Both must agree, also after the
+// weights change between calls.
 TEST(ResidualBlockFused, AgreesWithUnfusedAndSeesWeightUpdates) {
   for (auto [in, out, stride] : {std::tuple{5, 5, 1}, std::tuple{5, 8, 2}, std::tuple{16, 16, 1}}) {
     nn::ResidualBlock block(in, out, stride);

@@ -1,6 +1,6 @@
 #pragma once
 // Deterministic weights and inputs, generated bit for bit the same here and in
-// tools/torch_reference.py (fill_deterministic, deterministic_tensor), so that fixtures for
+// tools/deterministic_values.py (fill_deterministic, deterministic_tensor), so that fixtures for
 // whole networks (tens of millions of parameters) need store neither weights nor inputs.
 // Change both sides together.
 //
@@ -39,7 +39,7 @@
 // ResidualBlock (not PlainBlock); its shortcut is its child "downsample" or "shortcut".
 // These values keep ReLU inputs and max-pool runners-up away from their kinks, so that two
 // float32 implementations agree to the numerics contract even in training mode: see
-// tools/torch_reference.py for the reasons and the measurements.
+// tools/deterministic_values.py for the reasons and the measurements.
 
 #include <cmath>
 #include <cstdint>
@@ -184,7 +184,7 @@ inline void fill_deterministic(nn::Module& module, uint64_t seed) {
   }
 }
 
-// The fill rule called `rule` in tools/torch_reference.py's DETERMINISTIC_RULES (the names
+// The fill rule called `rule` in tools/deterministic_values.py's DETERMINISTIC_RULES (the names
 // a state_dict listing records: "weight", "bn_bias", "residual_bn_weight", ...), for a
 // tensor of `shape`. Throws std::invalid_argument for an unknown name.
 inline FillRule rule_named(const std::string& rule, const Shape& shape) {

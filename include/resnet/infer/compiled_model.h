@@ -30,6 +30,10 @@ struct CompileOptions {
   LayoutChoice layout = LayoutChoice::automatic;
   // Required for int8: the activation ranges (see calibration.h).
   std::shared_ptr<const Calibration> calibration;
+  // Whether the activation buffers stay allocated between runs (to be reused by the
+  // next). Off, a run frees them as it returns: for a model that runs beside other work,
+  // as a network's frozen prefix runs beside its training step.
+  bool keep_buffers = true;
 };
 
 class CompiledModel {

@@ -34,7 +34,7 @@ class AdaptiveAvgPool2d : public Module {
 
  private:
   AdaptiveAvgPool2d(int64_t out_h, int64_t out_w, bool as_int);
-  std::string name() const;  // "AdaptiveAvgPool2d(output_size=(1, 1))", for messages
+  std::string label() const override;  // "AdaptiveAvgPool2d(output_size=(1, 1))", for messages
 
   int64_t out_h_, out_w_;
   bool as_int_;

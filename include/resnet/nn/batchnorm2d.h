@@ -34,9 +34,18 @@ class BatchNorm2d : public Module {
   Tensor& running_var() { return *running_var_; }
   Tensor& num_batches_tracked() { return *num_batches_tracked_; }
   // Applies the ReLU that follows this BN in the same pass (output max(0, bn(x)), and
-  // the ReLU's mask in backward). Set by the blocks that own both; printing is unchanged,
-  // as the ReLU stays a module of its own in PyTorch's structure.
-  void set_fused_relu(bool on) { fused_relu_ = on; }
+  // the ReLU's mask in backward) whenever forward keeps what backward needs: a training
+  // saving (one kept tensor instead of two; see set_recompute_output). Without backward,
+  // the BN runs alone and its owner runs the ReLU module (applies_relu()). Set by the
+  // blocks that own both. `relu` is the ReLU module the fused work belongs to: observers
+  // see its forward (input: this BN's output, recomputed only while observed) right after
+  // this BN's, as if it had run.
+  void set_fused_relu(bool on, Module* relu = nullptr) {
+    fused_relu_ = on;
+    relu_module_ = on ? relu : nullptr;
+  }
+  // Whether the next forward applies the fused ReLU (its owner then does not).
+  bool applies_relu() const { return fused_relu_ && keeps_for_backward(); }
   // Frozen: neither weight nor bias requires_grad (nn/freeze.h). A frozen BN normalizes
   // with its running statistics and leaves them (and num_batches_tracked) unchanged in
   // training mode too, as fine-tuning recipes keep frozen BN layers in eval mode; its
@@ -55,6 +64,8 @@ class BatchNorm2d : public Module {
   Tensor forward_impl(const Tensor& x) override;
   Tensor backward_impl(const Tensor& grad_output) override;
   std::string extra_repr() const override;
+  std::string label() const override;  // "BatchNorm2d(64)", for messages
+  void report_forward(const Tensor& input, const Tensor& output) override;
 
   void release_saved() override {
     saved_input_ = saved_mean_ = saved_var_ = saved_output_ = Tensor();
@@ -62,6 +73,10 @@ class BatchNorm2d : public Module {
   }
 
  private:
+  // Training mode with batch statistics; `relu` fused, `observed` keeps the pre-ReLU
+  // output for report_forward.
+  Tensor forward_train(const Tensor& x, bool relu, bool observed);
+
   BatchNorm2dOptions options_;
   Parameter* weight_;
   Parameter* bias_;
@@ -74,6 +89,9 @@ class BatchNorm2d : public Module {
   Tensor saved_output_;                    // only with a fused ReLU: its mask
   backend::BatchNormAffine saved_affine_;  // when the output is recomputed
   bool fused_relu_ = false;
+  Module* relu_module_ = nullptr;
+  // While observed with a fused ReLU: this BN's own output, before the ReLU.
+  Tensor observed_normalized_;
   bool recompute_output_ = false;
   bool saved_used_batch_stats_ = false;
 };

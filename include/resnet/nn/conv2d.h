@@ -57,6 +57,7 @@ class Conv2d : public Module {
   Tensor forward_impl(const Tensor& x) override;
   Tensor backward_impl(const Tensor& grad_output) override;
   std::string extra_repr() const override;
+  std::string label() const override;  // "Conv2d(64, 128)", for messages
 
   void release_saved() override { saved_input_ = Tensor(); }
 

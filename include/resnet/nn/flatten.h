@@ -23,7 +23,7 @@ class Flatten : public Module {
   std::string extra_repr() const override;
 
  private:
-  std::string name() const;  // "Flatten(start_dim=1, end_dim=-1)", for messages
+  std::string label() const override;  // "Flatten(start_dim=1, end_dim=-1)", for messages
   // The output shape for an input shape; throws when the dims do not fit its rank.
   Shape flattened(const Shape& in) const;
 

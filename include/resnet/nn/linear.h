@@ -38,7 +38,7 @@ class Linear : public Module {
   void release_saved() override { saved_input_ = Tensor(); }
 
  private:
-  std::string name() const;  // "Linear(512, 1000)", for messages
+  std::string label() const override;  // "Linear(512, 1000)", for messages
 
   int64_t in_features_, out_features_;
   Parameter* weight_;

@@ -39,7 +39,7 @@ class MaxPool2d : public Module {
 
  private:
   // "MaxPool2d(kernel_size=3, stride=2, padding=1)", for messages.
-  std::string name() const;
+  std::string label() const override;
 
   int64_t kernel_size_, stride_, padding_;
   std::unique_ptr<backend::MaxPool2dKernel> kernel_;

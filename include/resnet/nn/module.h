@@ -14,6 +14,11 @@
 //   keys ("layer1.0.conv1.weight") in PyTorch's order: a module's own parameters, then
 //   its own buffers, then each child's, recursively, in registration order.
 // - to_string() prints exactly what Python's print(module) prints.
+// - A module learns its path in the model ("layer3.0.conv1") when it, or a module above
+//   it, is registered as a child; errors name that path (who()).
+// - Every module that computes something reports its forward to the ForwardObserver,
+//   including one whose work another module's kernel did (a ReLU fused into the
+//   BatchNorm2d before it): notify_observer().
 
 #include <functional>
 #include <memory>
@@ -45,6 +50,8 @@ class Module;
 // ForwardObserverGuard, thread-local, none by default.
 using ForwardObserver =
     std::function<void(Module& module, const Tensor& input, const Tensor& output)>;
+// Whether a ForwardObserver is set (a module whose report costs work only does it then).
+bool forward_observed();
 class ForwardObserverGuard {
  public:
   explicit ForwardObserverGuard(ForwardObserver observer);
@@ -73,6 +80,14 @@ class Module {
 
   // PyTorch's class name, as printed ("Conv2d", "ResidualBlock").
   const std::string& type_name() const { return type_name_; }
+  // The dotted path from the model's root ("layer3.0.conv1"); empty for the root.
+  const std::string& path() const { return path_; }
+  // A name for messages: the path, or for the root, label().
+  std::string who() const { return path_.empty() ? label() : path_; }
+  // Tells the ForwardObserver (if any) that this module ran on `input` giving `output`.
+  // Called by forward(), and by a module whose kernel did this module's work as well
+  // (BatchNorm2d with a fused ReLU reports the ReLU module's forward too).
+  void notify_observer(const Tensor& input, const Tensor& output);
 
   Tensor forward(const Tensor& x);
   Tensor backward(const Tensor& grad_output);
@@ -105,6 +120,14 @@ class Module {
   virtual Tensor backward_impl(const Tensor& grad_output) = 0;
   // The text inside the parentheses for a leaf, like torch's extra_repr().
   virtual std::string extra_repr() const { return ""; }
+  // How messages name a module that has no path (the root): its type, or a module's
+  // short description ("Linear(512, 1000)").
+  virtual std::string label() const { return type_name_; }
+  // Reports this forward to the observer; a module whose kernel fused the next module's
+  // work reports both.
+  virtual void report_forward(const Tensor& input, const Tensor& output) {
+    notify_observer(input, output);
+  }
   // Called by train(); modules that cache mode-dependent state override it.
   virtual void on_mode_change() {}
   // Drops what forward kept for backward; called after backward.
@@ -115,13 +138,16 @@ class Module {
   template <typename M>
   std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> module) {
     children_.emplace_back(name, module);
+    module->set_path(path_.empty() ? name : path_ + "." + name);
     return module;
   }
-  // A name for messages: the type name (modules do not know their path).
-  const std::string& who() const { return type_name_; }
 
  private:
+  // Sets this module's path and, below it, its children's.
+  void set_path(const std::string& path);
+
   std::string type_name_;
+  std::string path_;
   bool training_ = true;
   bool has_forward_ = false;
   std::vector<std::pair<std::string, std::unique_ptr<Parameter>>> parameters_;

@@ -20,21 +20,16 @@
 
 namespace resnet::nn {
 
-namespace detail {
-class FusedChain;
-}
-
 class ResidualBlock : public Module {
  public:
   ResidualBlock(int64_t in_channels, int64_t out_channels, int64_t stride = 1);
-  ~ResidualBlock() override;
 
   bool has_identity_shortcut() const { return shortcut_->empty(); }
 
  protected:
   Tensor forward_impl(const Tensor& x) override;
   Tensor backward_impl(const Tensor& grad_output) override;
-  void on_mode_change() override;
+  std::string label() const override;  // "ResidualBlock(3, 8)", for messages
 
   void release_saved() override { saved_hidden_ = saved_output_ = Tensor(); }
 
@@ -46,11 +41,9 @@ class ResidualBlock : public Module {
   std::shared_ptr<Conv2d> conv2_;
   std::shared_ptr<BatchNorm2d> bn2_;
   std::shared_ptr<Sequential> shortcut_;
-  // Saved for backward: the outputs of the two ReLUs.
+  // Saved for backward: the outputs of the two ReLUs (which run as backend calls, so
+  // that the ReLU module keeps nothing; it is reported to observers).
   Tensor saved_hidden_, saved_output_;
-  // Eval-mode inference without gradients runs a fused plan (BN folded into the
-  // convolutions, ReLU and the residual add as oneDNN post-ops).
-  std::unique_ptr<detail::FusedChain> fused_;
 };
 
 }  // namespace resnet::nn

@@ -6,22 +6,24 @@
 // A plain unit has no shortcut at all: out = relu(bn_k(conv_k(...))).
 // Subclasses register their children (so that printing and state_dict keys follow
 // torchvision's order) and then describe the path with set_main_path/set_shortcut.
+//
+// Without backward (eval mode, no GradEnabledGuard) every child runs itself, unfused, as
+// in PyTorch: this is the reference; fast inference lowers the tree to the compiled
+// graph (infer::lower_module). With backward, each inner ReLU runs inside the BN before
+// it and the final one inside the add (one pass, less kept memory); the ReLU module is
+// still reported to the ForwardObserver with its true input and output.
 
 #include <memory>
 #include <vector>
 
 #include "resnet/nn/batchnorm2d.h"
 #include "resnet/nn/conv2d.h"
+#include "resnet/nn/relu.h"
 
 namespace resnet::nn {
 
-namespace detail {
-class FusedChain;
-}
-
 class ResidualUnit : public Module {
  public:
-  ~ResidualUnit() override;
   // The last BN of the main path (zero_init_residual sets its weight to 0).
   BatchNorm2d& last_bn() { return *path_.back().second; }
   // Whether backward computes the input's gradient (default true). Off (the lowest
@@ -37,26 +39,29 @@ class ResidualUnit : public Module {
 
  protected:
   explicit ResidualUnit(std::string type_name);
-  // Every BN but the last carries the ReLU after it (fused into one pass).
-  void set_main_path(std::vector<std::pair<Conv2d*, BatchNorm2d*>> path);
+  // A ReLU (the `relu` child) follows every BN but the last; with backward, each BN
+  // carries it (fused into one pass).
+  void set_main_path(std::vector<std::pair<Conv2d*, BatchNorm2d*>> path, ReLU* relu);
   // downsample: null for the identity. residual false: a plain unit (no shortcut), whose
   // last BN then carries the final ReLU too.
   void set_shortcut(Module* downsample, bool residual);
 
   Tensor forward_impl(const Tensor& x) override;
   Tensor backward_impl(const Tensor& grad_output) override;
-  void on_mode_change() override;
 
   void release_saved() override { saved_output_ = Tensor(); }
 
  private:
+  // Eval without backward: every module runs itself.
+  Tensor forward_reference(const Tensor& x);
+
   std::vector<std::pair<Conv2d*, BatchNorm2d*>> path_;
+  ReLU* relu_ = nullptr;
   Module* downsample_ = nullptr;
   bool residual_ = true;
   bool input_grad_ = true;
   // The unit's output, for the final ReLU's backward.
   Tensor saved_output_;
-  std::unique_ptr<detail::FusedChain> fused_;
 };
 
 }  // namespace resnet::nn

@@ -7,6 +7,7 @@
 // of blocks whose first block carries the stride and, when the shape changes, the
 // shortcut's downsample. Input [N, in_channels, H, W] -> logits [N, num_classes].
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,9 +22,11 @@
 
 namespace resnet::nn {
 
-namespace detail {
-class FusedChain;
-}
+// A chain of modules in forward order, with their paths ("conv1", "layer1.0"), and what
+// runs it without gradients. See ResNet::set_prefix_compiler.
+using ModuleChain = std::vector<std::pair<std::string, Module*>>;
+using ChainRunner = std::function<Tensor(const Tensor&)>;
+using ChainCompiler = std::function<ChainRunner(const ModuleChain&)>;
 
 struct ResNetConfig {
   enum class Stem { imagenet, cifar };
@@ -48,7 +51,6 @@ struct ResNetConfig {
 class ResNet : public Module {
  public:
   explicit ResNet(const ResNetConfig& config);
-  ~ResNet() override;
   const ResNetConfig& config() const { return config_; }
   // Whether backward computes the gradient of the input image (default true). Training
   // does not need it, and skipping it saves the first convolution's backward-data pass;
@@ -57,15 +59,22 @@ class ResNet : public Module {
   // Without the input gradient, the network also skips what frozen layers (nn/freeze.h)
   // do not need. Its frozen prefix -- the stem and the blocks, in forward order, up to
   // the first one with a trainable parameter -- runs as in eval mode (BN with running
-  // statistics, the fused inference plans, nothing kept for backward), and backward
-  // stops at the input of the lowest trainable block, which computes its weight
-  // gradients only. With every block frozen, only the classifier's backward runs.
+  // statistics, nothing kept for backward), and backward stops at the input of the
+  // lowest trainable block, which computes its weight gradients only. With every block
+  // frozen, only the classifier's backward runs.
   void set_input_grad(bool on) { input_grad_ = on; }
+  // How the frozen prefix runs. Without a compiler (the default), and whenever a
+  // ForwardObserver watches, its modules run themselves (the reference). Training sets
+  // infer::compile_chain: the prefix is lowered to the inference graph and compiled (BN
+  // folded, ReLU and add fused), again whenever the prefix or its weights change.
+  void set_prefix_compiler(ChainCompiler compiler) {
+    prefix_compiler_ = std::move(compiler);
+    prefix_runner_ = nullptr;
+  }
 
  protected:
   Tensor forward_impl(const Tensor& x) override;
   Tensor backward_impl(const Tensor& grad_output) override;
-  void on_mode_change() override;
 
  private:
   std::shared_ptr<Sequential> make_layer(int64_t planes, int64_t blocks, int64_t stride);
@@ -73,12 +82,19 @@ class ResNet : public Module {
   // Counts the frozen prefix (0 with the input gradient on) and puts its modules in eval
   // mode; tells the block just above it, or the classifier, to skip its input gradient.
   void apply_frozen_prefix();
-  Tensor forward_stem_frozen(const Tensor& x);
+  // Eval without backward: every module runs itself, as in PyTorch.
+  Tensor forward_reference(const Tensor& x);
+  // The stem and the frozen blocks, without gradients; plain output.
+  Tensor forward_frozen_prefix(const Tensor& x);
+  ModuleChain frozen_prefix_chain();
+  // The versions of the prefix's parameters and buffers (a change recompiles it).
+  std::vector<uint64_t> frozen_prefix_versions();
 
   ResNetConfig config_;
   int64_t inplanes_;
   std::shared_ptr<Conv2d> conv1_;
   std::shared_ptr<BatchNorm2d> bn1_;
+  std::shared_ptr<ReLU> relu_;
   std::shared_ptr<MaxPool2d> maxpool_;  // null for the CIFAR stem
   std::vector<std::shared_ptr<Sequential>> layers_;
   std::shared_ptr<AdaptiveAvgPool2d> avgpool_;
@@ -87,7 +103,10 @@ class ResNet : public Module {
   bool input_grad_ = true;
   bool stem_frozen_ = false;   // conv1 and bn1 in the frozen prefix
   int64_t frozen_blocks_ = 0;  // blocks (in forward order) in the frozen prefix
-  std::unique_ptr<detail::FusedChain> fused_stem_;
+  ChainCompiler prefix_compiler_;
+  ChainRunner prefix_runner_;  // compiled for prefix_blocks_ blocks and prefix_versions_
+  int64_t prefix_blocks_ = -1;
+  std::vector<uint64_t> prefix_versions_;
 };
 
 }  // namespace resnet::nn
