@@ -84,11 +84,12 @@ def background(rng, h, w, base):
     return blobs + ramp + grain
 
 
-def render(item, rng):
-    """An upright RGB photo of a 28x28 Fashion-MNIST item."""
+def render(item, rng, textured=True):
+    """An upright RGB photo of a 28x28 Fashion-MNIST item, on a textured background or,
+    with textured=False, on a flat one of a random colour."""
     h, w = random_size(rng)
     base = rng.uniform(60, 200, size=3)
-    canvas = background(rng, h, w, base)
+    canvas = background(rng, h, w, base) if textured else np.broadcast_to(base, (h, w, 3)).copy()
     side = max(16, int(min(h, w) * rng.uniform(0.45, 0.95)))
     mask = np.asarray(Image.fromarray(item, "L").resize((side, side), Image.Resampling.BICUBIC),
                       dtype=np.float64)[..., None] / 255.0
@@ -162,6 +163,9 @@ def main():
     parser.add_argument("--per-class-train", type=int, default=20)
     parser.add_argument("--per-class-val", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--background", choices=["textured", "flat"], default="textured",
+                        help="textured (blobs, gradient, grain) or flat: one random colour, an "
+                             "easier task that a network learns in a few hundred steps")
     parser.add_argument("--fashion-mnist", default="/usr/share/datasets/fashion-mnist",
                         help="folder with the four IDX .gz files")
     args = parser.parse_args()
@@ -185,7 +189,7 @@ def main():
             picks = rng.choice(pool, size=per_class, replace=False)
             for n, index in enumerate(picks):
                 kind = kinds[int(rng.choice(len(kinds), p=weights))]
-                photo = render(images[index], rng)
+                photo = render(images[index], rng, args.background == "textured")
                 save(photo, kind, rng, os.path.join(folder, f"{n:05d}"))
                 counts[kind] = counts.get(kind, 0) + 1
     total = sum(counts.values())

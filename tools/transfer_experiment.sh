@@ -17,12 +17,12 @@ mkdir -p "$work"
 
 # Folders: 1000 + 200 photos per class for pretraining, 100 + 100 for fine-tuning.
 [ -d "$work/pre" ] || python3 "$here/make_photo_folder.py" --out "$work/pre" --classes 0,1,2,3,4 \
-  --per-class-train 1000 --per-class-val 200 --seed 3
+  --per-class-train 1000 --per-class-val 200 --seed 3 --background flat
 [ -d "$work/ft" ] || python3 "$here/make_photo_folder.py" --out "$work/ft" --classes 5,6,7,8,9 \
-  --per-class-train 100 --per-class-val 100 --seed 2
+  --per-class-train 100 --per-class-val 100 --seed 2 --background flat
 
 [ -f "$work/pretrain/best.safetensors" ] ||
-  "$resnet" train --model resnet18 --data "folder:$work/pre" --size 112 --batch 64 --epochs 6 \
+  "$resnet" train --model resnet18 --data "folder:$work/pre" --size 112 --batch 64 --epochs 4 \
     --lr 0.05 --label-smoothing 0.1 --seed 1 --out "$work/pretrain"
 
 # The same recipe and budget for both; only the starting weights differ.
