@@ -8,7 +8,7 @@
 #
 # RESNET is the resnet binary (default: build/resnet). Needs python3 with numpy and Pillow
 # for tools/make_photo_folder.py and Debian's dataset-fashion-mnist. On 2 cores the whole
-# experiment takes about an hour, most of it the pretraining.
+# experiment takes about 20 minutes, most of it the pretraining.
 set -eu
 work=${1:?usage: tools/transfer_experiment.sh WORKDIR [RESNET]}
 resnet=${2:-build/resnet}
@@ -22,15 +22,15 @@ mkdir -p "$work"
   --per-class-train 100 --per-class-val 100 --seed 2 --background flat
 
 [ -f "$work/pretrain/best.safetensors" ] ||
-  "$resnet" train --model resnet18 --data "folder:$work/pre" --size 112 --batch 64 --epochs 4 \
-    --lr 0.05 --label-smoothing 0.1 --seed 1 --out "$work/pretrain"
+  "$resnet" train --model resnet18 --data "folder:$work/pre" --size 112 --batch 64 --epochs 8 \
+    --lr 0.02 --label-smoothing 0.1 --seed 1 --out "$work/pretrain"
 
 # The same recipe and budget for both; only the starting weights differ.
 for run in finetune scratch; do
   init=""
   [ "$run" = finetune ] && init="--init $work/pretrain/best.safetensors"
   # shellcheck disable=SC2086
-  "$resnet" train --model resnet18 --data "folder:$work/ft" --size 112 --batch 32 --epochs 15 \
+  "$resnet" train --model resnet18 --data "folder:$work/ft" --size 112 --batch 32 --epochs 8 \
     --lr 0.02 --label-smoothing 0.1 --seed 1 $init --out "$work/$run"
 done
 
