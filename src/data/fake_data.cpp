@@ -17,9 +17,10 @@ constexpr int64_t kMaxFakeBytes = int64_t{1} << 31;
 // The stream of the synthetic data, separate from the loader's streams (rng.h).
 constexpr uint64_t kFakeDataStream = 4;
 
+// `split_id` (0 train, 1 test) keeps the two splits' streams apart.
 std::shared_ptr<const Dataset> make_split(const FakeDataOptions& o, const char* split,
-                                          int64_t size) {
-  Rng rng = Rng::derive(o.seed, kFakeDataStream, split[1]);
+                                          uint64_t split_id, int64_t size) {
+  Rng rng = Rng::derive(o.seed, kFakeDataStream, split_id);
   std::vector<uint8_t> pixels(static_cast<size_t>(size * o.shape.numel()));
   for (size_t i = 0; i < pixels.size(); i += 8) {
     const uint64_t word = rng.next_u64();
@@ -57,7 +58,7 @@ DatasetPair make_fake_data(const FakeDataOptions& o) {
   RESNET_CHECK(kMaxFakeBytes / images / o.shape.channels / o.shape.height >= o.shape.width,
                "dataset fake: expected at most " << kMaxFakeBytes << " bytes of images, got "
                                                  << images << " images of " << o.shape.str());
-  return {make_split(o, "train", o.train_size), make_split(o, "test", test_size)};
+  return {make_split(o, "train", 0, o.train_size), make_split(o, "test", 1, test_size)};
 }
 
 FakeDataOptions parse_fake_data_spec(const std::string& spec) {

@@ -96,11 +96,12 @@ TEST_P(LayoutChannels, MaxPoolMatchesPlainAndKeepsTheLayout) {
   EXPECT_EQ(yb.layout(), Layout::blocked16);
   EXPECT_EQ(max_abs_diff(plain(yb), ya), 0.f);
   // The lanes that pad the last channel block stay zero (the next kernels read them).
-  const int64_t blocks = (c + 15) / 16, hw = yb.dim(2) * yb.dim(3);
-  for (int64_t i = 0; i < yb.dim(0) * blocks * hw; ++i)
-    for (int64_t lane = c - (blocks - 1) * 16; lane < 16 && i % (blocks * hw) >= (blocks - 1) * hw;
-         ++lane)
-      ASSERT_EQ(yb.f32()[i * 16 + lane], 0.f) << "padding lane " << lane;
+  const int64_t blocks = (c + 15) / 16, hw = yb.dim(2) * yb.dim(3), used = c - (blocks - 1) * 16;
+  for (int64_t n = 0; n < yb.dim(0); ++n)
+    for (int64_t p = 0; p < hw; ++p)
+      for (int64_t lane = used; lane < 16; ++lane)
+        ASSERT_EQ(yb.f32()[((n * blocks + blocks - 1) * hw + p) * 16 + lane], 0.f)
+            << "padding lane " << lane;
   Tensor dy = testing::random_tensor(ya.shape(), 9);
   Tensor dxb = b.backward(blocked(dy));
   EXPECT_EQ(dxb.layout(), Layout::blocked16);
