@@ -75,6 +75,10 @@ void add_train_command(CLI::App& app) {
                   "Evaluation: shorter side before the center crop (0: size * 256 / 224)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  cmd->add_option("--crop-scale", c->crop_scale,
+                  "RandomResizedCrop's smallest area fraction of the image (torchvision: 0.08)")
+      ->check(CLI::Range(0.01, 1.0))
+      ->capture_default_str();
   cmd->add_option("--reduced-decode", c->reduced_decode,
                   "Decode JPEGs at 1/2, 1/4 or 1/8 when the crop allows (true/false)")
       ->capture_default_str();

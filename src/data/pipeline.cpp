@@ -34,7 +34,7 @@ Pipeline make_pipeline(const Dataset& dataset, const PipelineOptions& o) {
     p.size = o.size > 0 ? o.size : kImagenetCrop;
     p.resize = o.resize > 0 ? o.resize : default_resize(p.size);
     p.train_sample = std::make_shared<RandomResizedCrop>(
-        p.size, std::pair{0.08, 1.0}, std::pair{3.0 / 4.0, 4.0 / 3.0}, o.reduced_decode);
+        p.size, std::pair{o.crop_scale, 1.0}, std::pair{3.0 / 4.0, 4.0 / 3.0}, o.reduced_decode);
     Preprocessing& e = p.eval_preprocessing;
     e.name = "checkpoint";
     e.channels = shape.channels;

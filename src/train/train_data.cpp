@@ -111,6 +111,7 @@ TrainingData make_training_data(TrainConfig& config) {
   o.flip = config.flip;
   o.erasing = config.erasing;
   o.reduced_decode = config.reduced_decode;
+  o.crop_scale = config.crop_scale;
   o.mean = d.stats.mean;
   o.std = d.stats.std;
   const data::Pipeline pipeline = data::make_pipeline(*train, o);

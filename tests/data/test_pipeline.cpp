@@ -52,5 +52,17 @@ TEST(Pipeline, AnotherSizeCropsAndResizesWithTheDefaultResize) {
   EXPECT_THROW(make_pipeline(*ds, options(24, 3)), Error);  // 3 means for 1 channel
 }
 
+TEST(Pipeline, CropScaleSetsTheSmallestAreaOfTheResizedCrop) {
+  auto ds = testing::synthetic_dataset(4, {1, 28, 28});
+  EXPECT_NE(make_pipeline(*ds, options(24)).train_sample->repr().find("scale=(0.08, 1)"),
+            std::string::npos);
+  PipelineOptions o = options(24);
+  o.crop_scale = 0.35;
+  const std::string repr = make_pipeline(*ds, o).train_sample->repr();
+  EXPECT_NE(repr.find("scale=(0.35, 1)"), std::string::npos) << repr;
+  o.crop_scale = 0;
+  EXPECT_THROW(make_pipeline(*ds, o), Error);
+}
+
 }  // namespace
 }  // namespace resnet::data

@@ -35,6 +35,8 @@ struct PipelineOptions {
   bool flip = true;
   double erasing = 0.0;
   bool reduced_decode = true;
+  // RandomResizedCrop's smallest area fraction (torchvision's scale=(lo, 1.0)).
+  double crop_scale = 0.08;
   std::vector<float> mean, std;  // Normalize's, one per channel
 };
 

@@ -51,6 +51,9 @@ struct TrainConfig {
   int64_t resize = 0;
   // Decode JPEGs at 1/2, 1/4 or 1/8 where the training crop is shrunk to `size` anyway.
   bool reduced_decode = true;
+  // RandomResizedCrop's smallest area fraction: torchvision's 0.08 is ImageNet's; photos
+  // whose object fills a small part of the frame learn faster with a larger one.
+  double crop_scale = 0.08;
   // Hold out this fraction of train (seeded, stratified) as the test set; 0: the dataset's
   // own test split.
   double val_split = 0.0;
