@@ -35,7 +35,7 @@ Tensor BatchNorm2d::forward_impl(const Tensor& x) {
       observed_normalized_ = kernel_->forward_eval(x, weight_->value, bias_->value, *running_mean_,
                                                    *running_var_, false);
     if (keeps_for_backward()) {
-      saved_input_ = x;
+      saved_input_ = keeps_input_ ? x : Tensor();
       saved_mean_ = running_mean_->clone();
       saved_var_ = running_var_->clone();
       saved_used_batch_stats_ = false;
@@ -67,7 +67,7 @@ Tensor BatchNorm2d::forward_train(const Tensor& x, bool relu, bool observed) {
     rv[i] = (1.f - m) * rv[i] + m * var.f32()[i] * unbias;
   }
   num_batches_tracked_->i64()[0] += 1;
-  saved_input_ = x;
+  saved_input_ = keeps_input_ ? x : Tensor();
   saved_mean_ = mean;
   saved_var_ = var;
   saved_used_batch_stats_ = true;
@@ -92,6 +92,8 @@ const Tensor& BatchNorm2d::output_for_backward() {
 }
 
 Tensor BatchNorm2d::backward_impl(const Tensor& grad_output) {
+  RESNET_CHECK(saved_input_.defined(), who() << ": backward without its input (the owner "
+                                                "supplies it with supply_input)");
   RESNET_CHECK(grad_output.shape() == saved_input_.shape(),
                who() << ": expected output gradient " << saved_input_.shape_str() << ", got "
                      << grad_output.shape_str());

@@ -105,6 +105,14 @@ Tensor Conv2d::backward_impl(const Tensor& grad_output) {
                                 saved_input_.layout());
 }
 
+Tensor Conv2d::recompute_output() {
+  RESNET_CHECK(saved_input_.defined(),
+               who() << ": no kept input to recompute the output from (a forward that kept "
+                        "its state comes first)");
+  return kernel_->forward(saved_input_, weight_->value, bias_ ? bias_->value : Tensor(),
+                          output_layout_.value_or(saved_input_.layout()));
+}
+
 void Conv2d::backward_weights_only(const Tensor& grad_output) {
   RESNET_CHECK(saved_input_.defined(),
                who() << ": backward called without a forward that kept its state");

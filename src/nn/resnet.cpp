@@ -37,8 +37,11 @@ ResNet::ResNet(const ResNetConfig& c) : Module(c.type_name), config_(c) {
   bn1_->set_fused_relu(true, relu_.get());
   if (imagenet) {
     maxpool_ = register_module("maxpool", std::make_shared<MaxPool2d>(3, 2, 1));
-    // The max-pool keeps its indices, not its input: bn1 need not keep its output.
+    // The max-pool keeps its indices, not its input: bn1 need not keep its output. Nor
+    // its input: backward runs the stem convolution again on the image it keeps (about
+    // 3% of resnet50's forward multiply-adds, 7% of resnet18's) for 98 MiB at batch 32.
     bn1_->set_recompute_output(true);
+    bn1_->set_keeps_input(false);
   }
   for (size_t i = 0; i < c.layers.size(); ++i) {
     auto layer = make_layer(c.planes[i], c.layers[i], i == 0 ? 1 : 2);
@@ -157,7 +160,10 @@ Tensor ResNet::backward_impl(const Tensor& grad_output) {
     }
   }
   if (!g.defined() || stem_frozen_) return Tensor();  // stopped at the frozen prefix
-  if (maxpool_) g = maxpool_->backward(g);
+  if (maxpool_) {
+    g = maxpool_->backward(g);
+    if (!bn1_->keeps_input()) bn1_->supply_input(conv1_->recompute_output());
+  }
   g = bn1_->backward(g);
   if (!input_grad_) {
     conv1_->backward_weights_only(g);

@@ -1,7 +1,9 @@
 // What training keeps for backward: a BN+ReLU keeps its input and its per-channel map,
 // not its output too, and recomputes that output in backward. The recomputed output is
 // the forward's bit for bit, so gradients are unchanged, exactly, whatever gamma is
-// (zero, tiny, negative) and whatever the shape.
+// (zero, tiny, negative) and whatever the shape. A BN after a 1x1 convolution (a
+// bottleneck's first, a projection shortcut) or after the ImageNet stem does not keep its
+// input either: backward runs that convolution again, with the same bits as a result.
 
 #include <gtest/gtest.h>
 
@@ -91,6 +93,9 @@ TEST(SavedMemory, OutputForBackwardNeedsAForwardThatKeptItsState) {
 struct Net {
   std::string name;
   nn::ResNetConfig config;
+  // BNs whose input backward recomputes: the ImageNet stem's, each bottleneck's bn1, each
+  // 1x1 projection's.
+  int recomputed_bn_inputs;
 };
 
 nn::ResNetConfig config(nn::ResNetConfig::Block block, nn::ResNetConfig::Stem stem,
@@ -107,8 +112,9 @@ nn::ResNetConfig config(nn::ResNetConfig::Block block, nn::ResNetConfig::Stem st
 
 class SavedMemoryNet : public ::testing::TestWithParam<Net> {};
 
-// One training step with every BN+ReLU recomputing its output, and one with every
-// BN+ReLU keeping it: the same input gradient and parameter gradients, bit for bit.
+// One training step with every BN+ReLU recomputing its output and the BNs after 1x1 and
+// stem convolutions recomputing their input, and one with every BN keeping both: the
+// same input gradient and parameter gradients, bit for bit.
 TEST_P(SavedMemoryNet, StepGradientsEqualThoseOfKeptOutputs) {
   auto make = [&] {
     nn::init::manual_seed(11);
@@ -118,7 +124,14 @@ TEST_P(SavedMemoryNet, StepGradientsEqualThoseOfKeptOutputs) {
   };
   auto recomputing = make(), keeping = make();
   for (auto& [name, m] : keeping->named_modules())
-    if (auto* bn = dynamic_cast<nn::BatchNorm2d*>(m)) bn->set_recompute_output(false);
+    if (auto* bn = dynamic_cast<nn::BatchNorm2d*>(m)) {
+      bn->set_recompute_output(false);
+      bn->set_keeps_input(true);
+    }
+  int recomputed_inputs = 0;
+  for (auto& [name, m] : recomputing->named_modules())
+    if (auto* bn = dynamic_cast<nn::BatchNorm2d*>(m)) recomputed_inputs += !bn->keeps_input();
+  EXPECT_EQ(recomputed_inputs, GetParam().recomputed_bn_inputs);
   const Tensor x = testing::random_tensor({4, 3, 37, 29}, 12);
   const size_t live_before = detail::pooled_storage_live_bytes();
   Tensor y0 = recomputing->forward(x);
@@ -144,10 +157,11 @@ using Block = nn::ResNetConfig::Block;
 using Stem = nn::ResNetConfig::Stem;
 INSTANTIATE_TEST_SUITE_P(
     Blocks, SavedMemoryNet,
-    ::testing::Values(Net{"bottleneck", config(Block::bottleneck, Stem::imagenet, false)},
-                      Net{"bottleneck_zero_init", config(Block::bottleneck, Stem::imagenet, true)},
-                      Net{"basic_cifar_stem", config(Block::basic, Stem::cifar, true)},
-                      Net{"plain", config(Block::plain, Stem::imagenet, false)}),
+    ::testing::Values(
+        Net{"bottleneck", config(Block::bottleneck, Stem::imagenet, false), 1 + 3 + 2},
+        Net{"bottleneck_zero_init", config(Block::bottleneck, Stem::imagenet, true), 1 + 3 + 2},
+        Net{"basic_cifar_stem", config(Block::basic, Stem::cifar, true), 1},
+        Net{"plain", config(Block::plain, Stem::imagenet, false), 1}),
     [](const ::testing::TestParamInfo<Net>& info) { return info.param.name; });
 
 }  // namespace

@@ -92,9 +92,9 @@ TEST_F(TrainPhotos, HeldOutSplitBadImagesEvalRecipeAndExactResume) {
   EXPECT_EQ(info.eval_resize, 14);  // 12 * 256 / 224, rounded
   EXPECT_EQ(train::eval_preprocessing(info).resize_shorter, 14);
   const std::string config_json = slurp(dir / "config.json");
-  for (const char* key : {"\"size\": 12", "\"val_split\": 0.4", "\"skip_bad_images\": true",
-                          "\"workers\": 2", "\"reduced_decode\": true", "\"resize\": 0",
-                          "\"crop_scale\": 0.08"})
+  for (const char* key :
+       {"\"size\": 12", "\"val_split\": 0.4", "\"skip_bad_images\": true", "\"workers\": 2",
+        "\"reduced_decode\": true", "\"resize\": 0", "\"crop_scale\": 0.08"})
     EXPECT_NE(config_json.find(key), std::string::npos) << key;
 
   // Interrupted after 2 steps, resumed with another worker count: the same weights.

@@ -56,6 +56,12 @@ class BatchNorm2d : public Module {
   // whose next layer does not keep that output either (a convolution they feed it back
   // to with Conv2d::supply_input, a max-pool, which keeps its own indices).
   void set_recompute_output(bool on) { recompute_output_ = on; }
+  // keep false: forward does not keep its input either; the block that owns this layer
+  // recomputes it (Conv2d::recompute_output) and hands it back with supply_input before
+  // this layer's output or gradient is asked for.
+  void set_keeps_input(bool keep) { keeps_input_ = keep; }
+  bool keeps_input() const { return keeps_input_; }
+  void supply_input(const Tensor& x) { saved_input_ = x; }
   // The output of the last forward, for the layer it feeds: the kept one, or recomputed
   // (and then kept until this layer's backward).
   const Tensor& output_for_backward();
@@ -93,6 +99,7 @@ class BatchNorm2d : public Module {
   // While observed with a fused ReLU: this BN's own output, before the ReLU.
   Tensor observed_normalized_;
   bool recompute_output_ = false;
+  bool keeps_input_ = true;
   bool saved_used_batch_stats_ = false;
 };
 

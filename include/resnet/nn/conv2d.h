@@ -52,6 +52,12 @@ class Conv2d : public Module {
   // holds (or recomputes) and hands back with supply_input before backward.
   void set_keeps_input(bool keep) { keeps_input_ = keep; }
   void supply_input(const Tensor& x) { saved_input_ = x; }
+  // The output of the last forward again, from the input it kept: the same primitive on
+  // the same values, so bit for bit. For a BN after this layer that does not keep its
+  // input (BatchNorm2d::set_keeps_input) when this layer is cheap to run twice.
+  Tensor recompute_output();
+  // A 1x1 kernel: the cheapest convolution to run again.
+  bool is_pointwise() const { return options_.kernel_h == 1 && options_.kernel_w == 1; }
 
  protected:
   Tensor forward_impl(const Tensor& x) override;

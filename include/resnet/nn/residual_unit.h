@@ -54,12 +54,17 @@ class ResidualUnit : public Module {
  private:
   // Eval without backward: every module runs itself.
   Tensor forward_reference(const Tensor& x);
+  // Hands the projection's BN its input again (recomputed) before its backward.
+  void restore_projection_input();
 
   std::vector<std::pair<Conv2d*, BatchNorm2d*>> path_;
   ReLU* relu_ = nullptr;
   Module* downsample_ = nullptr;
   bool residual_ = true;
   bool input_grad_ = true;
+  // A 1x1 projection shortcut, whose BN input is recomputed too (else null).
+  Conv2d* projection_conv_ = nullptr;
+  BatchNorm2d* projection_bn_ = nullptr;
   // The unit's output, for the final ReLU's backward.
   Tensor saved_output_;
 };
