@@ -91,7 +91,23 @@ ZOO_CASES = (
     ("resnet20", "resnet20", {}, (4, 3, 32, 32), 5),
     ("resnet20_B", "resnet20", {"shortcut": "B"}, (4, 3, 32, 32), 2),
     ("plain20", "plain20", {}, (4, 3, 32, 32), 3),
+    ("resnet50_batch1", "resnet50", {}, (1, 3, 64, 64), 5),
 )
+
+# Cases judged against float64 wherever PyTorch's float32 misses it by more than a tenth of
+# the tolerance (fixture_checks.check_zoo_pass): training-mode batch norms that see few
+# values per channel amplify rounding error. ResNet-50 at batch 1 and 64x64 leaves 4 values
+# per channel in layer4; with seed 5, 153 of its gradients and buffers are judged against
+# float64. (The deterministic weights keep residual branches small, so even Winograd's
+# error stays within this case's bounds; random weights do not, see
+# kMinBnValuesForWinograd in src/nn/resnet.cpp.) Training mode only: evaluation normalizes
+# with running statistics, and this case is about batch statistics.
+FLOAT64_JUDGED = ("resnet50_batch1",)
+
+
+def case_modes(case):
+    """The modes a zoo case is written for (its case.json "modes")."""
+    return ("train",) if case in FLOAT64_JUDGED else MODES
 
 # Printed structure of every zoo model: (stem, MODEL string, options).
 ZOO_PRINT_MODELS = tuple((name, name, {}) for name in ref.TORCHVISION_NAMES) + tuple(
@@ -234,8 +250,8 @@ def write_zoo_case(out_dir, case, model_name, options, shape, seed):
     with torch.no_grad():
         output_shape = tuple(model.eval()(x).shape)
     grad_output = ref.deterministic_tensor(seed, "grad_output", output_shape)
-    conditioning, digest_fairness, kinks, noise = (OrderedDict() for _ in range(4))
-    for mode in MODES:
+    conditioning, digest_fairness, kinks, noise, judge = (OrderedDict() for _ in range(5))
+    for mode in case_modes(case):
         model.load_state_dict(weights)
         train = mode == "train"
         safety, where = kink_safety(model, x, train)
@@ -252,9 +268,16 @@ def write_zoo_case(out_dir, case, model_name, options, shape, seed):
                     raise SystemExit(f"{case} eval: PyTorch changed {name} in eval mode")
         digests = pass_digests(result, train)
         exact_digests = pass_digests(exact, train)
-        conditioning[mode], digest_fairness[mode], noise[mode] = check_zoo_pass(
-            f"{case} {mode}", result, exact, digests, exact_digests)
+        conditioning[mode], digest_fairness[mode], noise[mode], judged = check_zoo_pass(
+            f"{case} {mode}", result, exact, digests, exact_digests, case in FLOAT64_JUDGED)
         output, grad_input, _, _ = result
+        # Judged against float64: store that (as float32), and PyTorch's float32 error.
+        if "output" in judged:
+            output = exact[0].float()
+            judge[f"output_{mode}"] = judged["output"]
+        if "grad_input" in judged:
+            grad_input = exact[1].float()
+            judge[f"grad_input_{mode}"] = judged["grad_input"]
         ref.save_npy(case_dir / f"output_{mode}.npy", output)
         ref.save_npy(case_dir / f"grad_input_{mode}.npy", grad_input)
         (case_dir / f"digest_{mode}.json").write_text(
@@ -274,7 +297,7 @@ def write_zoo_case(out_dir, case, model_name, options, shape, seed):
         ("parameter_count", sum(p.numel() for p in model.parameters())),
         ("state_dict_sums", OrderedDict((k, float(v.double().sum()))
                                         for k, v in weights.items())),
-        ("modes", list(MODES)),
+        ("modes", list(case_modes(case))),
         ("tolerance", ref.TOLERANCE),
         ("digest", OrderedDict([("samples", DIGEST_SAMPLES),
                                 ("probe_seed", DIGEST_PROBE_SEED),
@@ -285,7 +308,8 @@ def write_zoo_case(out_dir, case, model_name, options, shape, seed):
         ("ill_conditioned", noise),
         ("ill_conditioned_rule", OrderedDict([("noise_fraction", NOISE_FRACTION),
                                               ("slack", ILL_CONDITIONED_SLACK)])),
-        ("files", ["case.json"] + [f"{kind}_{mode}.{ext}" for mode in MODES
+        ("float64_judge", judge),
+        ("files", ["case.json"] + [f"{kind}_{mode}.{ext}" for mode in case_modes(case)
                                    for kind, ext in (("output", "npy"), ("grad_input", "npy"),
                                                      ("digest", "json"))]),
         ("torch_version", torch.__version__),
@@ -305,7 +329,7 @@ def scan_seeds(case, model_name, options, shape, seeds):
                                                    tuple(model.eval()(x).shape))
         weights = OrderedDict((k, v.detach().clone()) for k, v in model.state_dict().items())
         line = []
-        for mode in MODES:
+        for mode in case_modes(case):
             model.load_state_dict(weights)
             train = mode == "train"
             safety, where = kink_safety(model, x, train)
@@ -314,9 +338,10 @@ def scan_seeds(case, model_name, options, shape, seeds):
                 exact = ref.float64_pass(model, x, grad_output, train)
                 result = ref.reference_pass(model, x, grad_output, train)
                 try:
-                    worst, _, noise = check_zoo_pass(mode, result, exact,
-                                                     pass_digests(result, train),
-                                                     pass_digests(exact, train))
+                    worst, _, noise, _ = check_zoo_pass(mode, result, exact,
+                                                        pass_digests(result, train),
+                                                        pass_digests(exact, train),
+                                                        case in FLOAT64_JUDGED)
                     verdict += f", f32 vs f64 {worst:.1e}, {len(noise)} ill-conditioned"
                 except SystemExit as refusal:
                     verdict += f", refused: {refusal}"

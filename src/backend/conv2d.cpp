@@ -11,6 +11,7 @@ using namespace detail;
 
 struct Conv2dKernel::Impl {
   Conv2dConfig cfg;
+  bool winograd = true;
 
   struct Plan {
     Shape dst_shape;
@@ -32,9 +33,10 @@ struct Conv2dKernel::Impl {
   }
 
   Plan& plan_for(const Shape& src_shape, Layout src_layout, Layout dst_layout) {
-    return plans.get(PlanKey(src_shape, src_layout, dst_layout), [&] {
+    return plans.get(PlanKey(src_shape, src_layout, dst_layout, winograd), [&] {
       ConvRequest r;
       r.purpose = ConvPurpose::training;
+      r.winograd = winograd;
       r.src_shape = src_shape;
       r.bias = cfg.bias;
       r.src_pin = pin(src_shape, src_layout);
@@ -63,6 +65,10 @@ Conv2dKernel::Conv2dKernel(const Conv2dConfig& config) : impl_(std::make_unique<
   impl_->cfg = config;
 }
 Conv2dKernel::~Conv2dKernel() = default;
+
+void Conv2dKernel::set_winograd(bool allowed) {
+  impl_->winograd = allowed;
+}
 
 Tensor Conv2dKernel::forward(const Tensor& src, const Tensor& weight, const Tensor& bias,
                              Layout dst_layout) {

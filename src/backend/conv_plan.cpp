@@ -119,7 +119,7 @@ bool is_reference_kernel(const char* impl_info) {
 
 fwd_pd_t plan_conv_forward(const Conv2dConfig& c, const ConvRequest& r) {
   std::optional<fwd_pd_t> pd;
-  if (conv_winograd_allowed(c, r.purpose, r.weight_type))
+  if (r.winograd && conv_winograd_allowed(c, r.purpose, r.weight_type))
     pd = try_forward(c, r, dnnl::algorithm::convolution_winograd, true);
   if (!pd) pd = try_forward(c, r, dnnl::algorithm::convolution_direct, true);
   // Pinned layouts can leave only oneDNN's reference kernel (seconds, not milliseconds):

@@ -29,6 +29,8 @@ struct ConvRequest {
   memory::desc src_pin, dst_pin;
   // Post-ops and output scales (inference); empty for training.
   dnnl::primitive_attr attr;
+  // False: the caller's numerics forbid Winograd here (Conv2dKernel::set_winograd).
+  bool winograd = true;
 };
 
 // [N, OC, OH, OW] for an input of `src_shape` (floor division, as PyTorch).

@@ -52,6 +52,11 @@ class Conv2dKernel {
   // diff_bias (both plain).
   void backward_weights(const Tensor& diff_dst, const Tensor& src, Tensor& diff_weight,
                         Tensor& diff_bias);
+  // Whether oneDNN's Winograd algorithm may be used (default true; the planner then
+  // still uses it only where it pays). Its rounding error is about ten times direct
+  // convolution's, which a network whose batch norms see few values per channel
+  // amplifies past the numerics contract: nn::ResNet switches it off then.
+  void set_winograd(bool allowed);
 
  private:
   struct Impl;

@@ -56,6 +56,8 @@ class Conv2d : public Module {
   // the same values, so bit for bit. For a BN after this layer that does not keep its
   // input (BatchNorm2d::set_keeps_input) when this layer is cheap to run twice.
   Tensor recompute_output();
+  // Whether the kernel may use Winograd (backend::Conv2dKernel::set_winograd).
+  void set_winograd(bool allowed) { kernel_->set_winograd(allowed); }
   // A 1x1 kernel: the cheapest convolution to run again.
   bool is_pointwise() const { return options_.kernel_h == 1 && options_.kernel_w == 1; }
 

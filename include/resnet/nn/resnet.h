@@ -84,6 +84,11 @@ class ResNet : public Module {
   void apply_frozen_prefix();
   // Eval without backward: every module runs itself, as in PyTorch.
   Tensor forward_reference(const Tensor& x);
+  // Values per channel that the deepest batch norms normalize in training for an input
+  // of `input` (batch times the last stage's height and width).
+  int64_t deepest_bn_values(const Shape& input) const;
+  // Allows Winograd convolutions for this training input or not (see resnet.cpp).
+  void apply_winograd_policy(const Shape& input);
   // The stem and the frozen blocks, without gradients; plain output.
   Tensor forward_frozen_prefix(const Tensor& x);
   ModuleChain frozen_prefix_chain();
@@ -101,6 +106,7 @@ class ResNet : public Module {
   std::shared_ptr<Linear> fc_;
   Shape saved_pooled_shape_;  // avgpool's output, before flattening
   bool input_grad_ = true;
+  bool winograd_ = true;       // what the convolutions were last told
   bool stem_frozen_ = false;   // conv1 and bn1 in the frozen prefix
   int64_t frozen_blocks_ = 0;  // blocks (in forward order) in the frozen prefix
   ChainCompiler prefix_compiler_;
