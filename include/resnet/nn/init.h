@@ -1,7 +1,8 @@
 #pragma once
 // Parameter initialization and the global random generator behind it (like
 // torch.manual_seed). The generator is not PyTorch's, so equal seeds give different
-// numbers than PyTorch; distributions and bounds are PyTorch's.
+// numbers than PyTorch; distributions and bounds are PyTorch's. Safe to use from several
+// threads (it is locked), but only one thread's sequence is reproducible from a seed.
 
 #include <cstdint>
 
