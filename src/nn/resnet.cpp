@@ -117,23 +117,23 @@ namespace {
 // Winograd only when every batch norm sees at least this many values per channel.
 // (resnet50 at batch 32 and 224 pixels: 1568; ResNet-20 at batch 128 on 28x28: 6272.)
 constexpr int64_t kMinBnValuesForWinograd = 256;
-
-int64_t conv_out(int64_t size, int64_t kernel, int64_t stride, int64_t pad) {
-  return (size + 2 * pad - kernel) / stride + 1;
-}
 }  // namespace
 
 int64_t ResNet::deepest_bn_values(const Shape& input) const {
   int64_t h = input[2], w = input[3];
   auto through = [&](const Conv2d& conv) {
-    const Conv2dOptions& o = conv.options();
-    h = conv_out(h, o.kernel_h, o.stride_h, o.pad_h);
-    w = conv_out(w, o.kernel_w, o.stride_w, o.pad_w);
+    const backend::Conv2dConfig c = to_backend_config(conv.options());
+    h = c.out_h(h);
+    w = c.out_w(w);
   };
   through(*conv1_);
-  if (maxpool_) {
-    h = conv_out(h, maxpool_->kernel_size(), maxpool_->stride(), maxpool_->padding());
-    w = conv_out(w, maxpool_->kernel_size(), maxpool_->stride(), maxpool_->padding());
+  if (maxpool_) {  // a max-pool's output size is a convolution's of its kernel and stride
+    backend::Conv2dConfig pool;
+    pool.kernel_h = pool.kernel_w = maxpool_->kernel_size();
+    pool.stride_h = pool.stride_w = maxpool_->stride();
+    pool.pad_h = pool.pad_w = maxpool_->padding();
+    h = pool.out_h(h);
+    w = pool.out_w(w);
   }
   for (auto& layer : layers_)
     for (size_t i = 0; i < layer->size(); ++i)
