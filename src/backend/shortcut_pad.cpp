@@ -24,6 +24,23 @@ void check_plain_f32(const char* who, const char* name, const Tensor& t) {
                    << (t.defined() ? t.shape_str() : std::string("an undefined tensor")));
 }
 
+// Calls copy(x_index, y_index) for every element the shortcut keeps: channel ch of x at
+// row i * stride_h, column j * stride_w is channel ch + before of y at row i, column j.
+// Both directions walk the same pairs; only which side is read differs.
+template <typename Copy>
+void for_each_kept(const Shape& x, const Shape& y, int64_t stride_h, int64_t stride_w,
+                   int64_t before, Copy copy) {
+  const int64_t n = x[0], c = x[1], h = x[2], w = x[3];
+  const int64_t oc = y[1], oh = y[2], ow = y[3];
+#pragma omp parallel for collapse(2) if (n * c * oh * ow > 65536)
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t i = 0; i < oh; ++i)
+        for (int64_t j = 0; j < ow; ++j)
+          copy(((b * c + ch) * h + i * stride_h) * w + j * stride_w,
+               ((b * oc + ch + before) * oh + i) * ow + j);
+}
+
 }  // namespace
 
 Tensor subsample_pad_channels(const Tensor& x, int64_t stride_h, int64_t stride_w, int64_t before,
@@ -31,18 +48,11 @@ Tensor subsample_pad_channels(const Tensor& x, int64_t stride_h, int64_t stride_
   const char* who = "subsample_pad_channels";
   check_plain_f32(who, "input", x);
   const Shape ys = padded_shape(who, x.shape(), stride_h, stride_w, before, after);
-  const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
-  const int64_t oc = ys[1], oh = ys[2], ow = ys[3];
   Tensor y(ys);  // zero-filled: the padded channels stay 0
   const float* src = x.f32();
   float* dst = y.f32();
-#pragma omp parallel for collapse(2) if (n * c * oh * ow > 65536)
-  for (int64_t b = 0; b < n; ++b)
-    for (int64_t ch = 0; ch < c; ++ch)
-      for (int64_t i = 0; i < oh; ++i)
-        for (int64_t j = 0; j < ow; ++j)
-          dst[((b * oc + ch + before) * oh + i) * ow + j] =
-              src[((b * c + ch) * h + i * stride_h) * w + j * stride_w];
+  for_each_kept(x.shape(), ys, stride_h, stride_w, before,
+                [&](int64_t xi, int64_t yi) { dst[yi] = src[xi]; });
   return y;
 }
 
@@ -55,18 +65,11 @@ Tensor subsample_pad_channels_backward(const Tensor& dy, const Shape& x_shape, i
   const Shape ys = padded_shape(who, x_shape, stride_h, stride_w, before, after);
   RESNET_CHECK(dy.shape() == ys,
                who << ": expected output gradient " << shape_str(ys) << ", got " << dy.shape_str());
-  const int64_t n = x_shape[0], c = x_shape[1], h = x_shape[2], w = x_shape[3];
-  const int64_t oc = ys[1], oh = ys[2], ow = ys[3];
   Tensor dx(x_shape);  // zero-filled: the skipped rows and columns get no gradient
   const float* src = dy.f32();
   float* dst = dx.f32();
-#pragma omp parallel for collapse(2) if (n * c * oh * ow > 65536)
-  for (int64_t b = 0; b < n; ++b)
-    for (int64_t ch = 0; ch < c; ++ch)
-      for (int64_t i = 0; i < oh; ++i)
-        for (int64_t j = 0; j < ow; ++j)
-          dst[((b * c + ch) * h + i * stride_h) * w + j * stride_w] =
-              src[((b * oc + ch + before) * oh + i) * ow + j];
+  for_each_kept(x_shape, ys, stride_h, stride_w, before,
+                [&](int64_t xi, int64_t yi) { dst[xi] = src[yi]; });
   return dx;
 }
 

@@ -105,11 +105,7 @@ std::map<std::string, Tensor> gradients(nn::Module& m, const Tensor& x) {
 }
 
 nn::ModulePtr training_model(const std::string& name, int64_t in_channels, uint64_t seed) {
-  models::ModelOptions o;
-  o.in_channels = in_channels;
-  o.num_classes = 10;
-  nn::ModulePtr m = models::build(name, o);
-  rt::fill_deterministic(*m, seed);
+  nn::ModulePtr m = rt::deterministic_model(name, in_channels, seed);
   m->train(true);
   return m;
 }

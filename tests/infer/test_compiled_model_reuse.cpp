@@ -15,11 +15,7 @@ namespace rt = resnet::testing;
 namespace {
 
 nn::ModulePtr eval_model(const std::string& name, int64_t in_channels, uint64_t seed) {
-  models::ModelOptions o;
-  o.in_channels = in_channels;
-  o.num_classes = 10;
-  nn::ModulePtr m = models::build(name, o);
-  rt::fill_deterministic(*m, seed);
+  nn::ModulePtr m = rt::deterministic_model(name, in_channels, seed);
   m->eval();
   return m;
 }

@@ -7,7 +7,6 @@
 
 #include <gtest/gtest.h>
 
-#include <cstring>
 #include <map>
 
 #include "resnet/infer/compile_chain.h"
@@ -35,11 +34,6 @@ std::map<std::string, Tensor> snapshot(nn::Module& m) {
   std::map<std::string, Tensor> out;
   for (auto& [name, t] : m.state_dict()) out[name] = t->clone();
   return out;
-}
-
-bool same_bytes(const Tensor& a, const Tensor& b) {
-  return a.shape() == b.shape() && a.dtype() == b.dtype() &&
-         std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
 }
 
 TEST(Freeze, ResolvesPathsAndBackbone) {
@@ -82,7 +76,7 @@ TEST(Freeze, FrozenBatchNormKeepsItsStatisticsInTrainingMode) {
     const bool buffer = name.find("running_") != std::string::npos ||
                         name.find("num_batches_tracked") != std::string::npos;
     if (!buffer) continue;
-    EXPECT_EQ(same_bytes(*t, before[name]), frozen_bn) << name;
+    EXPECT_EQ(testing::bitwise_equal(*t, before[name]), frozen_bn) << name;
   }
 }
 

@@ -7,7 +7,6 @@
 
 #include <gtest/gtest.h>
 
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -23,10 +22,7 @@
 namespace resnet {
 namespace {
 
-bool bitwise_equal(const Tensor& a, const Tensor& b) {
-  return a.shape() == b.shape() && a.layout() == b.layout() && a.nbytes() == b.nbytes() &&
-         std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
-}
+using testing::bitwise_equal;
 
 // Gamma with a zero, a tiny, a negative and an ordinary channel, repeated.
 Tensor awkward_gamma(int64_t c) {

@@ -51,6 +51,7 @@
 #include <utility>
 #include <vector>
 
+#include "resnet/models/zoo.h"
 #include "resnet/nn/module.h"
 #include "resnet/tensor/tensor.h"
 
@@ -225,6 +226,17 @@ inline FillRule onnx_initializer_rule(const std::string& name, const Shape& shap
   if (ends_with(".weight")) return {0.5, 0.5, 0.0, 1.0};
   if (ends_with(".bias")) return {-1.0, 2.0, 1.0, 1.0};
   return {-1.0, 2.0, 0.0, 0.1};
+}
+
+// A zoo network with `in_channels` inputs and 10 classes, filled by the scheme above.
+inline nn::ModulePtr deterministic_model(const std::string& name, int64_t in_channels,
+                                         uint64_t seed) {
+  models::ModelOptions o;
+  o.in_channels = in_channels;
+  o.num_classes = 10;
+  nn::ModulePtr m = models::build(name, o);
+  fill_deterministic(*m, seed);
+  return m;
 }
 
 }  // namespace resnet::testing

@@ -1,6 +1,7 @@
 #pragma once
 // Test helpers shared by the layer and kernel tests (header-only, GoogleTest-aware):
 //   random_tensor  - deterministic uniform tensors from a seed;
+//   bitwise_equal  - two tensors with the same shape, dtype, layout and bytes;
 //   expect_close   - the project's numerics contract for comparing two implementations;
 //   gradcheck      - a finite-difference gradient checker in the spirit of Caffe's
 //                    GradientChecker and dlib's test_layer.
@@ -21,6 +22,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <numeric>
@@ -32,6 +34,12 @@
 #include "resnet/tensor/tensor.h"
 
 namespace resnet::testing {
+
+// Same shape, dtype, layout and bytes: for results that must not change at all.
+inline bool bitwise_equal(const Tensor& a, const Tensor& b) {
+  return a.shape() == b.shape() && a.dtype() == b.dtype() && a.layout() == b.layout() &&
+         a.nbytes() == b.nbytes() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
+}
 
 // Uniform values in [lo, hi) drawn from std::mt19937(seed): the same seed gives the same tensor.
 inline Tensor random_tensor(Shape shape, uint32_t seed, float lo = -1.f, float hi = 1.f) {
