@@ -1,6 +1,6 @@
 #include "resnet/backend/activation_ops.h"
 
-#include "activation_impl.h"
+#include "dnnl_context.h"
 #include "plan_cache.h"
 
 namespace resnet::backend {
@@ -21,13 +21,13 @@ ActivationPool2d::ActivationPool2d(const Pool2dConfig& config) : impl_(std::make
 }
 ActivationPool2d::~ActivationPool2d() = default;
 
-Activation ActivationPool2d::run(const Activation& src, int64_t out_h, int64_t out_w,
-                                 ActivationPool* pool) {
+Tensor ActivationPool2d::run(const Tensor& src, int64_t out_h, int64_t out_w) {
   return guarded("pool", [&] {
-    const memory& s = ActivationAccess::mem(src);
-    const memory::desc sd = s.get_desc();
+    RESNET_CHECK(src.defined() && src.rank() == 4,
+                 "pool: expected a 4-D input, got "
+                     << (src.defined() ? src.shape_str() : std::string("nothing")));
+    const memory::desc sd = desc_of(src);
     const memory::dims d = sd.dims();
-    RESNET_CHECK(d.size() == 4, "pool: expected a 4-D input, got " << shape_str(d));
     Impl::Plan& plan = impl_->plans.get(PlanKey(sd, out_h, out_w), [&] {
       const Pool2dConfig& c = impl_->cfg;
       memory::dims kernel = {c.kernel_h, c.kernel_w}, strides = {c.stride_h, c.stride_w};
@@ -47,17 +47,14 @@ Activation ActivationPool2d::run(const Activation& src, int64_t out_h, int64_t o
                                       : dnnl::algorithm::pooling_avg_exclude_padding;
       // The output keeps the input's layout: pooling is memory-bound, a reorder would
       // cost as much as the pool.
-      memory::desc dst_md =
-          memory::desc({d[0], d[1], out_h, out_w}, sd.data_type(), memory::format_tag::any);
+      memory::desc dst_md = desc_of({d[0], d[1], out_h, out_w}, src.dtype(), src.layout());
       dnnl::pooling_forward::desc pdesc(dnnl::prop_kind::forward_inference, alg, sd, dst_md,
                                         strides, kernel, pad_l, pad_r);
       dnnl::pooling_forward::primitive_desc pd(pdesc, with_user_scratchpad(), engine());
       return Impl::Plan{pd, dnnl::pooling_forward(pd)};
     });
-    Activation out = ActivationAccess::allocate(plan.pd.dst_desc(), pool);
-    execute(plan.prim, {{DNNL_ARG_SRC, s}, {DNNL_ARG_DST, ActivationAccess::mem(out)}});
-    // Max and average keep an int8 input's scale.
-    ActivationAccess::set_scale(out, ActivationAccess::scale(src));
+    Tensor out = empty_like(plan.pd.dst_desc());
+    execute(plan.prim, {{DNNL_ARG_SRC, wrap(src)}, {DNNL_ARG_DST, wrap(out)}});
     return out;
   });
 }
@@ -87,9 +84,12 @@ void ActivationLinear::set_weights(const Tensor& weight, const Tensor& bias) {
   impl_->plans.clear();
 }
 
-Tensor ActivationLinear::run(const Activation& src) {
+Tensor ActivationLinear::run(const Tensor& src, float int8_scale) {
   return guarded("linear", [&] {
-    const memory::dims d0 = ActivationAccess::mem(src).get_desc().dims();
+    RESNET_CHECK(src.defined() && src.rank() >= 2,
+                 "linear: expected an input [N, ...], got "
+                     << (src.defined() ? src.shape_str() : std::string("nothing")));
+    const memory::dims d0 = to_dims(src.shape());
     const int64_t out = impl_->weight.dim(0), in = impl_->weight.dim(1);
     int64_t features = 1;
     for (size_t i = 1; i < d0.size(); ++i) features *= d0[i];
@@ -99,17 +99,18 @@ Tensor ActivationLinear::run(const Activation& src) {
     // share of the work). A pooled [N, C, 1, 1] input is read as [N, C]: reordering its
     // N * C values costs nothing, and oneDNN's 2-D kernels beat its blocked 4-D path.
     const dt type = dnnl_type(impl_->dtype);
-    const memory::desc sd0 = ActivationAccess::mem(src).get_desc();
+    const memory::desc sd0 = desc_of(src);
     const dt src_type = sd0.data_type() == dt::bf16 && type == dt::bf16 ? dt::bf16 : dt::f32;
+    const float scale = stored_scale(src, int8_scale);
     memory s, plain_holder;  // plain_holder owns the bytes `s` views
     if (d0.size() == 4 && d0[2] == 1 && d0[3] == 1) {
-      memory plain = ActivationAccess::converted(
-          src, memory::desc(d0, src_type, memory::format_tag::abcd), 1.f);
+      memory plain =
+          converted(wrap(src), scale, memory::desc(d0, src_type, memory::format_tag::abcd), 1.f);
       s = memory(memory::desc({d0[0], d0[1]}, src_type, memory::format_tag::ab), engine(),
                  plain.get_data_handle());
       plain_holder = plain;
     } else {
-      s = ActivationAccess::converted(src, with_type(sd0, src_type), 1.f);
+      s = converted(wrap(src), scale, with_type(sd0, src_type), 1.f);
     }
     const memory::desc sd = s.get_desc();
     const memory::dims d = sd.dims();
@@ -144,62 +145,54 @@ Tensor ActivationLinear::run(const Activation& src) {
 // cache keeps them per descriptor all the same. These caches are shared by every model,
 // which may run on several threads at once (PlanCache is locked).
 
-Activation activation_relu(const Activation& x, ActivationPool* pool) {
+Tensor activation_relu(const Tensor& x) {
   return guarded("relu", [&] {
     static PlanCache<dnnl::eltwise_forward> cache;
-    const memory& m = ActivationAccess::mem(x);
-    dnnl::eltwise_forward& relu = cache.get(PlanKey(m.get_desc()), [&] {
+    const memory::desc desc = desc_of(x);
+    dnnl::eltwise_forward& relu = cache.get(PlanKey(desc), [&] {
       dnnl::eltwise_forward::desc d(dnnl::prop_kind::forward_inference,
-                                    dnnl::algorithm::eltwise_relu, m.get_desc(), 0.f, 0.f);
+                                    dnnl::algorithm::eltwise_relu, desc, 0.f, 0.f);
       return dnnl::eltwise_forward({d, with_user_scratchpad(), engine()});
     });
-    Activation out = ActivationAccess::allocate(m.get_desc(), pool);
-    execute(relu, {{DNNL_ARG_SRC, m}, {DNNL_ARG_DST, ActivationAccess::mem(out)}});
+    Tensor out = Tensor::empty(x.shape(), x.dtype(), x.layout());
+    execute(relu, {{DNNL_ARG_SRC, wrap(x)}, {DNNL_ARG_DST, wrap(out)}});
     return out;
   });
 }
 
-Activation activation_add(const Activation& a, const Activation& b, bool relu,
-                          ActivationPool* pool) {
+Tensor activation_add(const Tensor& a, const Tensor& b, bool relu) {
   return guarded("add", [&] {
     static PlanCache<dnnl::binary> cache;
-    const memory& ma = ActivationAccess::mem(a);
-    RESNET_CHECK(ma.get_desc().dims() == ActivationAccess::mem(b).get_desc().dims(),
-                 "add: expected two inputs of one shape, got " << shape_str(a.shape()) << " and "
-                                                               << shape_str(b.shape()));
-    memory mb = reorder_to(ActivationAccess::mem(b), ma.get_desc());
-    dnnl::binary& add = cache.get(PlanKey(ma.get_desc(), relu), [&] {
+    RESNET_CHECK(a.shape() == b.shape(), "add: expected two inputs of one shape, got "
+                                             << a.shape_str() << " and " << b.shape_str());
+    const memory::desc desc = desc_of(a);
+    memory mb = reorder_to(wrap(b), desc);
+    dnnl::binary& add = cache.get(PlanKey(desc, relu), [&] {
       dnnl::post_ops ops;
       if (relu) ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
       dnnl::primitive_attr attr = with_user_scratchpad();
       attr.set_post_ops(ops);
-      dnnl::binary::desc d(dnnl::algorithm::binary_add, ma.get_desc(), ma.get_desc(),
-                           ma.get_desc());
+      dnnl::binary::desc d(dnnl::algorithm::binary_add, desc, desc, desc);
       return dnnl::binary({d, attr, engine()});
     });
-    Activation out = ActivationAccess::allocate(ma.get_desc(), pool);
-    execute(
-        add,
-        {{DNNL_ARG_SRC_0, ma}, {DNNL_ARG_SRC_1, mb}, {DNNL_ARG_DST, ActivationAccess::mem(out)}});
+    Tensor out = Tensor::empty(a.shape(), a.dtype(), a.layout());
+    execute(add, {{DNNL_ARG_SRC_0, wrap(a)}, {DNNL_ARG_SRC_1, mb}, {DNNL_ARG_DST, wrap(out)}});
     return out;
   });
 }
 
-Activation activation_convert(const Activation& x, DType dtype, bool blocked,
-                              ActivationPool* pool) {
+Tensor activation_convert(const Tensor& x, float int8_scale, DType dtype, bool blocked) {
   return guarded("convert", [&] {
-    const memory& m = ActivationAccess::mem(x);
-    const memory::dims d = m.get_desc().dims();
-    const bool can_block = blocked && d.size() == 4;
-    memory::desc want(d, dnnl_type(dtype),
-                      can_block
-                          ? memory::format_tag::aBcd16b
-                          : (d.size() == 4 ? memory::format_tag::abcd : memory::format_tag::ab));
-    if (m.get_desc() == want && ActivationAccess::scale(x) == 1.f) return x;
-    Activation out = ActivationAccess::allocate(want, pool);
-    ActivationAccess::convert_into(x, ActivationAccess::mem(out), 1.f);
+    const Layout layout = blocked && x.rank() == 4 ? Layout::blocked16 : Layout::plain;
+    if (x.dtype() == dtype && x.layout() == layout) return x;
+    Tensor out = Tensor::empty(x.shape(), dtype, layout);
+    convert_into(wrap(x), stored_scale(x, int8_scale), wrap(out), 1.f);
     return out;
   });
+}
+
+Tensor to_plain_f32(const Tensor& x, float int8_scale) {
+  return activation_convert(x, int8_scale, DType::f32, false);
 }
 
 bool cpu_has_native_bf16() {

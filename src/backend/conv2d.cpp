@@ -28,8 +28,7 @@ struct Conv2dKernel::Impl {
   // Blocked tensors are read and written as they are (no reorder); plain ones let
   // oneDNN choose, and the kernel reorders at its edges.
   static memory::desc pin(const Shape& shape, Layout layout) {
-    return layout == Layout::blocked16 ? memory::desc(to_dims(shape), dt::f32, tag::aBcd16b)
-                                       : memory::desc();
+    return layout == Layout::plain ? memory::desc() : desc_of(shape, DType::f32, layout);
   }
 
   Plan& plan_for(const Shape& src_shape, Layout src_layout, Layout dst_layout) {

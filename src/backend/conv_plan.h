@@ -1,8 +1,8 @@
 #pragma once
 // Private to src/backend/: the one convolution planner behind both convolution kernels,
 // Conv2dKernel (training: forward_training and the two backward passes, on Tensors) and
-// FusedConv2d (inference: forward_inference with post-ops, f32/bf16/int8, on
-// Activations). As in oneDNN's own training example, the two differ only in prop_kind,
+// FusedConv2d (inference: forward_inference with post-ops, f32/bf16/int8). Both run
+// on Tensors. As in oneDNN's own training example, the two differ only in prop_kind,
 // in the attr (post-ops, int8 output scales) and in the backward descriptors; the
 // geometry (strides, dilation, PyTorch's floor-division padding, the grouped weight
 // descriptor) and the algorithm policy are written here once.

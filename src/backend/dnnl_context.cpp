@@ -84,10 +84,60 @@ dt dnnl_type(DType type) {
   throw Error("backend: dtype " + dtype_name(type) + " has no oneDNN equivalent");
 }
 
+memory::desc desc_of(const Shape& shape, DType dtype, Layout layout) {
+  switch (layout) {
+    case Layout::blocked16:
+      return memory::desc(to_dims(shape), dnnl_type(dtype), tag::aBcd16b);
+    case Layout::blocked8:
+      return memory::desc(to_dims(shape), dnnl_type(dtype), tag::aBcd8b);
+    case Layout::blocked4:
+      return memory::desc(to_dims(shape), dnnl_type(dtype), tag::aBcd4b);
+    case Layout::channels_last:
+      return memory::desc(to_dims(shape), dnnl_type(dtype), tag::acdb);
+    case Layout::plain:
+      break;
+  }
+  return plain_desc(shape, dnnl_type(dtype));
+}
+
 memory::desc desc_of(const Tensor& t) {
-  if (t.layout() == Layout::blocked16)
-    return memory::desc(to_dims(t.shape()), dt::f32, tag::aBcd16b);
-  return plain_desc(t.shape(), dnnl_type(t.dtype()));
+  return desc_of(t.shape(), t.dtype(), t.layout());
+}
+
+std::optional<TensorFormat> tensor_format(const memory::desc& desc) {
+  std::optional<DType> dtype;
+  switch (desc.data_type()) {
+    case dt::f32:
+      dtype = DType::f32;
+      break;
+    case dt::bf16:
+      dtype = DType::bf16;
+      break;
+    case dt::s8:
+      dtype = DType::i8;
+      break;
+    case dt::u8:
+      dtype = DType::u8;
+      break;
+    default:
+      return std::nullopt;
+  }
+  const memory::dims dims = desc.dims();
+  const Shape shape(dims.begin(), dims.end());
+  if (dims.empty() || dims.size() > 5) return std::nullopt;
+  for (Layout layout : {Layout::plain, Layout::blocked16, Layout::blocked8, Layout::blocked4,
+                        Layout::channels_last}) {
+    if (layout != Layout::plain && dims.size() != 4) continue;
+    if (desc_of(shape, *dtype, layout) == desc) return TensorFormat{*dtype, layout};
+  }
+  return std::nullopt;
+}
+
+Tensor empty_like(const memory::desc& desc) {
+  const std::optional<TensorFormat> f = tensor_format(desc);
+  RESNET_CHECK(f.has_value(), "backend: no tensor layout matches oneDNN's choice of layout");
+  const memory::dims dims = desc.dims();
+  return Tensor::empty(Shape(dims.begin(), dims.end()), f->dtype, f->layout);
 }
 
 memory wrap(const Tensor& t) {
@@ -120,6 +170,25 @@ void reorder_scaled(const memory& src, const memory& dst, int mask,
   execute(dnnl::reorder(dnnl::reorder::primitive_desc(engine(), src.get_desc(), engine(),
                                                       dst.get_desc(), attr)),
           {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}});
+}
+
+float stored_scale(const Tensor& t, float int8_scale) {
+  return t.dtype() == DType::i8 || t.dtype() == DType::u8 ? int8_scale : 1.f;
+}
+
+void convert_into(const memory& src, float src_scale, const memory& dst, float dst_scale) {
+  const float factor = dst_scale / src_scale;
+  if (factor == 1.f)
+    reorder_into(src, dst);
+  else
+    reorder_scaled(src, dst, 0, {factor});
+}
+
+memory converted(const memory& src, float src_scale, const memory::desc& desc, float dst_scale) {
+  if (src.get_desc() == desc && src_scale == dst_scale) return src;
+  memory out(desc, engine());
+  convert_into(src, src_scale, out, dst_scale);
+  return out;
 }
 
 memory::desc with_type(const memory::desc& desc, memory::data_type type) {

@@ -5,6 +5,7 @@
 
 #include <dnnl.hpp>
 
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -37,8 +38,20 @@ memory::dims to_dims(const Shape& shape);
 dt dnnl_type(DType type);
 // Plain row-major descriptor for a tensor of this rank (nchw, nc, x, ...).
 memory::desc plain_desc(const Shape& shape, dt type = dt::f32);
-// The descriptor of a tensor's storage: plain, or nChw16c for blocked16.
+// The descriptor of a tensor's storage: plain, nChw16c/8c/4c for blocked16/8/4, NHWC
+// for channels_last. The one translation from Tensor's layouts to oneDNN's.
+memory::desc desc_of(const Shape& shape, DType dtype, Layout layout);
 memory::desc desc_of(const Tensor& t);
+// The inverse: the dtype and layout of a Tensor whose storage `desc` describes, when a
+// Tensor can hold it (oneDNN also knows layouts Tensor does not, such as nChw8c).
+struct TensorFormat {
+  DType dtype;
+  Layout layout;
+};
+std::optional<TensorFormat> tensor_format(const memory::desc& desc);
+// A new tensor (storage uninitialized, from the storage pool) laid out as `desc`;
+// `desc` must have a tensor_format.
+Tensor empty_like(const memory::desc& desc);
 // Wraps the tensor's storage (no copy) with desc_of(t).
 memory wrap(const Tensor& t);
 // Returns `m` itself when it already has `desc`, otherwise a new memory holding `m`
@@ -52,6 +65,16 @@ void reorder_into(const memory& src, const memory& dst);
 // moving an int8 activation to another scale).
 void reorder_scaled(const memory& src, const memory& dst, int mask,
                     const std::vector<float>& scales);
+// The scale an int8 tensor's values carry (real = stored / scale) is a property of the
+// graph value it holds, kept by the compiled model, not by the tensor: `int8_scale` for
+// an i8/u8 tensor, and 1 for f32 and bf16, which store real values.
+float stored_scale(const Tensor& t, float int8_scale);
+// Writes `src`, whose values carry scale `src_scale`, into `dst` with scale `dst_scale`
+// (a plain reorder when the two are equal).
+void convert_into(const memory& src, float src_scale, const memory& dst, float dst_scale);
+// `src` itself when it already has `desc` and `dst_scale`, else new memory holding it
+// so converted.
+memory converted(const memory& src, float src_scale, const memory::desc& desc, float dst_scale);
 // `desc` with another element type (same layout).
 memory::desc with_type(const memory::desc& desc, memory::data_type type);
 

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "activation_impl.h"
 #include "conv_plan.h"
 #include "plan_cache.h"
 
@@ -62,18 +61,14 @@ struct FusedConv2d::Impl {
   // nChw16c when its channels allow: measured on the seed's block (batch 32, 64 -> 128,
   // 56x56, AVX-512) the blocked path (jit direct + Winograd) took 21 ms against 28 ms
   // when oneDNN's own choice (NHWC, brgconv) was kept throughout.
-  // The layout of `a`, with type `type`: ours are read where they are (their element
-  // strides hold whatever the element type), a borrowed plain one as nChw16c.
-  static memory::desc pin_of(const Activation::Impl* a, dt type) {
-    if (a == nullptr) return memory::desc();
-    if (!a->borrowed) {
-      memory::desc md = a->mem.get_desc();
-      if (dnnl::memory::data_type_size(md.data_type()) == dnnl::memory::data_type_size(type)) {
-        md.data.data_type = memory::convert_to_c(type);
-        return md;
-      }
-    }
-    const memory::dims d = a->mem.get_desc().dims();
+  // The layout of `t`, with type `type`: ours are read where they are (their element
+  // strides hold whatever the element type), a plain one (the caller's input, or a
+  // value computed outside the convolutions) as nChw16c.
+  static memory::desc pin_of(const Tensor* t, dt type) {
+    if (t == nullptr) return memory::desc();
+    if (!t->is_plain() && dtype_size(t->dtype()) == memory::data_type_size(type))
+      return with_type(desc_of(*t), type);
+    const memory::dims d = to_dims(t->shape());
     // oneDNN's int8 kernels read NHWC; its f32 Winograd and jit direct ones nChw16c.
     if (type == dt::u8 || type == dt::s8) return memory::desc(d, type, tag::acdb);
     return d[1] % 16 == 0 ? memory::desc(d, type, tag::aBcd16b) : memory::desc();
@@ -103,22 +98,37 @@ struct FusedConv2d::Impl {
   // Keyed by the input shape alone: the first input of a shape settles the plan's
   // layouts (from the activations it came with), and later inputs of that shape are
   // converted into them, so that adopt() and run() agree on one plan.
-  Plan& plan_for(const Shape& src_shape, const Activation::Impl* src,
-                 const Activation::Impl* residual) {
+  Plan& plan_for(const Shape& src_shape, const Tensor* src, const Tensor* residual) {
     return plans.get(PlanKey(src_shape), [&] {
       if (int8()) {
         compute_weight_scales();
         // The sum reads the residual as u8 when it is (after a ReLU), else as s8; an f32
         // residual is quantized to s8 on the way in.
-        if (residual != nullptr)
-          residual_type = residual->mem.get_desc().data_type() == dt::u8 ? dt::u8 : dt::s8;
+        if (residual != nullptr) residual_type = residual->dtype() == DType::u8 ? dt::u8 : dt::s8;
       }
       memory::desc dst_pin = pin_of(residual, dst_type());
       if (dst_pin.is_zero() && cfg.blocked_output && cfg.conv.out_channels % 16 == 0)
         dst_pin =
             memory::desc(to_dims(conv_dst_shape(cfg.conv, src_shape)), dst_type(), tag::aBcd16b);
-      return make_plan(src_shape, pin_of(src, src_type()), dst_pin);
+      Plan plan = make_plan(src_shape, pin_of(src, src_type()), dst_pin);
+      // The output must be a layout a Tensor holds (tensor.h lists oneDNN's choices for
+      // convolutions); should oneDNN choose another, ask again for NHWC.
+      if (!tensor_format(plan.pd.dst_desc()).has_value())
+        plan = make_plan(src_shape, pin_of(src, src_type()),
+                         desc_of(conv_dst_shape(cfg.conv, src_shape), dtype_of(dst_type()),
+                                 Layout::channels_last));
+      RESNET_CHECK(tensor_format(plan.pd.dst_desc()).has_value(),
+                   "fused conv: oneDNN offers no output layout a tensor can hold for input "
+                       << shape_str(src_shape));
+      return plan;
     });
+  }
+
+  static DType dtype_of(dt type) {
+    return type == dt::bf16 ? DType::bf16
+           : type == dt::u8 ? DType::u8
+           : type == dt::s8 ? DType::i8
+                            : DType::f32;
   }
 
   void pack_weights(Plan& p) {
@@ -189,62 +199,46 @@ void FusedConv2d::set_weights(const Tensor& weight, const Tensor& bias) {
   impl_->bias = bias;
 }
 
-Activation FusedConv2d::adopt(const Activation& src) {
-  return guarded("fused conv", [&] {
-    Impl::Plan& p = impl_->plan_for(src.shape(), ActivationAccess::impl(src), nullptr);
-    const float scale = impl_->src_scale();
-    if (ActivationAccess::mem(src).get_desc() == p.pd.src_desc() &&
-        ActivationAccess::scale(src) == scale)
-      return src;
-    Activation out =
-        ActivationAccess::adopt_memory(ActivationAccess::converted(src, p.pd.src_desc(), scale));
-    ActivationAccess::set_scale(out, scale);
-    return out;
-  });
-}
-
-Activation FusedConv2d::run(const Activation& src, Activation residual, ActivationPool* pool) {
+Tensor FusedConv2d::run(const Tensor& src, Tensor residual) {
   return guarded("fused conv", [&] {
     RESNET_CHECK(impl_->weight.defined(), "fused conv: weights not set");
-    Shape src_shape = src.shape();
-    RESNET_CHECK(src_shape[1] == impl_->cfg.conv.in_channels,
-                 "fused conv: expected " << impl_->cfg.conv.in_channels << " input channels, got "
-                                         << src_shape[1]);
-    Activation::Impl* res = ActivationAccess::impl(residual);
-    Impl::Plan& p = impl_->plan_for(src_shape, ActivationAccess::impl(src), res);
+    RESNET_CHECK(src.defined() && src.rank() == 4 && src.dim(1) == impl_->cfg.conv.in_channels,
+                 "fused conv: expected an input [N, "
+                     << impl_->cfg.conv.in_channels << ", H, W], got "
+                     << (src.defined() ? src.shape_str() : "nothing"));
+    const FusedConv2dConfig& cfg = impl_->cfg;
+    Impl::Plan& p = impl_->plan_for(src.shape(), &src, residual.defined() ? &residual : nullptr);
     impl_->pack_weights(p);
-    memory src_m = ActivationAccess::converted(src, p.pd.src_desc(), impl_->src_scale());
+    const float src_scale = impl_->src_scale();
+    memory src_m = converted(wrap(src), stored_scale(src, src_scale), p.pd.src_desc(), src_scale);
     const memory::desc dst_desc = p.pd.dst_desc();
-    Activation out;
-    if (impl_->cfg.add_residual) {
-      RESNET_CHECK(res != nullptr, "fused conv: expected a residual input");
-      RESNET_CHECK(res->mem.get_desc().dims() == dst_desc.dims(),
+    Tensor out;
+    if (cfg.add_residual) {
+      RESNET_CHECK(residual.defined(), "fused conv: expected a residual input");
+      RESNET_CHECK(to_dims(residual.shape()) == dst_desc.dims(),
                    "fused conv: expected residual " << shape_str(dst_desc.dims()) << ", got "
-                                                    << shape_str(res->mem.get_desc().dims()));
+                                                    << residual.shape_str());
       // The sum post-op accumulates into dst, so dst starts as the residual, in the
       // output's layout and in the type and scale the sum reads. When the residual is
-      // ours, already so, and read by nobody else (this call holds the only reference),
-      // its buffer becomes the output.
-      const float res_scale = impl_->int8() ? impl_->cfg.int8.residual_scale : 1.f;
+      // already so and nobody else reads it (the caller handed over its only reference),
+      // its storage becomes the output.
+      const float res_scale = impl_->int8() ? cfg.int8.residual_scale : 1.f;
       const memory::desc res_desc =
           impl_->int8() ? with_type(dst_desc, impl_->residual_type) : dst_desc;
-      if (!res->borrowed && ActivationAccess::sole_owner(residual) &&
-          res->mem.get_desc() == res_desc && ActivationAccess::scale(residual) == res_scale) {
-        out = ActivationAccess::alias(std::move(residual), dst_desc);
+      const float stored = stored_scale(residual, res_scale);
+      if (residual.sole_owner() && desc_of(residual) == res_desc && stored == res_scale) {
+        out = residual.view_as(Impl::dtype_of(dst_desc.data_type()));
       } else {
-        out = ActivationAccess::allocate(dst_desc, pool);
-        ActivationAccess::convert_into(
-            residual, memory(res_desc, engine(), ActivationAccess::mem(out).get_data_handle()),
-            res_scale);
+        out = empty_like(dst_desc);
+        convert_into(wrap(residual), stored, memory(res_desc, engine(), out.raw()), res_scale);
       }
     } else {
-      out = ActivationAccess::allocate(dst_desc, pool);
+      out = empty_like(dst_desc);
     }
-    if (impl_->int8()) ActivationAccess::set_scale(out, impl_->cfg.int8.dst_scale);
     execute(p.prim, {{DNNL_ARG_SRC, src_m},
                      {DNNL_ARG_WEIGHTS, p.packed_weight},
                      {DNNL_ARG_BIAS, p.packed_bias},
-                     {DNNL_ARG_DST, ActivationAccess::mem(out)}});
+                     {DNNL_ARG_DST, wrap(out)}});
     impl_->last_impl = p.pd.impl_info_str();
     return out;
   });

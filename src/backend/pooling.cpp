@@ -44,10 +44,7 @@ PoolPlan make_plan(dnnl::algorithm alg, const Shape& src_shape, int64_t kernel_h
   PoolPlan p;
   p.alg = alg;
   p.layout = layout;
-  auto md = [&](const Shape& shape) {
-    return layout == Layout::blocked16 ? memory::desc(to_dims(shape), dt::f32, tag::aBcd16b)
-                                       : plain_desc(shape);
-  };
+  auto md = [&](const Shape& shape) { return desc_of(shape, DType::f32, layout); };
   p.src_md = md(src_shape);
   p.dst_md = md({src_shape[0], src_shape[1], out_h, out_w});
   p.strides = {stride_h, stride_w};

@@ -8,10 +8,9 @@
 namespace resnet::infer {
 
 nn::ChainRunner compile_chain(const nn::ModuleChain& chain) {
-  CompileOptions options;
-  options.keep_buffers = false;
-  // Shared: std::function needs a copyable target.
-  auto model = std::make_shared<CompiledModel>(lower_chain(chain), options);
+  // Shared: std::function needs a copyable target. Its activations come from the
+  // storage pool that the training step beside it uses, and go back there after each run.
+  auto model = std::make_shared<CompiledModel>(lower_chain(chain));
   return [model](const Tensor& x) { return model->run(x); };
 }
 

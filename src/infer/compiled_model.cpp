@@ -1,5 +1,6 @@
 #include "resnet/infer/compiled_model.h"
 
+#include <algorithm>
 #include <map>
 #include <sstream>
 
@@ -13,7 +14,6 @@
 
 namespace resnet::infer {
 
-using backend::Activation;
 using detail::Plan;
 using detail::Step;
 
@@ -58,7 +58,8 @@ struct CompiledModel::Impl {
   Shape compiled_for;
   // Every value's shape, per input shape seen (prepare()).
   std::map<Shape, std::vector<Shape>> value_shapes;
-  backend::ActivationPool buffers;
+  // The most activation bytes alive at once in the last run (memory_stats).
+  size_t peak_activation_bytes = 0;
   std::function<void(const std::string&, const Tensor&)> observer;
   std::string fallback_note;
 
@@ -199,70 +200,88 @@ struct CompiledModel::Impl {
     }
   }
 
+  // The scale value `v`'s int8 tensor carries (1 outside int8).
+  float int8_scale(int v) const {
+    return options.precision == Precision::int8 ? value_scale[v] : 1.f;
+  }
+
   Tensor run(const Tensor& x) {
-    RESNET_CHECK(x.defined() && x.rank() == 4 && x.dtype() == DType::f32,
-                 "run: expected an f32 input [N, C, H, W], got "
+    RESNET_CHECK(x.defined() && x.rank() == 4 && x.dtype() == DType::f32 && x.is_plain(),
+                 "run: expected a plain f32 input [N, C, H, W], got "
                      << (x.defined() ? x.shape_str() : std::string("nothing")));
     prepare(x.shape());
-    backend::ActivationPool run_buffers;  // freed on return unless options.keep_buffers
-    backend::ActivationPool* pool = options.keep_buffers ? &buffers : &run_buffers;
-    std::vector<Activation> vals(plan.values.size());
-    vals[0] = Activation::borrow(x);
+    std::vector<Tensor> vals(plan.values.size());
+    vals[0] = x;
     if (observer) observer(plan.values[0].name, x);
     const bool int8 = options.precision == Precision::int8;
     // Element-wise fallbacks work on f32 (or bf16); int8 inputs are dequantized first.
     auto dequantized = [&](int v) {
-      return int8 ? backend::activation_convert(vals[v], DType::f32, true, pool) : vals[v];
+      return int8 ? backend::activation_convert(vals[v], int8_scale(v), DType::f32, true) : vals[v];
     };
+    auto plain = [&](int v) { return backend::to_plain_f32(vals[v], int8_scale(v)); };
+    peak_activation_bytes = 0;
     for (size_t i = 0; i < steps.size(); ++i) {
       CompiledStep& cs = steps[i];
       const Step& s = cs.step;
       const int idx = static_cast<int>(i);
-      // A value read for the last time is handed over (moved), so its buffer can be
-      // reused for this step's output.
+      // A value read for the last time is handed over (moved), so that its storage can
+      // become this step's output.
       auto take = [&](int v) { return last_use[v] == idx ? std::move(vals[v]) : vals[v]; };
-      Activation out;
+      Tensor out;
       switch (s.kind) {
         case Step::Kind::conv: {
-          Activation residual = s.add_residual ? take(s.inputs[1]) : Activation();
-          out = cs.conv->run(vals[s.inputs[0]], std::move(residual), pool);
+          Tensor residual = s.add_residual ? take(s.inputs[1]) : Tensor();
+          out = cs.conv->run(vals[s.inputs[0]], std::move(residual));
           break;
         }
         case Step::Kind::pool: {
           const Shape& y = plan.values[s.output].shape;
-          out = cs.pool->run(vals[s.inputs[0]], y[2], y[3], pool);
+          out = cs.pool->run(vals[s.inputs[0]], y[2], y[3]);
           break;
         }
         case Step::Kind::linear:
-          out = Activation::borrow(cs.linear->run(vals[s.inputs[0]]));
+          out = cs.linear->run(vals[s.inputs[0]], int8_scale(s.inputs[0]));
           break;
         case Step::Kind::relu:
-          out = backend::activation_relu(dequantized(s.inputs[0]), pool);
+          out = backend::activation_relu(dequantized(s.inputs[0]));
           break;
         case Step::Kind::add:
-          out = backend::activation_add(dequantized(s.inputs[0]), dequantized(s.inputs[1]), s.relu,
-                                        pool);
+          out = backend::activation_add(dequantized(s.inputs[0]), dequantized(s.inputs[1]), s.relu);
           break;
-        case Step::Kind::flatten: {
-          Tensor t = vals[s.inputs[0]].to_tensor();
-          out = Activation::borrow(t.reshape(plan.values[s.output].shape));
+        case Step::Kind::flatten:
+          out = plain(s.inputs[0]).reshape(plan.values[s.output].shape);
           break;
-        }
         case Step::Kind::subsample:
-          out = Activation::borrow(backend::subsample_pad_channels(
-              vals[s.inputs[0]].to_tensor(), s.window.stride_h, s.window.stride_w, 0, 0));
+          out = backend::subsample_pad_channels(plain(s.inputs[0]), s.window.stride_h,
+                                                s.window.stride_w, 0, 0);
           break;
         case Step::Kind::pad_channels:
-          out = Activation::borrow(backend::subsample_pad_channels(vals[s.inputs[0]].to_tensor(), 1,
-                                                                   1, s.pads[0], s.pads[1]));
+          out = backend::subsample_pad_channels(plain(s.inputs[0]), 1, 1, s.pads[0], s.pads[1]);
           break;
       }
-      if (observer) observer(plan.values[s.output].name, out.to_tensor());
       vals[s.output] = std::move(out);
+      if (observer)
+        observer(plan.values[s.output].name,
+                 backend::to_plain_f32(vals[s.output], int8_scale(s.output)));
       for (int v : s.inputs)
-        if (last_use[v] == idx) vals[v] = Activation();
+        if (last_use[v] == idx) vals[v] = Tensor();
+      peak_activation_bytes = std::max(peak_activation_bytes, live_bytes(vals));
     }
-    return vals[plan.output].to_tensor();
+    return backend::to_plain_f32(vals[plan.output], int8_scale(plan.output));
+  }
+
+  // Bytes of the distinct storages `vals` holds, less the caller's input.
+  static size_t live_bytes(const std::vector<Tensor>& vals) {
+    std::vector<const void*> seen;
+    size_t bytes = 0;
+    for (size_t v = 1; v < vals.size(); ++v) {
+      const Tensor& t = vals[v];
+      if (!t.defined() || t.same_storage(vals[0])) continue;
+      if (std::find(seen.begin(), seen.end(), t.raw()) != seen.end()) continue;
+      seen.push_back(t.raw());
+      bytes += t.nbytes();
+    }
+    return bytes;
   }
 };
 
@@ -291,7 +310,7 @@ const std::string& CompiledModel::fallback_note() const {
 
 CompiledModel::MemoryStats CompiledModel::memory_stats() const {
   MemoryStats m;
-  m.buffer_bytes = impl_->buffers.bytes_allocated();
+  m.buffer_bytes = impl_->peak_activation_bytes;
   // Every convolution and pool writes a pooled buffer, of the precision's element size
   // (u8/s8 for int8).
   const size_t element = impl_->options.precision == Precision::f32    ? 4

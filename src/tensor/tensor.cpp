@@ -43,6 +43,37 @@ std::string dtype_name(DType dtype) {
   return "?";
 }
 
+int64_t channel_block(Layout layout) {
+  switch (layout) {
+    case Layout::blocked16:
+      return 16;
+    case Layout::blocked8:
+      return 8;
+    case Layout::blocked4:
+      return 4;
+    case Layout::plain:
+    case Layout::channels_last:
+      break;
+  }
+  return 1;
+}
+
+std::string layout_name(Layout layout) {
+  switch (layout) {
+    case Layout::plain:
+      return "plain";
+    case Layout::blocked16:
+      return "blocked16";
+    case Layout::blocked8:
+      return "blocked8";
+    case Layout::blocked4:
+      return "blocked4";
+    case Layout::channels_last:
+      return "channels_last";
+  }
+  return "?";
+}
+
 int64_t shape_numel(const Shape& shape) {
   int64_t n = 1;
   for (int64_t d : shape) {
@@ -117,11 +148,13 @@ Tensor::Tensor(Shape shape, DType dtype, Layout layout, Uninitialized)
       storage_numel_(numel_),
       dtype_(dtype),
       layout_(layout) {
-  if (layout == Layout::blocked16) {
-    RESNET_CHECK(shape_.size() == 4 && dtype == DType::f32,
-                 "tensor: blocked16 layout needs a 4-D f32 tensor, got " << dtype_name(dtype)
-                                                                         << shape_str());
-    storage_numel_ = shape_[0] * ((shape_[1] + 15) / 16 * 16) * shape_[2] * shape_[3];
+  if (layout != Layout::plain) {
+    RESNET_CHECK(shape_.size() == 4 && dtype != DType::i64,
+                 "tensor: " << layout_name(layout)
+                            << " layout needs a 4-D f32, bf16 or int8 tensor, got "
+                            << dtype_name(dtype) << shape_str());
+    const int64_t block = channel_block(layout);
+    storage_numel_ = shape_[0] * ((shape_[1] + block - 1) / block * block) * shape_[2] * shape_[3];
   }
 }
 
@@ -177,6 +210,14 @@ std::span<float> Tensor::values() {
 }
 std::span<const float> Tensor::values() const {
   return {f32(), static_cast<size_t>(numel_)};
+}
+
+Tensor Tensor::view_as(DType dtype) const {
+  RESNET_CHECK(dtype_size(dtype) == dtype_size(dtype_),
+               "tensor: cannot view " << dtype_name(dtype_) << " as " << dtype_name(dtype));
+  Tensor t = *this;
+  t.dtype_ = dtype;
+  return t;
 }
 
 Tensor Tensor::clone() const {

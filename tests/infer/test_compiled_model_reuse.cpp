@@ -1,5 +1,6 @@
 // A compiled model across input shapes and threads: a shape seen before runs without
-// recompiling or repacking weights, and two models used from two threads at once give
+// recompiling or repacking weights, its activations come from the storage pool that
+// training uses and go back there, and two models used from two threads at once give
 // exactly what they give alone.
 #include <gtest/gtest.h>
 
@@ -8,6 +9,7 @@
 #include "resnet/infer/compiled_model.h"
 #include "resnet/infer/lower_module.h"
 #include "resnet/models/zoo.h"
+#include "resnet/tensor/storage_pool.h"
 #include "support/deterministic_weights.h"
 
 namespace resnet::infer {
@@ -43,6 +45,38 @@ TEST(CompiledModelShapes, AlternatingBatchSizesReuseStepsAndPackedWeights) {
   // Another spatial size works too, and answers as a fresh compilation does.
   const Tensor x_odd = rt::deterministic_tensor(3, "input", {2, 1, 17, 23});
   EXPECT_EQ(max_abs_diff(compiled.run(x_odd), CompiledModel(lower_module(*m)).run(x_odd)), 0.f);
+}
+
+TEST(CompiledModelMemory, ActivationsComeFromTheStoragePoolAndGoBack) {
+#ifdef RESNET_SANITIZE
+  GTEST_SKIP() << "the sanitizer build allocates every tensor with malloc";
+#endif
+  nn::ModulePtr m = eval_model("resnet20", 1, 5);
+  CompiledModel compiled(lower_module(*m));
+  // Batch 64: the first layers' activations (64 x 16 x 28 x 28 f32, 3 MiB) are pooled.
+  const Tensor x = rt::deterministic_tensor(1, "input", {64, 1, 28, 28});
+  // The first run compiles: it keeps the folded weights (tensors too) from then on.
+  const Tensor first = compiled.run(x);
+  const size_t live = detail::pooled_storage_live_bytes();
+  const size_t mapped = live + detail::pooled_storage_cached_bytes();
+  const CompiledModel::MemoryStats mem = compiled.memory_stats();
+  EXPECT_GT(mem.buffer_bytes, size_t{3} << 20);
+  EXPECT_LT(mem.buffer_bytes * 3 / 2, mem.activation_bytes) << compiled.describe();
+  // Later runs take their activations from what the first one gave back, and give them
+  // back in turn: nothing stays live and the pool maps nothing more.
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(max_abs_diff(compiled.run(x), first), 0.f);
+    EXPECT_EQ(detail::pooled_storage_live_bytes(), live);
+  }
+  EXPECT_EQ(detail::pooled_storage_live_bytes() + detail::pooled_storage_cached_bytes(), mapped);
+  // During a run, the pool holds the activations: each observed value (a plain copy,
+  // itself pooled) beside the stored one of 64 x 16 x 28 x 28 f32 at least.
+  size_t peak = 0;
+  compiled.set_observer([&](const std::string&, const Tensor&) {
+    peak = std::max(peak, detail::pooled_storage_live_bytes());
+  });
+  compiled.run(x);
+  EXPECT_GE(peak, live + 2 * size_t{64 * 16 * 28 * 28 * 4});
 }
 
 TEST(CompiledModelThreads, TwoModelsOnTwoThreadsAnswerAsAlone) {

@@ -1,7 +1,11 @@
 #pragma once
 // The inference primitives of a compiled graph other than convolution, working on
-// activations in the layout and precision the previous primitive left them in, so that
-// nothing is reordered between a convolution and the pool or classifier after it.
+// activation tensors in the layout and precision the previous primitive left them in,
+// so that nothing is reordered between a convolution and the pool or classifier after
+// it. Outputs take their storage from the storage pool, as every tensor does.
+//
+// int8 tensors store real * scale; the scale belongs to the graph value and is passed
+// where a function must know it (`int8_scale`, ignored for f32 and bf16 tensors).
 //
 // Threads: one kernel instance per thread at a time (its plans hold state, such as
 // primitives made on first use); different instances may run on different threads at
@@ -9,7 +13,7 @@
 
 #include <memory>
 
-#include "resnet/backend/activation.h"
+#include "resnet/tensor/tensor.h"
 
 namespace resnet::backend {
 
@@ -28,8 +32,9 @@ class ActivationPool2d {
   ActivationPool2d& operator=(const ActivationPool2d&) = delete;
 
   // out_h/out_w: the output size the graph computed (ceil_mode is expressed through the
-  // right/bottom padding given to oneDNN).
-  Activation run(const Activation& src, int64_t out_h, int64_t out_w, ActivationPool* pool);
+  // right/bottom padding given to oneDNN). The output keeps the input's layout, type and
+  // (int8) scale.
+  Tensor run(const Tensor& src, int64_t out_h, int64_t out_w);
 
  private:
   struct Impl;
@@ -47,7 +52,7 @@ class ActivationLinear {
   ActivationLinear& operator=(const ActivationLinear&) = delete;
 
   void set_weights(const Tensor& weight, const Tensor& bias);
-  Tensor run(const Activation& src);
+  Tensor run(const Tensor& src, float int8_scale = 1.f);
 
  private:
   struct Impl;
@@ -55,12 +60,14 @@ class ActivationLinear {
 };
 
 // Element-wise fallbacks for graphs whose ReLU or Add could not be fused into a
-// convolution: computed in the first input's layout and precision.
-Activation activation_relu(const Activation& x, ActivationPool* pool);
-Activation activation_add(const Activation& a, const Activation& b, bool relu,
-                          ActivationPool* pool);
-// The activation converted to `dtype` (f32 or bf16), in plain or nChw16c layout.
-Activation activation_convert(const Activation& x, DType dtype, bool blocked, ActivationPool* pool);
+// convolution: computed in the first input's layout and precision (f32 or bf16).
+Tensor activation_relu(const Tensor& x);
+Tensor activation_add(const Tensor& a, const Tensor& b, bool relu);
+// `x` converted to `dtype` (f32 or bf16; an int8 `x` is dequantized), in nChw16c when
+// `blocked` and x is 4-D, else plain. `x` itself when it already is so.
+Tensor activation_convert(const Tensor& x, float int8_scale, DType dtype, bool blocked);
+// `x` as a plain f32 tensor (itself when it already is), dequantized when int8.
+Tensor to_plain_f32(const Tensor& x, float int8_scale = 1.f);
 
 // Whether oneDNN runs bf16 natively here (AVX512_BF16 or AMX); without it, bf16 is
 // emulated and slower than f32.

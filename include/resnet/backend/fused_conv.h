@@ -1,6 +1,7 @@
 #pragma once
 // Inference convolutions with everything that follows them fused in, running on
-// activations that stay in oneDNN's blocked layout from one convolution to the next:
+// activation tensors that stay in oneDNN's blocked (or channels-last) layout from one
+// convolution to the next:
 //   dst = relu?(conv(src, weight) + bias + residual?)
 // The residual add and the ReLU are oneDNN post-ops (sum, eltwise), so neither costs a
 // pass over memory of its own. Weights are packed into the primitive's layout once per
@@ -14,7 +15,6 @@
 #include <memory>
 #include <string>
 
-#include "resnet/backend/activation.h"
 #include "resnet/backend/conv2d.h"
 #include "resnet/tensor/tensor.h"
 
@@ -51,14 +51,12 @@ class FusedConv2d {
   // weight [OC, IC/groups, KH, KW], bias [OC]. The tensors are kept by reference
   // (shared storage) and repacked when their version changes.
   void set_weights(const Tensor& weight, const Tensor& bias);
-  // `src` converted into the layout this convolution reads (itself when it already is),
-  // so that several convolutions reading one input convert it once.
-  Activation adopt(const Activation& src);
-  // `residual` (required iff add_residual) is consumed: the output may be written
-  // into its buffer.
-  // The output comes from `pool` when one is given.
-  Activation run(const Activation& src, Activation residual = Activation(),
-                 ActivationPool* pool = nullptr);
+  // src: [N, IC, H, W] in any layout; f32 or bf16 as configured, or for int8 f32 or
+  // the input type (then its values carry config.int8.src_scale). `residual` (required
+  // iff add_residual) is consumed: when the caller hands over the only reference, the
+  // output is written into its storage. The output is in the layout the primitive
+  // writes, its storage from the storage pool.
+  Tensor run(const Tensor& src, Tensor residual = Tensor());
   // The implementation oneDNN chose for the last input shape run ("brg:avx512_core", ...).
   std::string implementation() const;
   // How many times the weights were packed into a primitive's layout: once per layout

@@ -30,10 +30,6 @@ struct CompileOptions {
   LayoutChoice layout = LayoutChoice::automatic;
   // Required for int8: the activation ranges (see calibration.h).
   std::shared_ptr<const Calibration> calibration;
-  // Whether the activation buffers stay allocated between runs (to be reused by the
-  // next). Off, a run frees them as it returns: for a model that runs beside other work,
-  // as a network's frozen prefix runs beside its training step.
-  bool keep_buffers = true;
 };
 
 class CompiledModel {
@@ -49,8 +45,10 @@ class CompiledModel {
   Tensor run(const Tensor& x);
   // The graph after the passes, one line per step (for --verbose and tests).
   std::string describe() const;
-  // Bytes of the activation buffers the pool holds (after a run), against the bytes all
-  // activations of one run would take without reuse: how much the buffer reuse saves.
+  // The most activation bytes alive at once in the last run (what the storage pool
+  // must hold for it: a value's storage is released after its last reader, and a
+  // residual's storage becomes the output of the convolution that adds it), against the
+  // bytes all activations of one run would take without reuse.
   // weight_packs: how many times convolution weights were packed, over all runs so far.
   struct MemoryStats {
     size_t buffer_bytes = 0;

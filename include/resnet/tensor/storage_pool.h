@@ -1,22 +1,20 @@
 #pragma once
-// Where large tensor storage comes from: a cache of page-aligned blocks, keyed by exact
-// size, that tensors return their storage to when they die.
+// Where large tensor storage comes from: one process-wide pool shared by training
+// (activations, gradients) and compiled models (their activations), so that memory a
+// frozen prefix or an evaluation frees serves the training step next to it.
 //
 // Why: a training step allocates and frees the same sequence of activation and gradient
 // buffers every step. From malloc, that sequence either faults every page in again each
-// step (blocks above the mmap threshold) or fragments the heap (below it): a ResNet-20
-// step at batch 128 held 159 MB of live tensors but grew a 359 MB heap. Handing back the
-// very block that was freed keeps pages resident and the footprint at the live peak.
+// step (blocks above the mmap threshold) or fragments the heap (below it).
 //
-// The footprint is bounded: on a miss that would take live plus cached memory past the
-// largest live total seen so far plus a slack (1/16 of it and 32 MiB, at most as much
-// again), a cached block of
-// the nearest size is remapped to the size asked for (its pages stay resident), and
-// cached blocks of the least recently requested sizes are unmapped until the footprint
-// is within that bound. So neither the changing sizes within a step (a network's large
-// early activations, then its small deep ones, then their gradients in reverse) nor
-// changing shapes (a last, shorter batch; evaluation between epochs) make it grow far
-// past the live peak.
+// How: segments are mapped in multiples of 2 MiB (transparent huge pages where the
+// system allows); a request takes the best-fitting free block, splitting off the rest,
+// and freed neighbours merge again. Pages stay resident between steps, so a step after
+// the first faults nothing in. Wholly free segments are unmapped (least recently used
+// first) when a new segment would take the footprint past the largest live total seen
+// plus a slack, so changing shapes (a last, shorter batch; evaluation between epochs)
+// do not make it grow far past the live peak. Locked: tensors are made and freed on several threads
+// at once.
 
 #include <cstddef>
 

@@ -2,12 +2,20 @@
 // Tensor: a shape, a dtype and 64-byte aligned storage. Copies share storage, like
 // PyTorch; clone() copies data.
 //
+// Tensor is the one memory type of the library: training's activations, gradients and
+// parameters, and a compiled model's activations (f32, bf16 or int8) are all Tensors,
+// and all large ones come from one storage pool (storage_pool.h).
+//
 // Layout: plain tensors are dense and row-major (NCHW for images); every public
 // boundary (files, the command line, module inputs and outputs a user sees) is plain.
-// Inside a network in training, activations may be blocked16: oneDNN's nChw16c
-// (aBcd16b), channels in blocks of 16, the last block zero-padded, so that
-// convolutions, batch norm and element-wise ops read them without reorders. The shape
-// stays the logical [N, C, H, W]; only the storage order differs.
+// Inside a network, activations may be stored as oneDNN's kernels read them, so that
+// convolutions, batch norm, pools and element-wise ops pass them on without reorders:
+//   blocked16:     nChw16c (aBcd16b), channels in blocks of 16, the last block
+//                  zero-padded (training, and f32/bf16 inference);
+//   blocked8, blocked4: the same with blocks of 8 and 4 (oneDNN's choice for AVX2
+//                  kernels and for grouped convolutions of few channels per group);
+//   channels_last: NHWC (acdb), what oneDNN's int8 and brgemm kernels read.
+// The shape stays the logical [N, C, H, W]; only the storage order differs.
 
 #include <cstddef>
 #include <cstdint>
@@ -21,7 +29,11 @@ namespace resnet {
 using Shape = std::vector<int64_t>;
 
 enum class DType { f32, bf16, i8, u8, i64 };
-enum class Layout { plain, blocked16 };
+enum class Layout { plain, blocked16, blocked8, blocked4, channels_last };
+// The channel block of a blocked layout (16, 8 or 4); 1 for the others.
+int64_t channel_block(Layout layout);
+// "plain", "blocked16", ..., "channels_last".
+std::string layout_name(Layout layout);
 
 // Bytes per element of `dtype`.
 size_t dtype_size(DType dtype);
@@ -57,7 +69,7 @@ class Tensor {
   DType dtype() const { return dtype_; }
   Layout layout() const { return layout_; }
   bool is_plain() const { return layout_ == Layout::plain; }
-  // Elements in storage: numel() for plain, with channels rounded up to 16 for blocked16.
+  // Elements in storage: numel(), with channels rounded up to the block for blocked ones.
   int64_t storage_numel() const { return storage_numel_; }
   size_t nbytes() const { return static_cast<size_t>(storage_numel_) * dtype_size(dtype_); }
   std::string shape_str() const { return resnet::shape_str(shape_); }
@@ -76,6 +88,12 @@ class Tensor {
   uint64_t version() const { return storage_ ? storage_->version : 0; }
   // True when both share one storage.
   bool same_storage(const Tensor& other) const { return storage_ == other.storage_; }
+  // True when no other tensor shares this one's storage: nobody else can read it any
+  // more, so an operation may write its result over it.
+  bool sole_owner() const { return storage_.use_count() == 1; }
+  // The same storage read as `dtype`, of the same element size (u8 as i8: an int8
+  // residual whose bytes become a convolution's output).
+  Tensor view_as(DType dtype) const;
 
   Tensor clone() const;
   // Copies `src` into this tensor's storage; shapes and dtypes must match.
