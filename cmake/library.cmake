@@ -22,7 +22,10 @@ set(RESNET_INCLUDE_DIR ${CMAKE_CURRENT_SOURCE_DIR}/include)
 add_library(resnet_objects OBJECT ${RESNET_LIB_SOURCES})
 set_source_files_properties(src/api/version.cpp PROPERTIES
                             COMPILE_DEFINITIONS RESNET_VERSION="${PROJECT_VERSION}")
-set_target_properties(resnet_objects PROPERTIES POSITION_INDEPENDENT_CODE ON)
+# Inline member functions are compiled into every program that calls them; the
+# library's copies need not be exported (cmake/resnet.map does the rest).
+set_target_properties(resnet_objects PROPERTIES POSITION_INDEPENDENT_CODE ON
+                      VISIBILITY_INLINES_HIDDEN ON)
 target_include_directories(resnet_objects PUBLIC $<BUILD_INTERFACE:${RESNET_INCLUDE_DIR}>)
 target_compile_features(resnet_objects PUBLIC cxx_std_20)
 target_link_libraries(resnet_objects PRIVATE DNNL::dnnl nlohmann_json::nlohmann_json
@@ -39,6 +42,12 @@ foreach(lib resnet_lib resnet_shared)
                         JPEG::JPEG onnx_proto OpenSSL::Crypto)
   set_target_properties(${lib} PROPERTIES OUTPUT_NAME resnet)
 endforeach()
+# libresnet.so exports the resnet:: namespace only (cmake/resnet.map), not the oneDNN,
+# JSON, protobuf and standard-library template code compiled into it.
+target_link_options(resnet_shared PRIVATE
+                    "LINKER:--version-script=${CMAKE_CURRENT_SOURCE_DIR}/cmake/resnet.map")
+set_property(TARGET resnet_shared APPEND PROPERTY
+             LINK_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/cmake/resnet.map)
 # The ABI of a 0.x release changes with its minor version.
 set_target_properties(resnet_lib PROPERTIES EXPORT_NAME resnet_static)
 set_target_properties(resnet_shared PROPERTIES EXPORT_NAME resnet_shared

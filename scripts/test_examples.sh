@@ -6,6 +6,7 @@
 #   - pkg-config: examples/Makefile, classify on libresnet.so and on libresnet.a;
 #   - README.md's first "Library" code block is examples/classify.cpp, byte for byte;
 #   - the installed headers hold no test oracle and compile together in one unit;
+#   - libresnet.so exports nothing outside the resnet:: namespace;
 #   - the installed `resnet` works (--version, run, export, predict, eval), and classify
 #     prints what `resnet predict` prints.
 # Usage: scripts/test_examples.sh BUILD_DIR   (ctest runs it as examples_against_installed_package)
@@ -38,6 +39,16 @@ test ! -e "$prefix/include/resnet/infer/reference_run.h"
 c++ -std=c++20 -fsyntax-only -I"$prefix/include" "$tmp/all_headers.cpp"
 if nm -C --defined-only "$libdir/libresnet.a" 2>/dev/null | grep -q "resnet::ref::"; then
   echo "libresnet.a holds the test oracle (resnet::ref)" >&2
+  exit 1
+fi
+
+step "libresnet.so exports the resnet:: namespace only (cmake/resnet.map)"
+nm -D --defined-only -C "$libdir/libresnet.so" | awk '{ $1 = $2 = ""; sub(/^ +/, ""); print }' \
+  | grep -vE '^((typeinfo( name)?|vtable|VTT|guard variable) for |(non-)?virtual thunk to )?resnet::' \
+  > "$tmp/foreign_symbols.txt" || true
+if [ -s "$tmp/foreign_symbols.txt" ]; then
+  echo "libresnet.so exports symbols outside resnet::, e.g.:" >&2
+  head -n 5 "$tmp/foreign_symbols.txt" >&2
   exit 1
 fi
 

@@ -2,7 +2,7 @@
 
 #include <malloc.h>
 
-#include "resnet/backend/eltwise.h"
+#include "resnet/backend/threads.h"
 #include "resnet/core/error.h"
 
 namespace resnet {

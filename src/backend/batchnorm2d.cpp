@@ -10,6 +10,7 @@
 
 #include "plan_cache.h"
 #include "resnet/backend/eltwise.h"
+#include "thread_count.h"
 
 #if defined(__GNUC__) && defined(__x86_64__)
 #define RESNET_HOT_LOOP \
@@ -48,7 +49,7 @@ struct ChannelWalk {
 RESNET_HOT_LOOP std::vector<double> channel_sums(const ChannelWalk& w, const float* x,
                                                  const float* dy, const float* y, const float* m) {
   const int64_t cp = w.c_padded();
-  const int threads = omp_get_max_threads();
+  const int threads = adopt_thread_count();
   std::vector<double> partial(static_cast<size_t>(threads) * 2 * cp, 0.0);
 #pragma omp parallel
   {
@@ -133,6 +134,7 @@ RESNET_HOT_LOOP void channel_affine(const ChannelWalk& w, float* out, const floa
   const int64_t cp = w.c_padded();
   const int64_t rows = w.blocked ? cp / 16 : w.c;
   const int64_t lanes = w.blocked ? 16 : 1;
+  adopt_thread_count();
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < w.n; ++n) {
     for (int64_t r = 0; r < rows; ++r) {

@@ -3,10 +3,14 @@
 #include <cstdlib>
 
 #include "plan_cache.h"
+#include "thread_count.h"
 
 namespace resnet::backend::detail {
 
 dnnl::engine& engine() {
+  // Every oneDNN primitive is created and run with the engine at hand, on the thread
+  // that creates or runs it: the one place that sees them all (thread_count.h).
+  adopt_thread_count();
   static dnnl::engine e(dnnl::engine::kind::cpu, 0);
   return e;
 }
@@ -201,6 +205,7 @@ void add_into(Tensor& acc, const memory& m) {
   const float* src = static_cast<const float*>(m.get_data_handle());
   float* dst = acc.f32();
   const int64_t n = acc.numel();
+  adopt_thread_count();
 #pragma omp parallel for simd if (n > 65536)
   for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
 }

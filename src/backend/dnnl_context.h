@@ -19,6 +19,8 @@ using dnnl::memory;
 using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
 
+// The CPU engine; calling it adopts the process-wide thread count on this thread
+// (thread_count.h), so it is asked for where a primitive is created or run.
 dnnl::engine& engine();
 dnnl::stream& stream();
 

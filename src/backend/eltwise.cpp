@@ -1,7 +1,5 @@
 #include "resnet/backend/eltwise.h"
 
-#include <omp.h>
-
 #include "plan_cache.h"
 
 namespace resnet::backend {
@@ -107,15 +105,6 @@ Tensor to_layout(const Tensor& t, Layout layout) {
     reorder_into(wrap(t), wrap(out));
     return out;
   });
-}
-
-void set_num_threads(int threads) {
-  RESNET_CHECK(threads >= 1, "--threads: expected a positive count, got " << threads);
-  omp_set_num_threads(threads);
-}
-
-int num_threads() {
-  return omp_get_max_threads();
 }
 
 }  // namespace resnet::backend

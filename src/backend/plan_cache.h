@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "dnnl_context.h"
+#include "thread_count.h"
 
 namespace resnet::backend::detail {
 
@@ -66,10 +67,14 @@ struct PlanKeyHash {
 template <typename Plan>
 class PlanCache {
  public:
-  // The plan under `key`, made by `make()` (which returns a Plan) on first use. `make`
-  // runs under the lock and must not use this cache.
+  // The plan under `key` for the calling thread's thread count, made by `make()` (which
+  // returns a Plan) on first use. oneDNN fixes a primitive's thread count when it is
+  // created (as its own primitive cache does, the count is part of the key), so after
+  // set_num_threads the plans are made again, for the new count. `make` runs under the
+  // lock and must not use this cache.
   template <typename Make>
-  Plan& get(const PlanKey& key, Make&& make) {
+  Plan& get(PlanKey key, Make&& make) {
+    key.add(static_cast<int64_t>(adopt_thread_count()));
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = plans_.find(key);
     if (it == plans_.end()) it = plans_.emplace(key, make()).first;

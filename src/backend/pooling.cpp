@@ -3,6 +3,7 @@
 #include <optional>
 
 #include "plan_cache.h"
+#include "thread_count.h"
 
 namespace resnet::backend {
 
@@ -234,6 +235,7 @@ Tensor AdaptiveAvgPool2dKernel::forward(const Tensor& src) {
   Tensor dst({s[0], s[1], OH, OW});
   const float* x = src.f32();
   float* y = dst.f32();
+  adopt_thread_count();
 #pragma omp parallel for if (NC * H * W > 65536)
   for (int64_t nc = 0; nc < NC; ++nc) {
     const float* plane = x + nc * H * W;
@@ -265,6 +267,7 @@ Tensor AdaptiveAvgPool2dKernel::backward(const Tensor& diff_dst, const Shape& sr
   Tensor diff_src(src_shape);
   const float* dy = diff_dst.f32();
   float* dx = diff_src.f32();
+  adopt_thread_count();
 #pragma omp parallel for if (NC * H * W > 65536)
   for (int64_t nc = 0; nc < NC; ++nc) {
     float* plane = dx + nc * H * W;

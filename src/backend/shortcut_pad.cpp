@@ -1,6 +1,7 @@
 #include "resnet/backend/shortcut_pad.h"
 
 #include "resnet/core/error.h"
+#include "thread_count.h"
 
 namespace resnet::backend {
 
@@ -32,6 +33,7 @@ void for_each_kept(const Shape& x, const Shape& y, int64_t stride_h, int64_t str
                    int64_t before, Copy copy) {
   const int64_t n = x[0], c = x[1], h = x[2], w = x[3];
   const int64_t oc = y[1], oh = y[2], ow = y[3];
+  detail::adopt_thread_count();
 #pragma omp parallel for collapse(2) if (n * c * oh * ow > 65536)
   for (int64_t b = 0; b < n; ++b)
     for (int64_t ch = 0; ch < c; ++ch)

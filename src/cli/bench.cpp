@@ -14,7 +14,7 @@
 
 #include "command.h"
 #include "model_loading.h"
-#include "resnet/backend/eltwise.h"
+#include "resnet/backend/threads.h"
 #include "resnet/core/error.h"
 #include "resnet/core/fma_peak.h"
 #include "resnet/data/loader.h"

@@ -11,7 +11,7 @@
 
 #include "command.h"
 #include "inference.h"
-#include "resnet/backend/eltwise.h"
+#include "resnet/backend/threads.h"
 #include "resnet/core/error.h"
 #include "resnet/data/loader.h"
 #include "resnet/data/open_dataset.h"

@@ -10,7 +10,7 @@
 #include <optional>
 #include <sstream>
 
-#include "resnet/backend/eltwise.h"
+#include "resnet/backend/threads.h"
 #include "resnet/core/error.h"
 #include "resnet/infer/compiled_model.h"
 #include "resnet/infer/lower_module.h"

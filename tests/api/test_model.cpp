@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <omp.h>
+
 #include <string>
+#include <thread>
 
 #include "io/io_test_util.h"
 #include "resnet/api/model.h"
@@ -12,6 +15,8 @@
 #include "resnet/api/runtime.h"
 #include "resnet/api/training.h"
 #include "resnet/api/version.h"
+#include "resnet/backend/eltwise.h"
+#include "resnet/backend/shortcut_pad.h"
 #include "resnet/io/safetensors.h"
 #include "resnet/nn/init.h"
 #include "support/deterministic_weights.h"
@@ -144,6 +149,33 @@ TEST(ApiRuntime, ThreadsAllocatorAndVersion) {
   configure_allocator();
   configure_allocator();
   EXPECT_EQ(std::string(version()).find('.') != std::string::npos, true) << version();
+}
+
+// OpenMP keeps its thread count per thread: a count set on one thread must still hold on
+// a thread that computes later, in oneDNN's kernels (a oneDNN op) and in the library's
+// own loops (the zero-padding shortcut), each seen on a fresh thread.
+TEST(ApiRuntime, ThreadCountHoldsOnOtherThreads) {
+  const int before = num_threads();
+  const int wanted = before == 1 ? 2 : 1;  // differs from the current count
+  set_num_threads(wanted);
+  const auto count_after = [](auto compute) {
+    int seen = 0;
+    std::thread worker([&] {
+      compute();
+      seen = omp_get_max_threads();
+    });
+    worker.join();
+    return seen;
+  };
+  const Tensor x = Tensor::full({1, 2, 3, 3}, -1.f);
+  EXPECT_EQ(count_after([&] { backend::relu_forward(x); }), wanted) << "after a oneDNN op";
+  EXPECT_EQ(count_after([&] { backend::subsample_pad_channels(x, 2, 2, 1, 1); }), wanted)
+      << "after the library's own loop";
+  int reported = 0;
+  count_after([&] { reported = num_threads(); });
+  EXPECT_EQ(reported, wanted) << "num_threads() on another thread";
+  set_num_threads(before);
+  EXPECT_EQ(count_after([&] { backend::relu_forward(x); }), before) << "after restoring";
 }
 
 }  // namespace

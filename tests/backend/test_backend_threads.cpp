@@ -12,6 +12,7 @@
 
 #include "resnet/backend/conv2d.h"
 #include "resnet/backend/eltwise.h"
+#include "resnet/backend/threads.h"
 #include "resnet/models/zoo.h"
 #include "resnet/nn/module.h"
 #include "support/deterministic_weights.h"

@@ -4,10 +4,11 @@
 namespace resnet {
 
 // The number of threads oneDNN's kernels and the library's own loops use (OpenMP), for
-// the whole process. The default is one per core (or OMP_NUM_THREADS). `threads` must be
+// the whole process: it also holds for models run on threads started before or after
+// the call. The default is one per core (or OMP_NUM_THREADS). `threads` must be
 // positive; otherwise resnet::Error.
 void set_num_threads(int threads);
-// The number of threads the next parallel region will use.
+// The number of threads the library computes with on the calling thread.
 int num_threads();
 
 // Tunes glibc's allocator for training and inference: freed memory stays in the heap

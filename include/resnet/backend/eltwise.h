@@ -21,8 +21,4 @@ void add_inplace(Tensor& acc, const Tensor& x);
 // The same values in `layout` (the tensor itself when it already is).
 Tensor to_layout(const Tensor& t, Layout layout);
 
-// Sets the number of threads oneDNN and our loops use (OpenMP).
-void set_num_threads(int threads);
-int num_threads();
-
 }  // namespace resnet::backend
