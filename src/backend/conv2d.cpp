@@ -12,6 +12,7 @@ using namespace detail;
 struct Conv2dKernel::Impl {
   Conv2dConfig cfg;
   bool winograd = true;
+  DType compute = DType::f32;  // f32, or bf16 (mixed precision)
 
   struct Plan {
     Shape dst_shape;
@@ -25,21 +26,24 @@ struct Conv2dKernel::Impl {
   };
   PlanCache<Plan> plans;
 
-  // Blocked tensors are read and written as they are (no reorder); plain ones let
-  // oneDNN choose, and the kernel reorders at its edges.
-  static memory::desc pin(const Shape& shape, Layout layout) {
-    return layout == Layout::plain ? memory::desc() : desc_of(shape, DType::f32, layout);
+  // Blocked tensors are read and written in their layout (no reorder; in bf16 the input
+  // is converted in that layout); plain ones let oneDNN choose, and the kernel reorders
+  // at its edges.
+  static memory::desc pin(const Shape& shape, Layout layout, DType type) {
+    return layout == Layout::plain ? memory::desc() : desc_of(shape, type, layout);
   }
 
   Plan& plan_for(const Shape& src_shape, Layout src_layout, Layout dst_layout) {
-    return plans.get(PlanKey(src_shape, src_layout, dst_layout, winograd), [&] {
+    return plans.get(PlanKey(src_shape, src_layout, dst_layout, winograd, compute), [&] {
       ConvRequest r;
       r.purpose = ConvPurpose::training;
       r.winograd = winograd;
       r.src_shape = src_shape;
+      // Mixed precision: bf16 input and weights, f32 accumulation and output.
+      r.src_type = r.weight_type = dnnl_type(compute);
       r.bias = cfg.bias;
-      r.src_pin = pin(src_shape, src_layout);
-      r.dst_pin = pin(conv_dst_shape(cfg, src_shape), dst_layout);
+      r.src_pin = pin(src_shape, src_layout, compute);
+      r.dst_pin = pin(conv_dst_shape(cfg, src_shape), dst_layout, DType::f32);
       dnnl::convolution_forward::primitive_desc pd = plan_conv_forward(cfg, r);
       return Plan{conv_dst_shape(cfg, src_shape),
                   conv_weight_desc(cfg, dt::f32, false),
@@ -67,6 +71,16 @@ Conv2dKernel::~Conv2dKernel() = default;
 
 void Conv2dKernel::set_winograd(bool allowed) {
   impl_->winograd = allowed;
+}
+
+void Conv2dKernel::set_compute_type(DType type) {
+  RESNET_CHECK(type == DType::f32 || type == DType::bf16,
+               "Conv2d: expected compute type f32 or bf16, got " << dtype_name(type));
+  impl_->compute = type;
+}
+
+DType Conv2dKernel::compute_type() const {
+  return impl_->compute;
 }
 
 Tensor Conv2dKernel::forward(const Tensor& src, const Tensor& weight, const Tensor& bias,

@@ -135,14 +135,22 @@ fwd_pd_t plan_conv_forward(const Conv2dConfig& c, const ConvRequest& r) {
 }
 
 ConvBackwardPlan plan_conv_backward(const Conv2dConfig& c, const fwd_pd_t& forward) {
-  const memory::desc src = forward.src_desc(), dst = forward.dst_desc();
+  // The forward's compute type (f32, or bf16 in mixed precision) is the backward's too:
+  // the gradient arriving from the layer above is read in it, the weights are, and
+  // backward-weights reads the forward's input. What leaves is f32 in either case: the
+  // input gradient (in the forward input's layout) and the weight and bias gradients.
+  const dt compute = forward.weights_desc().data_type();
+  const memory::desc src = forward.src_desc();
+  const memory::desc diff_src = with_type(src, dt::f32);
+  const memory::desc diff_dst = with_type(forward.dst_desc(), compute);
   const Shape src_shape = src.dims();
-  const memory::desc weights = conv_weight_desc(c, dt::f32, true);
+  const memory::desc weights = conv_weight_desc(c, compute, true);
+  const memory::desc diff_weights = conv_weight_desc(c, dt::f32, true);
   const memory::desc bias =
       c.bias ? memory::desc({c.out_channels}, dt::f32, tag::any) : memory::desc();
   auto data = [&](dnnl::algorithm algorithm) {
-    dnnl::convolution_backward_data::desc d(algorithm, src, weights, dst, strides(c), dilates(c),
-                                            padding_l(c), padding_r(c, src_shape));
+    dnnl::convolution_backward_data::desc d(algorithm, diff_src, weights, diff_dst, strides(c),
+                                            dilates(c), padding_l(c), padding_r(c, src_shape));
     return dnnl::convolution_backward_data::primitive_desc(d, with_user_scratchpad(), engine(),
                                                            forward);
   };
@@ -154,9 +162,9 @@ ConvBackwardPlan plan_conv_backward(const Conv2dConfig& c, const fwd_pd_t& forwa
     }
   }
   if (!data_pd) data_pd.emplace(data(dnnl::algorithm::convolution_direct));
-  dnnl::convolution_backward_weights::desc wd(dnnl::algorithm::convolution_direct, src, weights,
-                                              bias, dst, strides(c), dilates(c), padding_l(c),
-                                              padding_r(c, src_shape));
+  dnnl::convolution_backward_weights::desc wd(dnnl::algorithm::convolution_direct, src,
+                                              diff_weights, bias, diff_dst, strides(c), dilates(c),
+                                              padding_l(c), padding_r(c, src_shape));
   return {*data_pd, dnnl::convolution_backward_weights::primitive_desc(wd, with_user_scratchpad(),
                                                                        engine(), forward)};
 }

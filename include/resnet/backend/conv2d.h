@@ -57,6 +57,13 @@ class Conv2dKernel {
   // convolution's, which a network whose batch norms see few values per channel
   // amplifies past the numerics contract: nn::ResNet switches it off then.
   void set_winograd(bool allowed);
+  // The type the convolutions compute in: f32 (default), or bf16 for mixed-precision
+  // training: the input, the weights and the incoming gradient are rounded to bf16 on
+  // the way in (oneDNN's AVX512_BF16 kernels), products accumulate in f32, and every
+  // output (activation, input gradient, weight and bias gradients) is f32. Tensors in
+  // and out stay f32; the parameters' master copies are never rounded.
+  void set_compute_type(DType type);
+  DType compute_type() const;
 
  private:
   struct Impl;

@@ -58,6 +58,9 @@ class Conv2d : public Module {
   Tensor recompute_output();
   // Whether the kernel may use Winograd (backend::Conv2dKernel::set_winograd).
   void set_winograd(bool allowed) { kernel_->set_winograd(allowed); }
+  // f32 or bf16 (mixed precision: nn/precision.h).
+  void set_compute_type(DType type) { kernel_->set_compute_type(type); }
+  DType compute_type() const { return kernel_->compute_type(); }
   // A 1x1 kernel: the cheapest convolution to run again.
   bool is_pointwise() const { return options_.kernel_h == 1 && options_.kernel_w == 1; }
 
