@@ -14,6 +14,7 @@
 
 #include "command.h"
 #include "model_loading.h"
+#include "resnet/backend/activation_ops.h"
 #include "resnet/backend/threads.h"
 #include "resnet/core/error.h"
 #include "resnet/core/fma_peak.h"
@@ -25,6 +26,7 @@
 #include "resnet/infer/compiled_model.h"
 #include "resnet/nn/freeze.h"
 #include "resnet/nn/init.h"
+#include "resnet/nn/precision.h"
 #include "resnet/nn/resnet.h"
 #include "resnet/train/cross_entropy.h"
 #include "resnet/train/sgd.h"
@@ -188,8 +190,15 @@ void bench(BenchArgs a) {
     compiled = std::make_unique<infer::CompiledModel>(std::move(graph), options);
     if (!compiled->fallback_note().empty()) std::cerr << compiled->fallback_note() << "\n";
   } else {
-    RESNET_CHECK(a.dtype == "f32", "--dtype " << a.dtype << ": training runs in f32 only");
+    RESNET_CHECK(a.dtype == "f32" || a.dtype == "bf16",
+                 "--dtype " << a.dtype << ": training runs in f32 or bf16");
     m.module->train(true);
+    if (a.dtype == "bf16") {
+      if (backend::cpu_has_native_bf16())
+        nn::set_conv_compute_type(*m.module, DType::bf16);
+      else
+        std::cerr << "bf16: this CPU has no native bf16 (AVX512_BF16); running f32\n";
+    }
     // Like a training step in PyTorch, where the input does not require a gradient.
     // The frozen prefix (if any) runs compiled, as inference does.
     if (auto* net = dynamic_cast<nn::ResNet*>(m.module.get())) {
@@ -297,7 +306,8 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--freeze", a->freeze,
                   "--mode train: freeze these modules (as resnet train --freeze); the GFLOP/s "
                   "figure still counts the full backward");
-  cmd->add_option("--dtype", a->dtype, "Inference precision: f32, bf16 or int8")
+  cmd->add_option("--dtype", a->dtype,
+                  "Precision: f32, bf16 or int8 (--mode train: f32 or bf16 mixed precision)")
       ->check(CLI::IsMember({"f32", "bf16", "int8"}));
   cmd->add_option("--layout", a->layout,
                   "Activation layout between convolutions: auto, blocked (nChw16c) or native "

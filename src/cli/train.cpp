@@ -79,6 +79,11 @@ void add_train_command(CLI::App& app) {
                   "RandomResizedCrop's smallest area fraction of the image (torchvision: 0.08)")
       ->check(CLI::Range(0.01, 1.0))
       ->capture_default_str();
+  cmd->add_option("--precision", c->precision,
+                  "Convolutions in f32, or bf16 mixed precision (bf16 inputs, weights and "
+                  "gradients, f32 accumulation, f32 master weights; needs AVX512_BF16)")
+      ->check(CLI::IsMember({"f32", "bf16"}))
+      ->capture_default_str();
   cmd->add_option("--reduced-decode", c->reduced_decode,
                   "Decode JPEGs at 1/2, 1/4 or 1/8 when the crop allows (true/false)")
       ->capture_default_str();

@@ -29,6 +29,7 @@ std::string TrainConfig::to_json() const {
                               {"resize", resize},
                               {"reduced_decode", reduced_decode},
                               {"crop_scale", crop_scale},
+                              {"precision", precision},
                               {"val_split", val_split},
                               {"workers", workers},
                               {"skip_bad_images", skip_bad_images},
@@ -76,6 +77,7 @@ TrainConfig TrainConfig::from_json(const std::string& text, const std::string& p
     c.resize = j.value("resize", c.resize);
     c.reduced_decode = j.value("reduced_decode", c.reduced_decode);
     c.crop_scale = j.value("crop_scale", c.crop_scale);
+    c.precision = j.value("precision", c.precision);
     c.val_split = j.value("val_split", c.val_split);
     c.workers = j.value("workers", c.workers);
     c.skip_bad_images = j.value("skip_bad_images", c.skip_bad_images);

@@ -1,12 +1,30 @@
 #include "train_model.h"
 
+#include <cstdio>
+
+#include "resnet/backend/activation_ops.h"
+#include "resnet/core/error.h"
 #include "resnet/infer/compile_chain.h"
 #include "resnet/models/zoo.h"
 #include "resnet/nn/init.h"
+#include "resnet/nn/precision.h"
 #include "resnet/nn/resnet.h"
 #include "resnet/train/lr_schedule_spec.h"
 
 namespace resnet::train {
+
+void apply_precision(nn::Module& model, std::string& precision) {
+  RESNET_CHECK(precision == "f32" || precision == "bf16",
+               "--precision " << precision << ": expected f32 or bf16");
+  if (precision != "bf16") return;
+  if (!backend::cpu_has_native_bf16()) {
+    // oneDNN would emulate bf16, slower than f32 and no more exact.
+    std::printf("bf16: this CPU has no native bf16 (AVX512_BF16); training in f32\n");
+    precision = "f32";
+    return;
+  }
+  nn::set_conv_compute_type(model, DType::bf16);
+}
 
 TrainingModel make_training_model(TrainConfig& config, int64_t total_steps, bool resume) {
   TrainingModel m;
@@ -16,6 +34,7 @@ TrainingModel make_training_model(TrainConfig& config, int64_t total_steps, bool
   if (!config.init.empty() && !resume)
     m.origin = load_init_weights(*m.model, config.init, config.model);
   apply_freeze(*m.model, config.freeze);
+  apply_precision(*m.model, config.precision);
   // Nothing reads the image's gradient; skipping it saves conv1's backward-data pass.
   // The frozen prefix (if any) runs compiled, as inference does.
   if (auto* net = dynamic_cast<nn::ResNet*>(m.model.get())) {

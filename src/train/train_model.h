@@ -22,6 +22,10 @@ struct TrainingModel {
   InitOrigin origin;         // with --init only, in a fresh run
 };
 
+// Sets the convolutions' compute type for `precision` ("f32" or "bf16"); bf16 on a CPU
+// without it prints one line and becomes "f32" (in place, so config.json records it).
+void apply_precision(nn::Module& model, std::string& precision);
+
 // Builds the network from the seed (config.model_options as make_training_data set them,
 // resolved in place), loads --init's weights (not when resuming: the run's own checkpoint
 // replaces them), freezes --freeze's modules, and puts it in training mode; then its SGD

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "resnet/backend/activation_ops.h"
 #include "resnet/core/error.h"
 #include "resnet/data/image_codec.h"
 #include "resnet/io/safetensors.h"
@@ -113,6 +114,44 @@ TEST_F(TrainPhotos, HeldOutSplitBadImagesEvalRecipeAndExactResume) {
     ASSERT_EQ(x.nbytes(), y.nbytes());
     EXPECT_EQ(std::memcmp(x.raw(), y.raw(), x.nbytes()), 0) << a.tensors[i].first;
   }
+}
+
+// Mixed precision: the run records the precision it trained in, keeps f32 checkpoints,
+// trains other weights than f32 does (so bf16 really ran) and resumes exactly. Without
+// AVX512_BF16 it trains f32 and records that.
+TEST_F(TrainPhotos, Bf16RunRecordsItsPrecisionKeepsF32CheckpointsAndResumesExactly) {
+  const bool native = backend::cpu_has_native_bf16();
+  train::TrainConfig c = config("bf16");
+  c.precision = "bf16";
+  train::train(c, false);
+  const fs::path dir = root_ / "bf16";
+  const std::string config_json = slurp(dir / "config.json");
+  const std::string recorded = native ? "\"precision\": \"bf16\"" : "\"precision\": \"f32\"";
+  EXPECT_NE(config_json.find(recorded), std::string::npos) << config_json;
+  train::TrainConfig f = config("f32");
+  train::train(f, false);
+  auto a = io::read_safetensors((dir / "last.safetensors").string());
+  auto b = io::read_safetensors((root_ / "f32" / "last.safetensors").string());
+  ASSERT_EQ(a.tensors.size(), b.tensors.size());
+  bool differs = false;
+  for (size_t i = 0; i < a.tensors.size(); ++i) {
+    EXPECT_EQ(a.tensors[i].second.dtype(), b.tensors[i].second.dtype()) << a.tensors[i].first;
+    const Tensor& x = a.tensors[i].second;
+    differs |= std::memcmp(x.raw(), b.tensors[i].second.raw(), x.nbytes()) != 0;
+  }
+  EXPECT_EQ(differs, native);
+  c = config("bf16-resumed");
+  c.precision = "bf16";
+  c.max_steps = 2;
+  EXPECT_TRUE(train::train(c, false).interrupted);
+  c.max_steps = 0;
+  EXPECT_FALSE(train::train(c, true).interrupted);
+  auto r = io::read_safetensors((root_ / "bf16-resumed" / "last.safetensors").string());
+  for (size_t i = 0; i < a.tensors.size(); ++i)
+    EXPECT_EQ(std::memcmp(a.tensors[i].second.raw(), r.tensors[i].second.raw(),
+                          a.tensors[i].second.nbytes()),
+              0)
+        << a.tensors[i].first;
 }
 
 TEST_F(TrainPhotos, WithoutSkippingTheBadFileStopsTheRunNamingIt) {

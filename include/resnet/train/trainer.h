@@ -54,6 +54,10 @@ struct TrainConfig {
   // RandomResizedCrop's smallest area fraction: torchvision's 0.08 is ImageNet's; photos
   // whose object fills a small part of the frame learn faster with a larger one.
   double crop_scale = 0.08;
+  // The convolutions' compute type: "f32", or "bf16" (mixed precision, nn/precision.h).
+  // bf16 needs AVX512_BF16; without it the run says so in one line and trains f32, and
+  // config.json records "f32".
+  std::string precision = "f32";
   // Hold out this fraction of train (seeded, stratified) as the test set; 0: the dataset's
   // own test split.
   double val_split = 0.0;
