@@ -200,6 +200,11 @@ bool cpu_has_native_bf16() {
   return isa == dnnl::cpu_isa::avx512_core_bf16 || isa == dnnl::cpu_isa::avx512_core_amx;
 }
 
+std::string bf16_fallback_note() {
+  return cpu_has_native_bf16() ? std::string()
+                               : "bf16: this CPU has no native bf16 (AVX512_BF16); running f32";
+}
+
 bool cpu_has_vnni() {
   const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
   return isa == dnnl::cpu_isa::avx512_core_vnni || isa == dnnl::cpu_isa::avx512_core_bf16 ||

@@ -194,10 +194,11 @@ void bench(BenchArgs a) {
                  "--dtype " << a.dtype << ": training runs in f32 or bf16");
     m.module->train(true);
     if (a.dtype == "bf16") {
-      if (backend::cpu_has_native_bf16())
+      const std::string note = backend::bf16_fallback_note();
+      if (note.empty())
         nn::set_conv_compute_type(*m.module, DType::bf16);
       else
-        std::cerr << "bf16: this CPU has no native bf16 (AVX512_BF16); running f32\n";
+        std::cerr << note << "\n";
     }
     // Like a training step in PyTorch, where the input does not require a gradient.
     // The frozen prefix (if any) runs compiled, as inference does.

@@ -289,10 +289,9 @@ CompiledModel::CompiledModel(Graph graph, CompileOptions options)
     : impl_(std::make_unique<Impl>()) {
   graph.validate();
   impl_->graph = std::move(graph);
-  if (options.precision == Precision::bf16 && !backend::cpu_has_native_bf16()) {
-    // Emulated bf16 is slower than f32 and less exact: f32 is the better answer.
-    impl_->fallback_note = "bf16: this CPU has no native bf16 (AVX512_BF16); running f32";
-    options.precision = Precision::f32;
+  if (options.precision == Precision::bf16) {
+    impl_->fallback_note = backend::bf16_fallback_note();
+    if (!impl_->fallback_note.empty()) options.precision = Precision::f32;
   }
   impl_->options = options;
 }

@@ -17,9 +17,9 @@ void apply_precision(nn::Module& model, std::string& precision) {
   RESNET_CHECK(precision == "f32" || precision == "bf16",
                "--precision " << precision << ": expected f32 or bf16");
   if (precision != "bf16") return;
-  if (!backend::cpu_has_native_bf16()) {
-    // oneDNN would emulate bf16, slower than f32 and no more exact.
-    std::printf("bf16: this CPU has no native bf16 (AVX512_BF16); training in f32\n");
+  const std::string note = backend::bf16_fallback_note();
+  if (!note.empty()) {
+    std::printf("%s\n", note.c_str());
     precision = "f32";
     return;
   }

@@ -12,6 +12,7 @@
 // once, and the caches they share (reorders, element-wise primitives) are locked.
 
 #include <memory>
+#include <string>
 
 #include "resnet/tensor/tensor.h"
 
@@ -72,6 +73,10 @@ Tensor to_plain_f32(const Tensor& x, float int8_scale = 1.f);
 // Whether oneDNN runs bf16 natively here (AVX512_BF16 or AMX); without it, bf16 is
 // emulated and slower than f32.
 bool cpu_has_native_bf16();
+// The policy for bf16 without native support, in inference and training alike: emulated
+// bf16 is slower than f32 and less exact, so f32 runs instead, and this one line says so.
+// Empty where bf16 is native.
+std::string bf16_fallback_note();
 // Whether int8 has VNNI here (AVX512_VNNI or AVX-VNNI).
 bool cpu_has_vnni();
 
