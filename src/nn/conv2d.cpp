@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include "resnet/backend/activation_ops.h"
 #include "resnet/core/error.h"
 #include "resnet/nn/init.h"
 
@@ -80,9 +81,19 @@ Tensor Conv2d::forward_impl(const Tensor& x) {
                who() << ": input " << x.shape_str() << " is smaller than the kernel "
                      << pair_str(o.kernel_h, o.kernel_w));
   RESNET_CHECK(x.dim(0) > 0, who() << ": expected a non-empty batch, got " << x.shape_str());
-  if (keeps_for_backward()) saved_input_ = keeps_input_ ? x : Tensor();
-  return kernel_->forward(x, weight_->value, bias_ ? bias_->value : Tensor(),
+  // In mixed precision the input is rounded to bf16 once, here: the forward reads it,
+  // and it is what backward-weights reads later, so the kept copy is half the size and
+  // nothing converts it again.
+  const Tensor in = in_compute_type(x);
+  if (keeps_for_backward()) saved_input_ = keeps_input_ ? in : Tensor();
+  return kernel_->forward(in, weight_->value, bias_ ? bias_->value : Tensor(),
                           output_layout_.value_or(x.layout()));
+}
+
+Tensor Conv2d::in_compute_type(const Tensor& t) const {
+  if (kernel_->compute_type() == DType::f32 || t.dtype() == kernel_->compute_type()) return t;
+  return backend::activation_convert(t, 1.f, kernel_->compute_type(),
+                                     t.layout() == Layout::blocked16);
 }
 
 Tensor Conv2d::backward_impl(const Tensor& grad_output) {
@@ -96,13 +107,13 @@ Tensor Conv2d::backward_impl(const Tensor& grad_output) {
   RESNET_CHECK(grad_output.shape() == expected, who() << ": expected output gradient "
                                                       << shape_str(expected) << ", got "
                                                       << grad_output.shape_str());
+  // Both backward passes read the gradient in the compute type: converted once.
+  const Tensor dy = in_compute_type(grad_output);
   if (needs_weight_grad()) {
     Tensor no_bias_grad;
-    kernel_->backward_weights(grad_output, saved_input_, weight_->grad,
-                              bias_ ? bias_->grad : no_bias_grad);
+    kernel_->backward_weights(dy, saved_input_, weight_->grad, bias_ ? bias_->grad : no_bias_grad);
   }
-  return kernel_->backward_data(grad_output, weight_->value, saved_input_.shape(),
-                                saved_input_.layout());
+  return kernel_->backward_data(dy, weight_->value, saved_input_.shape(), saved_input_.layout());
 }
 
 Tensor Conv2d::recompute_output() {
@@ -118,7 +129,7 @@ void Conv2d::backward_weights_only(const Tensor& grad_output) {
                who() << ": backward called without a forward that kept its state");
   if (!needs_weight_grad()) return;
   Tensor no_bias_grad;
-  kernel_->backward_weights(grad_output, saved_input_, weight_->grad,
+  kernel_->backward_weights(in_compute_type(grad_output), saved_input_, weight_->grad,
                             bias_ ? bias_->grad : no_bias_grad);
 }
 

@@ -78,6 +78,9 @@ class Conv2d : public Module {
   Parameter* bias_ = nullptr;
   std::unique_ptr<backend::Conv2dKernel> kernel_;
   bool needs_weight_grad() const;
+  // `t` in the kernel's compute type (itself in f32; rounded to bf16, same layout, in
+  // mixed precision).
+  Tensor in_compute_type(const Tensor& t) const;
 
   Tensor saved_input_;
   std::optional<Layout> output_layout_;
