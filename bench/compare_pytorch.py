@@ -100,6 +100,9 @@ def main():
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--dtypes", default="f32",
+                   help="ours, comma-separated (f32, bf16; bf16 training is mixed precision); "
+                        "PyTorch runs f32")
     p.add_argument("--resnet", default=os.path.join(HERE, "..", "build", "resnet"))
     p.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -113,7 +116,8 @@ def main():
         common += ["--in-channels", str(args.in_channels)]
     if args.num_classes:
         common += ["--num-classes", str(args.num_classes)]
-    ours_cmd = [args.resnet, "bench", "--json"] + common
+    dtypes = args.dtypes.split(",")
+    ours_cmds = {d: [args.resnet, "bench", "--json", "--dtype", d] + common for d in dtypes}
     torch_cmd = [sys.executable, os.path.abspath(__file__), "--torch-worker"] + common
     try:
         subprocess.run([sys.executable, "-c", "import torch"], check=True, capture_output=True)
@@ -122,29 +126,34 @@ def main():
         have_torch = False
         print("PyTorch is not installed (python3-torch): its column is skipped", file=sys.stderr)
 
-    ours, theirs, ours_rss, theirs_rss = [], [], [], []
+    ours = {d: [] for d in dtypes}
+    ours_rss = {d: [] for d in dtypes}
+    theirs, theirs_rss = [], []
     for r in range(args.rounds):
-        run = run_json(ours_cmd)
-        ours.append(run["images_per_s"])
-        ours_rss.append(run["peak_rss_mb"])
-        line = f"round {r + 1}: resnet {ours[-1]:.1f} images/s, {ours_rss[-1]:.0f} MB"
+        line = f"round {r + 1}:"
+        for d in dtypes:
+            run = run_json(ours_cmds[d])
+            ours[d].append(run["images_per_s"])
+            ours_rss[d].append(run["peak_rss_mb"])
+            line += f" resnet {d} {ours[d][-1]:.1f} images/s, {ours_rss[d][-1]:.0f} MB;"
         if have_torch:
             run = run_json(torch_cmd)
             theirs.append(run["images_per_s"])
             theirs_rss.append(run["peak_rss_mb"])
-            line += f"; pytorch {theirs[-1]:.1f} images/s, {theirs_rss[-1]:.0f} MB"
+            line += f" pytorch {theirs[-1]:.1f} images/s, {theirs_rss[-1]:.0f} MB"
         print(line, file=sys.stderr)
-    med_ours = statistics.median(ours)
-    result = {"model": args.model, "mode": args.mode, "batch": args.batch, "size": args.size,
-              "threads": args.threads, "rounds": args.rounds, "resnet_images_per_s": med_ours,
-              "resnet_peak_rss_mb": statistics.median(ours_rss)}
-    if have_torch:
-        med_theirs = statistics.median(theirs)
-        result.update({"pytorch_images_per_s": med_theirs, "ratio": med_ours / med_theirs,
-                       "pytorch_peak_rss_mb": statistics.median(theirs_rss),
-                       "rss_ratio": statistics.median(ours_rss) / statistics.median(theirs_rss)})
-    print(json.dumps(result))
-
+    for d in dtypes:
+        med_ours = statistics.median(ours[d])
+        result = {"model": args.model, "mode": args.mode, "dtype": d, "batch": args.batch,
+                  "size": args.size, "threads": args.threads, "rounds": args.rounds,
+                  "resnet_images_per_s": med_ours,
+                  "resnet_peak_rss_mb": statistics.median(ours_rss[d])}
+        if have_torch:
+            med_theirs = statistics.median(theirs)
+            result.update({"pytorch_images_per_s": med_theirs, "ratio": med_ours / med_theirs,
+                           "pytorch_peak_rss_mb": statistics.median(theirs_rss),
+                           "rss_ratio": statistics.median(ours_rss[d]) / statistics.median(theirs_rss)})
+        print(json.dumps(result))
 
 if __name__ == "__main__":
     main()
