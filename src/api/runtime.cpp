@@ -21,7 +21,7 @@ int num_threads() {
 // still came from malloc, these settings took the resnet20 training benchmark (batch
 // 128, 1x28x28) from 1100 to 1650-1740 images/s. Tensors now come from the storage pool
 // (resnet/tensor/storage_pool.h); this still serves oneDNN's own buffers (reorder and
-// weight-gradient temporaries, inference activation buffers).
+// weight-gradient temporaries).
 void configure_allocator() {
   mallopt(M_MMAP_THRESHOLD, 256 << 20);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);

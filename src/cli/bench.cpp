@@ -279,7 +279,7 @@ void bench(BenchArgs a) {
     std::printf("peak RSS %.1f MiB\n", static_cast<double>(peak_rss) / (1 << 20));
     if (compiled) {
       const infer::CompiledModel::MemoryStats mem = compiled->memory_stats();
-      std::printf("activation buffers %.1f MiB, reused for %.1f MiB of activations\n",
+      std::printf("activations: at most %.1f MiB live at once, of %.1f MiB per run\n",
                   static_cast<double>(mem.buffer_bytes) / (1 << 20),
                   static_cast<double>(mem.activation_bytes) / (1 << 20));
     }

@@ -341,8 +341,8 @@ std::string CompiledModel::describe() const {
   }
   const MemoryStats m = memory_stats();
   if (m.buffer_bytes > 0)
-    out << "activation buffers: " << m.buffer_bytes / 1024 << " KiB for "
-        << m.activation_bytes / 1024 << " KiB of activations\n";
+    out << "activations: at most " << m.buffer_bytes / 1024 << " KiB live at once, of "
+        << m.activation_bytes / 1024 << " KiB per run\n";
   return out.str();
 }
 

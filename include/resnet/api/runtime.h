@@ -14,7 +14,7 @@ int num_threads();
 // Tunes glibc's allocator for training and inference: freed memory stays in the heap
 // instead of being unmapped and faulted in again at the next step (mmap threshold 256 MiB,
 // trim threshold 1 GiB). Tensors of 64 KiB and more come from the library's own block
-// pool either way; this serves oneDNN's temporaries and the inference buffers. It changes
+// pool either way; this serves oneDNN's own temporaries. It changes
 // malloc for the whole process, so the library never calls it by itself: the `resnet`
 // command line calls it first thing, and a program that trains or serves in a loop
 // should too. Safe to call more than once.
