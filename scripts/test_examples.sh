@@ -16,6 +16,11 @@ build="$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 step() { echo "== $*"; }
+# A library built with the sanitizers (RESNET_SANITIZE) needs its programs linked with the
+# same runtimes; CMake and examples/Makefile take these flags from the environment.
+if grep -q "^RESNET_SANITIZE:BOOL=ON" "$build/CMakeCache.txt"; then
+  export CXXFLAGS="-O1 -fsanitize=address,undefined" LDFLAGS="-fsanitize=address,undefined"
+fi
 
 step "install into a temporary prefix"
 prefix="$tmp/prefix"
