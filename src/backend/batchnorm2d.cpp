@@ -12,7 +12,9 @@
 #include "resnet/backend/eltwise.h"
 #include "thread_count.h"
 
-#if defined(__GNUC__) && defined(__x86_64__)
+// Not under ThreadSanitizer: the clones' ifunc resolver runs while the program is being
+// loaded, before the TSan runtime is initialized, and crashes there.
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
 #define RESNET_HOT_LOOP \
   __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else

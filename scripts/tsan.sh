@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# ThreadSanitizer check of the code that runs threads: builds the library with
+# -fsanitize=thread into build-tsan/, links tools/tsan/concurrent_use.cpp against it and
+# runs it. Fails on any ThreadSanitizer report. OpenMP runs one thread per region here:
+# libgomp is not instrumented, and its own synchronization would be reported as races.
+# Usage: scripts/tsan.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=build-tsan
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=OFF \
+  -DRESNET_BUILD_BENCHMARKS=OFF -DCMAKE_CXX_FLAGS=-fsanitize=thread \
+  -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread -DCMAKE_SHARED_LINKER_FLAGS=-fsanitize=thread >/dev/null
+cmake --build "$build" -j"$(nproc)" --target resnet_lib
+c++ -std=c++20 -O1 -g -fsanitize=thread -fopenmp -Iinclude tools/tsan/concurrent_use.cpp \
+  "$build/libresnet.a" -ldnnl -lonnx_proto -lprotobuf -ljpeg -lpng -lz -lcrypto \
+  -lpthread -o "$build/concurrent_use"
+OMP_NUM_THREADS=1 TSAN_OPTIONS="halt_on_error=1 exitcode=66 suppressions=$PWD/tools/tsan/suppressions.txt" \
+  "$build/concurrent_use"
