@@ -53,7 +53,7 @@ Tensor ActivationPool2d::run(const Tensor& src, int64_t out_h, int64_t out_w) {
       dnnl::pooling_forward::primitive_desc pd(pdesc, with_user_scratchpad(), engine());
       return Impl::Plan{pd, dnnl::pooling_forward(pd)};
     });
-    Tensor out = empty_like(plan.pd.dst_desc());
+    Tensor out = Tensor::empty({d[0], d[1], out_h, out_w}, src.dtype(), src.layout());
     execute(plan.prim, {{DNNL_ARG_SRC, wrap(src)}, {DNNL_ARG_DST, wrap(out)}});
     return out;
   });

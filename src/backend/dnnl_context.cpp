@@ -108,24 +108,15 @@ memory::desc desc_of(const Tensor& t) {
   return desc_of(t.shape(), t.dtype(), t.layout());
 }
 
+std::optional<DType> dtype_of(dt type) {
+  for (DType d : {DType::f32, DType::bf16, DType::i8, DType::u8})
+    if (dnnl_type(d) == type) return d;
+  return std::nullopt;
+}
+
 std::optional<TensorFormat> tensor_format(const memory::desc& desc) {
-  std::optional<DType> dtype;
-  switch (desc.data_type()) {
-    case dt::f32:
-      dtype = DType::f32;
-      break;
-    case dt::bf16:
-      dtype = DType::bf16;
-      break;
-    case dt::s8:
-      dtype = DType::i8;
-      break;
-    case dt::u8:
-      dtype = DType::u8;
-      break;
-    default:
-      return std::nullopt;
-  }
+  const std::optional<DType> dtype = dtype_of(desc.data_type());
+  if (!dtype) return std::nullopt;
   const memory::dims dims = desc.dims();
   const Shape shape(dims.begin(), dims.end());
   if (dims.empty() || dims.size() > 5) return std::nullopt;
@@ -135,13 +126,6 @@ std::optional<TensorFormat> tensor_format(const memory::desc& desc) {
     if (desc_of(shape, *dtype, layout) == desc) return TensorFormat{*dtype, layout};
   }
   return std::nullopt;
-}
-
-Tensor empty_like(const memory::desc& desc) {
-  const std::optional<TensorFormat> f = tensor_format(desc);
-  RESNET_CHECK(f.has_value(), "backend: no tensor layout matches oneDNN's choice of layout");
-  const memory::dims dims = desc.dims();
-  return Tensor::empty(Shape(dims.begin(), dims.end()), f->dtype, f->layout);
 }
 
 memory wrap(const Tensor& t) {

@@ -38,6 +38,8 @@ void execute(const dnnl::primitive& prim, std::unordered_map<int, memory> args);
 memory::dims to_dims(const Shape& shape);
 // oneDNN's element type for `type` (i8 is s8); i64 has none and throws.
 dt dnnl_type(DType type);
+// The inverse: the DType of oneDNN's `type`, where there is one.
+std::optional<DType> dtype_of(dt type);
 // Plain row-major descriptor for a tensor of this rank (nchw, nc, x, ...).
 memory::desc plain_desc(const Shape& shape, dt type = dt::f32);
 // The descriptor of a tensor's storage: plain, nChw16c/8c/4c for blocked16/8/4, NHWC
@@ -51,9 +53,6 @@ struct TensorFormat {
   Layout layout;
 };
 std::optional<TensorFormat> tensor_format(const memory::desc& desc);
-// A new tensor (storage uninitialized, from the storage pool) laid out as `desc`;
-// `desc` must have a tensor_format.
-Tensor empty_like(const memory::desc& desc);
 // Wraps the tensor's storage (no copy) with desc_of(t).
 memory wrap(const Tensor& t);
 // Returns `m` itself when it already has `desc`, otherwise a new memory holding `m`

@@ -20,6 +20,7 @@ struct FusedConv2d::Impl {
     memory packed_weight, packed_bias;
     uint64_t weight_version = ~0ull, bias_version = ~0ull;
     const void* weight_data = nullptr;
+    TensorFormat dst_format{};  // the output's dtype and layout, as a Tensor holds them
   };
   PlanCache<Plan> plans;
   std::string last_impl;
@@ -97,7 +98,7 @@ struct FusedConv2d::Impl {
 
   // Keyed by the input shape alone: the first input of a shape settles the plan's
   // layouts (from the activations it came with), and later inputs of that shape are
-  // converted into them, so that adopt() and run() agree on one plan.
+  // converted into them.
   Plan& plan_for(const Shape& src_shape, const Tensor* src, const Tensor* residual) {
     return plans.get(PlanKey(src_shape), [&] {
       if (int8()) {
@@ -107,28 +108,23 @@ struct FusedConv2d::Impl {
         if (residual != nullptr) residual_type = residual->dtype() == DType::u8 ? dt::u8 : dt::s8;
       }
       memory::desc dst_pin = pin_of(residual, dst_type());
+      const Shape dst_shape = conv_dst_shape(cfg.conv, src_shape);
+      const DType dst_dtype = *dtype_of(dst_type());
       if (dst_pin.is_zero() && cfg.blocked_output && cfg.conv.out_channels % 16 == 0)
-        dst_pin =
-            memory::desc(to_dims(conv_dst_shape(cfg.conv, src_shape)), dst_type(), tag::aBcd16b);
+        dst_pin = desc_of(dst_shape, dst_dtype, Layout::blocked16);
       Plan plan = make_plan(src_shape, pin_of(src, src_type()), dst_pin);
       // The output must be a layout a Tensor holds (tensor.h lists oneDNN's choices for
       // convolutions); should oneDNN choose another, ask again for NHWC.
       if (!tensor_format(plan.pd.dst_desc()).has_value())
         plan = make_plan(src_shape, pin_of(src, src_type()),
-                         desc_of(conv_dst_shape(cfg.conv, src_shape), dtype_of(dst_type()),
-                                 Layout::channels_last));
-      RESNET_CHECK(tensor_format(plan.pd.dst_desc()).has_value(),
+                         desc_of(dst_shape, dst_dtype, Layout::channels_last));
+      const std::optional<TensorFormat> format = tensor_format(plan.pd.dst_desc());
+      RESNET_CHECK(format.has_value(),
                    "fused conv: oneDNN offers no output layout a tensor can hold for input "
                        << shape_str(src_shape));
+      plan.dst_format = *format;
       return plan;
     });
-  }
-
-  static DType dtype_of(dt type) {
-    return type == dt::bf16 ? DType::bf16
-           : type == dt::u8 ? DType::u8
-           : type == dt::s8 ? DType::i8
-                            : DType::f32;
   }
 
   void pack_weights(Plan& p) {
@@ -212,6 +208,7 @@ Tensor FusedConv2d::run(const Tensor& src, Tensor residual) {
     const float src_scale = impl_->src_scale();
     memory src_m = converted(wrap(src), stored_scale(src, src_scale), p.pd.src_desc(), src_scale);
     const memory::desc dst_desc = p.pd.dst_desc();
+    const Shape dst_shape = conv_dst_shape(impl_->cfg.conv, src.shape());
     Tensor out;
     if (cfg.add_residual) {
       RESNET_CHECK(residual.defined(), "fused conv: expected a residual input");
@@ -227,13 +224,13 @@ Tensor FusedConv2d::run(const Tensor& src, Tensor residual) {
           impl_->int8() ? with_type(dst_desc, impl_->residual_type) : dst_desc;
       const float stored = stored_scale(residual, res_scale);
       if (residual.sole_owner() && desc_of(residual) == res_desc && stored == res_scale) {
-        out = residual.view_as(Impl::dtype_of(dst_desc.data_type()));
+        out = residual.view_as(p.dst_format.dtype);
       } else {
-        out = empty_like(dst_desc);
+        out = Tensor::empty(dst_shape, p.dst_format.dtype, p.dst_format.layout);
         convert_into(wrap(residual), stored, memory(res_desc, engine(), out.raw()), res_scale);
       }
     } else {
-      out = empty_like(dst_desc);
+      out = Tensor::empty(dst_shape, p.dst_format.dtype, p.dst_format.layout);
     }
     execute(p.prim, {{DNNL_ARG_SRC, src_m},
                      {DNNL_ARG_WEIGHTS, p.packed_weight},
