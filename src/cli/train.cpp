@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "command.h"
+#include "recipes.h"
 #include "resnet/data/open_dataset.h"
 #include "resnet/train/trainer.h"
 
@@ -23,6 +24,9 @@ void add_train_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "Train a network (default: resnet20 on Fashion-MNIST)");
   auto c = std::make_shared<train::TrainConfig>();
   auto resume = std::make_shared<bool>(false);
+  std::vector<std::string> recipe_names;
+  for (const Recipe& r : train_recipes()) recipe_names.push_back(r.name);
+  cmd->add_option("--recipe", c->recipe, recipes_help())->check(CLI::IsMember(recipe_names));
   cmd->add_option("--model", c->model,
                   "Zoo name (resnet20 ... resnet110, plain20 ..., resnet18 ...)")
       ->capture_default_str();
@@ -132,6 +136,8 @@ void add_train_command(CLI::App& app) {
                   "Keep an exponential moving average of the weights with this decay "
                   "(e.g. 0.999), evaluated and saved beside them (0: off)")
       ->check(CLI::Range(0.0, 0.999999999));
+  cmd->add_flag("--test-flip", c->test_flip,
+                "Test each image and its mirror, averaging the logits (test-time augmentation)");
   cmd->add_option("--mixup", c->mixup, "MixUp with lambda ~ Beta(A, A) (0: off)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--cutmix", c->cutmix,
@@ -139,7 +145,8 @@ void add_train_command(CLI::App& app) {
                   "batch)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--resume", *resume, "Continue the run in --out exactly where it stopped");
-  cmd->callback([c, resume] {
+  cmd->callback([cmd, c, resume] {
+    if (!c->recipe.empty()) apply_recipe(*cmd, c->recipe);
     std::signal(SIGINT, on_interrupt);
     train::TrainResult r = train::train(*c, *resume);
     std::signal(SIGINT, SIG_DFL);

@@ -36,6 +36,15 @@ void hflip(Tensor& image) {
   for (int64_t r = 0; r < rows; ++r) std::reverse(p + r * w, p + (r + 1) * w);
 }
 
+void hflip_batch(Tensor& images) {
+  RESNET_CHECK(images.rank() == 4 && images.dtype() == DType::f32,
+               "hflip_batch: expected an [N, C, H, W] f32 batch, got "
+                   << images.shape_str() << " " << dtype_name(images.dtype()));
+  const int64_t rows = images.numel() / images.dim(3), w = images.dim(3);
+  float* p = images.f32();
+  for (int64_t r = 0; r < rows; ++r) std::reverse(p + r * w, p + (r + 1) * w);
+}
+
 Tensor pad_crop(const Tensor& image, int64_t padding, int64_t top, int64_t left, int64_t out_h,
                 int64_t out_w) {
   check_image(image, "pad_crop");

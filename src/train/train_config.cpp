@@ -6,7 +6,8 @@
 namespace resnet::train {
 
 std::string TrainConfig::to_json() const {
-  nlohmann::ordered_json j = {{"model", model},
+  nlohmann::ordered_json j = {{"recipe", recipe},
+                              {"model", model},
                               {"num_classes", model_options.num_classes},
                               {"in_channels", model_options.in_channels},
                               {"shortcut", std::string(1, model_options.cifar_shortcut)},
@@ -43,7 +44,8 @@ std::string TrainConfig::to_json() const {
                               {"lr_backbone", lr_backbone},
                               {"ema", ema},
                               {"mixup", mixup},
-                              {"cutmix", cutmix}};
+                              {"cutmix", cutmix},
+                              {"test_flip", test_flip}};
   return j.dump(2) + "\n";
 }
 
@@ -93,6 +95,8 @@ TrainConfig TrainConfig::from_json(const std::string& text, const std::string& p
     c.ema = j.value("ema", c.ema);
     c.mixup = j.value("mixup", c.mixup);
     c.cutmix = j.value("cutmix", c.cutmix);
+    c.recipe = j.value("recipe", c.recipe);
+    c.test_flip = j.value("test_flip", c.test_flip);
   } catch (const nlohmann::json::exception& e) {
     RESNET_FAIL(path << ": expected a training config written by resnet train, got: " << e.what());
   } catch (const Error& e) {

@@ -12,6 +12,7 @@
 
 #include "resnet/backend/threads.h"
 #include "resnet/core/error.h"
+#include "resnet/data/transforms.h"
 #include "resnet/infer/compiled_model.h"
 #include "resnet/infer/lower_module.h"
 #include "resnet/io/atomic_file.h"
@@ -82,16 +83,29 @@ struct Evaluation {
   double loss = 0.0, accuracy = 0.0;
 };
 
+// The logits of `images`, or with test_flip the mean of theirs and their mirrors'.
+Tensor test_logits(infer::CompiledModel& compiled, const Tensor& images, bool test_flip) {
+  Tensor logits = compiled.run(images);
+  if (!test_flip) return logits;
+  Tensor mirrored = images.clone();
+  data::hflip_batch(mirrored);
+  const Tensor mirrored_logits = compiled.run(mirrored);
+  float* out = logits.f32();
+  const float* other = mirrored_logits.f32();
+  for (int64_t i = 0; i < logits.numel(); ++i) out[i] = 0.5f * (out[i] + other[i]);
+  return logits;
+}
+
 // Runs the compiled inference graph, as `resnet eval` does on the checkpoint, so the
 // accuracy a run reports is the one its checkpoint gets.
-Evaluation evaluate(nn::Module& model, data::DataLoader& loader) {
+Evaluation evaluate(nn::Module& model, data::DataLoader& loader, bool test_flip) {
   model.eval();
   infer::CompiledModel compiled(infer::lower_module(model));
   loader.start_epoch(0);
   double loss_sum = 0.0;
   int64_t correct = 0, count = 0;
   while (auto batch = loader.next()) {
-    Tensor logits = compiled.run(batch->images);
+    Tensor logits = test_logits(compiled, batch->images, test_flip);
     std::span<const int64_t> labels(batch->labels.i64(), static_cast<size_t>(batch->size()));
     loss_sum += cross_entropy(logits, labels).loss * static_cast<double>(batch->size());
     correct += count_top_k_correct(logits, labels, 1);
@@ -353,7 +367,7 @@ void TrainingRun::stop_and_save(std::chrono::steady_clock::time_point start,
 
 void TrainingRun::finish_epoch(double seconds) {
   const double data_wait_share = progress_.data_wait_share();  // of training, not testing
-  Evaluation test = evaluate(*model_.model, *data_.test_loader);
+  Evaluation test = evaluate(*model_.model, *data_.test_loader, config_.test_flip);
   rows_.push_back({state_.epoch + 1, state_.loss_sum / static_cast<double>(state_.seen),
                    static_cast<double>(state_.correct) / static_cast<double>(state_.seen),
                    test.loss, test.accuracy, lr_, seconds});
@@ -393,7 +407,7 @@ void TrainingRun::finish_epoch(double seconds) {
 std::optional<Evaluation> TrainingRun::finish_epoch_ema(EpochRow& row) {
   if (!model_.ema) return std::nullopt;
   nn::Module& average = model_.ema->module();
-  const Evaluation test = evaluate(average, *data_.test_loader);
+  const Evaluation test = evaluate(average, *data_.test_loader, config_.test_flip);
   average.eval();  // evaluate() leaves a module in training mode
   row.ema_test_loss = test.loss;
   row.ema_test_acc = test.accuracy;

@@ -32,6 +32,21 @@ TEST(TransformTest, HflipGoldenAndTwiceIsIdentity_2x3x5) {
   expect_equal(t, original);
 }
 
+TEST(TransformTest, HflipBatchMirrorsEveryImageAsHflipDoes_3x2x3x5) {
+  Tensor batch({3, 2, 3, 5});
+  for (int64_t i = 0; i < batch.numel(); ++i) batch.f32()[i] = static_cast<float>(i * 7 % 11);
+  Tensor flipped = batch.clone();
+  hflip_batch(flipped);
+  for (int64_t n = 0; n < 3; ++n) {
+    Tensor image({2, 3, 5});
+    std::copy_n(batch.f32() + n * 30, 30, image.f32());
+    hflip(image);
+    for (int64_t i = 0; i < 30; ++i) ASSERT_EQ(flipped.f32()[n * 30 + i], image.f32()[i]) << n;
+  }
+  Tensor image({2, 3, 5});
+  EXPECT_THROW(hflip_batch(image), Error);
+}
+
 TEST(TransformTest, PadCropGolden_1x2x2_Pad1) {
   Tensor t = iota_image({1, 2, 2});  // [[1, 2], [3, 4]]
   // The padded image is 4x4 with the original at (1, 1); the 2x2 window at (0, 0) sees the

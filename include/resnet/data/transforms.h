@@ -24,6 +24,8 @@ namespace resnet::data {
 
 // Mirrors left-right, in place.
 void hflip(Tensor& image);
+// Mirrors every image of an [N, C, H, W] f32 batch left-right, in place.
+void hflip_batch(Tensor& images);
 // Pads by `padding` zeros on every side, then returns the out_h x out_w window whose top-left
 // corner is at (top, left) of the padded image; the window must lie inside it.
 Tensor pad_crop(const Tensor& image, int64_t padding, int64_t top, int64_t left, int64_t out_h,

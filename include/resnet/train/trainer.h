@@ -26,6 +26,9 @@
 namespace resnet::train {
 
 struct TrainConfig {
+  // The preset (--recipe) this run started from, recorded for the reader; the values below
+  // are what ran. Empty: none.
+  std::string recipe;
   std::string model = "resnet20";
   models::ModelOptions model_options;  // in_channels/num_classes default to the data's
   std::string data = "fashion-mnist";
@@ -90,6 +93,9 @@ struct TrainConfig {
   // Beta(alpha, alpha) MixUp and CutMix of each training batch (mixup.h); 0 = off.
   double mixup = 0.0;
   double cutmix = 0.0;
+  // Test-time augmentation: each test image's logits are the mean of its own and its
+  // mirror image's (left-right flip).
+  bool test_flip = false;
 
   std::string to_json() const;
   static TrainConfig from_json(const std::string& text, const std::string& path);
