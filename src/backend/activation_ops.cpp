@@ -181,6 +181,22 @@ Tensor activation_add(const Tensor& a, const Tensor& b, bool relu) {
   });
 }
 
+Tensor activation_softmax(const Tensor& x) {
+  return guarded("softmax", [&] {
+    RESNET_CHECK(x.rank() == 2 && x.dtype() == DType::f32 && x.is_plain(),
+                 "softmax: expected a plain f32 [N, K] input, got " << x.shape_str());
+    static PlanCache<dnnl::softmax_forward> cache;
+    const memory::desc desc = desc_of(x);
+    dnnl::softmax_forward& softmax = cache.get(PlanKey(desc), [&] {
+      dnnl::softmax_forward::desc d(dnnl::prop_kind::forward_inference, desc, 1);
+      return dnnl::softmax_forward({d, with_user_scratchpad(), engine()});
+    });
+    Tensor out = Tensor::empty(x.shape(), x.dtype(), x.layout());
+    execute(softmax, {{DNNL_ARG_SRC, wrap(x)}, {DNNL_ARG_DST, wrap(out)}});
+    return out;
+  });
+}
+
 Tensor activation_convert(const Tensor& x, float int8_scale, DType dtype, bool blocked) {
   return guarded("convert", [&] {
     const Layout layout = blocked && x.rank() == 4 ? Layout::blocked16 : Layout::plain;

@@ -258,6 +258,9 @@ struct CompiledModel::Impl {
         case Step::Kind::pad_channels:
           out = backend::subsample_pad_channels(plain(s.inputs[0]), 1, 1, s.pads[0], s.pads[1]);
           break;
+        case Step::Kind::softmax:
+          out = backend::activation_softmax(plain(s.inputs[0]));
+          break;
       }
       vals[s.output] = std::move(out);
       if (observer)

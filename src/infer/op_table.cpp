@@ -135,6 +135,13 @@ Shape global_pool_shape(const Node& n, const std::vector<const Shape*>& in) {
   return {x[0], x[1], 1, 1};
 }
 
+Shape softmax_shape(const Node& n, const std::vector<const Shape*>& in) {
+  const Shape& x = *in[0];
+  RESNET_CHECK(x.size() == 2, describe(n)
+                                  << ": expected a 2-D input [N, K], found " << shape_str(x));
+  return x;
+}
+
 Shape flatten_shape(const Node& n, const std::vector<const Shape*>& in) {
   const Shape& x = *in[0];
   RESNET_CHECK(!x.empty(), describe(n) << ": expected an input with a batch dimension");
@@ -186,6 +193,7 @@ constexpr std::array<OpInfo, kOpCount> kOps = {{
   {OpKind::linear,          "Gemm",               1,      1, 2,   check_linear,       linear_shape},
   {OpKind::subsample,       "Slice",              1,      0, 0,   nullptr,            subsample_shape},
   {OpKind::pad_channels,    "Pad",                1,      0, 0,   check_pad_channels, pad_channels_shape},
+  {OpKind::softmax,         "Softmax",            1,      0, 0,   nullptr,            softmax_shape},
 }};
 // clang-format on
 static_assert(covers_every_op(kOps), "the op table needs one entry per OpKind, in enum order");

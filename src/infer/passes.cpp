@@ -59,6 +59,7 @@ constexpr std::array<OpPlan, kOpCount> kOpPlans = {{
     {OpKind::linear, Step::Kind::linear, load_weight_and_bias},
     {OpKind::subsample, Step::Kind::subsample, nullptr},
     {OpKind::pad_channels, Step::Kind::pad_channels, nullptr},
+    {OpKind::softmax, Step::Kind::softmax, nullptr},
 }};
 static_assert(covers_every_op(kOpPlans), "the compiler needs a plan entry per OpKind");
 

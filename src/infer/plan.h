@@ -20,6 +20,7 @@ struct Step {
     flatten,    // unfused flatten
     subsample,  // CIFAR option-A shortcut pieces, on plain tensors
     pad_channels,
+    softmax,  // over the classes of [N, K], on plain f32
   };
   Kind kind;
   OpKind source_op;  // the graph op the step came from

@@ -175,6 +175,21 @@ Tensor run_subsample(const Node& n, const std::vector<Tensor>& v, const Shape& o
 Tensor run_pad_channels(const Node& n, const std::vector<Tensor>& v, const Shape& out_shape) {
   return pad_channels(n, v[n.inputs[0]], out_shape);
 }
+// Per row, in double with the row's maximum subtracted.
+Tensor run_softmax(const Node& n, const std::vector<Tensor>& v, const Shape& out_shape) {
+  const Tensor& x = v[n.inputs[0]];
+  Tensor y(out_shape);
+  const int64_t rows = out_shape[0], k = out_shape[1];
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* in = x.f32() + r * k;
+    const double top = *std::max_element(in, in + k);
+    double sum = 0.0;
+    for (int64_t j = 0; j < k; ++j) sum += std::exp(in[j] - top);
+    for (int64_t j = 0; j < k; ++j)
+      y.f32()[r * k + j] = static_cast<float>(std::exp(in[j] - top) / sum);
+  }
+  return y;
+}
 
 constexpr std::array<OpKernel, kOpCount> kKernels = {{
     {OpKind::conv, run_conv},
@@ -188,6 +203,7 @@ constexpr std::array<OpKernel, kOpCount> kKernels = {{
     {OpKind::linear, run_linear},
     {OpKind::subsample, run_subsample},
     {OpKind::pad_channels, run_pad_channels},
+    {OpKind::softmax, run_softmax},
 }};
 static_assert(covers_every_op(kKernels), "the reference interpreter needs a kernel per OpKind");
 

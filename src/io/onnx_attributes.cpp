@@ -15,6 +15,12 @@ std::string type_name(int type) {
 
 }  // namespace
 
+std::string ints_str(const std::vector<int64_t>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s + "]";
+}
+
 const onnx::AttributeProto* NodeAttributes::find(const std::string& name) const {
   for (const onnx::AttributeProto& a : node_.attribute())
     if (a.name() == name) return &a;

@@ -32,4 +32,7 @@ class NodeAttributes {
   std::string who_;
 };
 
+// "[1, 2, 3]": a list of ints as messages show it.
+std::string ints_str(const std::vector<int64_t>& v);
+
 }  // namespace resnet::io::detail

@@ -134,6 +134,14 @@ const Importer::Converter Importer::kConverters[] = {
     {"Constant", &Importer::op_constant},
     {"Pad", &Importer::op_pad},
     {"Slice", &Importer::op_slice},
+    {"Clip", &Importer::op_clip},
+    {"Dropout", &Importer::op_dropout},
+    {"Mul", &Importer::op_mul},
+    {"Sub", &Importer::op_sub},
+    {"Div", &Importer::op_div},
+    {"ReduceMean", &Importer::op_reduce_mean},
+    {"Squeeze", &Importer::op_squeeze},
+    {"Softmax", &Importer::op_softmax},
 };
 
 // "Conv, BatchNormalization, ...": what an unsupported operator's message lists.
@@ -213,10 +221,14 @@ void Importer::expect_arity(int lo, int hi) {
                       << " input(s), found " << node_->input_size());
   RESNET_CHECK(node_->output_size() >= 1 && !node_->output(0).empty(),
                here() << ": expected an output, found none");
-  for (int i = 1; i < node_->output_size(); ++i)
-    RESNET_CHECK(node_->output(i).empty(), here()
-                                               << ": expected one output (inference), found also '"
-                                               << node_->output(i) << "'");
+  // Training outputs (BatchNormalization's statistics, MaxPool's Indices, Dropout's mask)
+  // may be named as long as nothing reads them.
+  for (int i = 1; i < node_->output_size(); ++i) {
+    const std::string& extra = node_->output(i);
+    RESNET_CHECK(
+        extra.empty() || reads_[extra] == 0,
+        here() << ": expected one output (inference), found also '" << extra << "', which is read");
+  }
 }
 
 int Importer::emit(infer::Node n) {

@@ -68,8 +68,8 @@ class Importer {
   // Input i, which must be a constant of the given dtype (decoded here); `role` names it
   // in messages ("weight", "pads").
   Symbol& constant(int i, DType dtype, const char* role);
-  // Checks the node has between lo and hi inputs and exactly one non-empty output (extra
-  // outputs, e.g. MaxPool's Indices, must be omitted).
+  // Checks the node has between lo and hi inputs and one output that is read (extra
+  // outputs, e.g. MaxPool's Indices, must be omitted or unread).
   void expect_arity(int lo, int hi);
   // Adds `n` (named after the node) writing a new value named after the node's output,
   // and checks shapes so far when the input shape is known; returns the value id.
@@ -105,7 +105,20 @@ class Importer {
   void op_identity();
   void op_constant();
   void op_pad();
+  std::vector<int64_t> pad_amounts(const NodeAttributes& attrs);
   void op_slice();
+  // onnx_ops_other_exporters.cpp
+  void op_clip();
+  void op_dropout();
+  void op_channel_affine(char op);  // '+', '-', '*', '/'
+  void op_mul() { op_channel_affine('*'); }
+  void op_sub() { op_channel_affine('-'); }
+  void op_div() { op_channel_affine('/'); }
+  void op_reduce_mean();
+  void op_squeeze();
+  void op_softmax();
+  // Whether graph value `value` is the output of an `op` node.
+  bool produced_by(int value, infer::OpKind op) const;
   // Kernel, strides, dilations, pads and auto_pad of Conv, MaxPool and AveragePool, for an
   // input of value `x`; `kernel` comes from the weight (Conv) or kernel_shape (pools).
   infer::Window window(const NodeAttributes& attrs, int x, std::array<int64_t, 2> kernel,

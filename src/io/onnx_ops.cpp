@@ -1,6 +1,9 @@
 // One converter per supported ONNX operator, with the attribute defaults of the operator
-// spec (opsets 11 to 17). Each reads the current node's inputs through the importer's
-// symbol table and either emits graph nodes or binds its output to a constant or alias.
+// spec (opsets 7 to 18). Where an operator changed within that range, its converter
+// follows the version the model's opset selects (opset_): Pad and Slice took attributes
+// before opsets 11 and 10, Clip before 11; Gemm's C was required before 11;
+// BatchNormalization had `spatial` before 9. Each reads the current node's inputs through the
+// importer's symbol table and either emits graph nodes or binds its output to a constant or alias.
 #include <cmath>
 #include <limits>
 
@@ -24,12 +27,6 @@ bool all_in(const std::vector<int64_t>& v, int64_t lo) {
   for (int64_t x : v)
     if (x < lo || x > kMaxExtent) return false;
   return true;
-}
-
-std::string ints_str(const std::vector<int64_t>& v) {
-  std::string s = "[";
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
-  return s + "]";
 }
 
 // [K, N] -> [N, K] (a MatMul or transB=0 Gemm weight into Linear's [OUT, IN]).
@@ -136,6 +133,10 @@ void Importer::op_batch_norm() {
   const NodeAttributes attrs(*node_, here());
   RESNET_CHECK(attrs.get_int("training_mode", 0) == 0,
                here() << ": expected training_mode 0 (inference), found 1");
+  // Opsets 7 and 8: spatial=0 normalises every (C, H, W) element on its own.
+  RESNET_CHECK(opset_ >= 9 || attrs.get_int("spatial", 1) == 1,
+               here() << ": expected spatial 1 (one mean and variance per channel), found "
+                      << attrs.get_int("spatial", 1));
   Node n;
   n.op = OpKind::batch_norm;
   n.inputs = {activation(0).value};
@@ -173,10 +174,8 @@ void Importer::op_add() {
   const int a = c0 ? 1 : 0;
   const std::string& product = node_->input(a);
   auto it = bare_matmuls_.find(product);
-  RESNET_CHECK(!(c0 && c1) && it != bare_matmuls_.end() && reads_[product] == 1,
-               here() << ": adds a constant; only the bias of a MatMul (read by nothing else) "
-                         "is supported, found '"
-                      << node_->input(0) << "' + '" << node_->input(1) << "'");
+  if (c0 && c1) return op_channel_affine('+');  // refused there, in its words
+  if (it == bare_matmuls_.end() || reads_[product] != 1) return op_channel_affine('+');
   const Symbol& bias = constant(1 - a, DType::f32, "bias");
   Node& linear = g_.nodes[it->second];
   const int64_t out = linear.params[0].value.dim(0);
@@ -242,7 +241,7 @@ void Importer::op_flatten() {
 }
 
 void Importer::op_gemm() {
-  expect_arity(2, 3);
+  expect_arity(opset_ < 11 ? 3 : 2, 3);  // C became optional in opset 11
   const NodeAttributes attrs(*node_, here());
   RESNET_CHECK(attrs.get_int("transA", 0) == 0,
                here() << ": expected transA 0 (activations [N, IN]), found 1");
@@ -354,21 +353,51 @@ void Importer::op_constant() {
   define(s);
 }
 
-void Importer::op_pad() {
-  expect_arity(2, 3);
-  const NodeAttributes attrs(*node_, here());
-  const std::string mode = attrs.get_string("mode", "constant");
-  RESNET_CHECK(mode == "constant",
-               here() << ": expected mode 'constant' (zero padding), found '" << mode << "'");
-  Symbol x = activation(0, true);
+// Pad's pads as one list [n, c, h, w begins, then ends] of a 4-D input: the attribute
+// before opset 11, the input after, and from opset 18 on the axes it names only.
+std::vector<int64_t> Importer::pad_amounts(const NodeAttributes& attrs) {
+  if (opset_ < 11) {
+    RESNET_CHECK(attrs.has("pads"), here() << ": expected a pads attribute, found none");
+    RESNET_CHECK(attrs.get_float("value", 0.0) == 0.0,
+                 here() << ": expected a zero value, found " << attrs.get_float("value", 0.0));
+    return attrs.get_ints("pads", {});
+  }
   if (has_input(2)) {
     const Symbol& value = constant(2, DType::f32, "constant_value");
     RESNET_CHECK(value.tensor.numel() == 1 && value.tensor.f32()[0] == 0.0f,
                  here() << ": expected a zero constant_value, found '" << value.name << "'");
   }
   const Symbol& pads_sym = constant(1, DType::i64, "pads");
-  const std::vector<int64_t> p(pads_sym.tensor.i64(),
-                               pads_sym.tensor.i64() + pads_sym.tensor.numel());
+  std::vector<int64_t> p(pads_sym.tensor.i64(), pads_sym.tensor.i64() + pads_sym.tensor.numel());
+  if (!has_input(3)) return p;
+  const Symbol& axes_sym = constant(3, DType::i64, "axes");
+  const std::vector<int64_t> axes(axes_sym.tensor.i64(),
+                                  axes_sym.tensor.i64() + axes_sym.tensor.numel());
+  RESNET_CHECK(p.size() == 2 * axes.size(), here() << ": expected two pads per axis of "
+                                                   << ints_str(axes) << ", found " << ints_str(p));
+  std::vector<int64_t> all(8, 0);
+  for (size_t i = 0; i < axes.size(); ++i) {
+    const int64_t axis = axes[i] < 0 ? axes[i] + 4 : axes[i];
+    RESNET_CHECK(axis >= 0 && axis < 4,
+                 here() << ": expected axes of a 4-D input, found " << ints_str(axes));
+    all[static_cast<size_t>(axis)] = p[i];
+    all[static_cast<size_t>(axis) + 4] = p[i + axes.size()];
+  }
+  return all;
+}
+
+void Importer::op_pad() {
+  if (opset_ < 11) {
+    expect_arity(1, 1);
+  } else {
+    expect_arity(2, opset_ < 18 ? 3 : 4);
+  }
+  const NodeAttributes attrs(*node_, here());
+  const std::string mode = attrs.get_string("mode", "constant");
+  RESNET_CHECK(mode == "constant",
+               here() << ": expected mode 'constant' (zero padding), found '" << mode << "'");
+  Symbol x = activation(0, true);
+  const std::vector<int64_t> p = pad_amounts(attrs);
   // [n_begin, c_begin, h_begin, w_begin, n_end, c_end, h_end, w_end] for a 4-D input.
   RESNET_CHECK(p.size() == 8 && p[0] == 0 && p[4] == 0 && all_in(p, 0),
                here() << ": expected pads of a 4-D input on C, H and W only, each in [0, "
@@ -387,16 +416,22 @@ void Importer::op_pad() {
 }
 
 void Importer::op_slice() {
-  expect_arity(3, 5);
+  // Before opset 10, starts, ends and axes were attributes, and there were no steps.
+  expect_arity(opset_ < 10 ? 1 : 3, opset_ < 10 ? 1 : 5);
+  const NodeAttributes attrs(*node_, here());
   Symbol x = activation(0);
   auto ints = [&](int i, const char* role) {
+    if (opset_ < 10) {
+      RESNET_CHECK(attrs.has(role), here() << ": expected a " << role << " attribute, found none");
+      return attrs.get_ints(role, {});
+    }
     const Symbol& s = constant(i, DType::i64, role);
     return std::vector<int64_t>(s.tensor.i64(), s.tensor.i64() + s.tensor.numel());
   };
   const auto starts = ints(1, "starts"), ends = ints(2, "ends");
   std::vector<int64_t> axes, steps(starts.size(), 1);
   for (size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<int64_t>(i));
-  if (has_input(3)) axes = ints(3, "axes");
+  if (has_input(3) || (opset_ < 10 && attrs.has("axes"))) axes = ints(3, "axes");
   if (has_input(4)) steps = ints(4, "steps");
   RESNET_CHECK(
       ends.size() == starts.size() && axes.size() == starts.size() && steps.size() == starts.size(),

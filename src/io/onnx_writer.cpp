@@ -315,6 +315,11 @@ void emit_pad_channels(Writer& writer, const Node& n, onnx::NodeProto& node) {
   attr_string(node, "mode", "constant");
 }
 
+// Over the classes of [N, K]: axis 1 means the same at every opset.
+void emit_softmax(Writer&, const Node&, onnx::NodeProto& node) {
+  attr_int(node, "axis", 1);
+}
+
 constexpr std::array<OpEmitter, infer::kOpCount> kEmitters = {{
     {OpKind::conv, emit_conv},
     {OpKind::batch_norm, emit_batch_norm},
@@ -327,6 +332,7 @@ constexpr std::array<OpEmitter, infer::kOpCount> kEmitters = {{
     {OpKind::linear, emit_linear},
     {OpKind::subsample, emit_subsample},
     {OpKind::pad_channels, emit_pad_channels},
+    {OpKind::softmax, emit_softmax},
 }};
 static_assert(infer::covers_every_op(kEmitters), "ONNX export needs an emitter per OpKind");
 

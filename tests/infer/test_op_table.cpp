@@ -76,6 +76,9 @@ std::optional<Graph> sample_graph(OpKind op) {
     case OpKind::pad_channels:
       n.pads = {1, 2};
       break;
+    case OpKind::softmax:
+      n.inputs = {g.add_node(node(OpKind::flatten, "flatten", {x}))};
+      break;
     case OpKind::relu:
     case OpKind::global_avg_pool:
     case OpKind::flatten:

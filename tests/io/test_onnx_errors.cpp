@@ -102,12 +102,12 @@ TEST_F(OnnxErrors, TextFileIsNotAModel) {
 
 // --- the model ---
 
-TEST_F(OnnxErrors, Opset9) {
-  EXPECT_IO_ERROR(read_onnx(save(valid(9))), path_, "opset 11 to 17", "found 9");
+TEST_F(OnnxErrors, Opset6) {
+  EXPECT_IO_ERROR(read_onnx(save(valid(6))), path_, "opset 7 to 18", "found 6");
 }
 
-TEST_F(OnnxErrors, Opset18) {
-  EXPECT_IO_ERROR(read_onnx(save(valid(18))), path_, "opset 11 to 17", "found 18");
+TEST_F(OnnxErrors, Opset19) {
+  EXPECT_IO_ERROR(read_onnx(save(valid(19))), path_, "opset 7 to 18", "found 19");
 }
 
 TEST_F(OnnxErrors, NoDefaultOpset) {
@@ -119,8 +119,8 @@ TEST_F(OnnxErrors, NoDefaultOpset) {
 TEST_F(OnnxErrors, UnsupportedOp) {
   OnnxBuilder b = valid();
   b.graph().mutable_node(1)->set_output(0, "r");
-  b.node("Softmax", {"r"}, {"output"}, "probs");
-  EXPECT_IO_ERROR(read_onnx(save(b)), path_, "node 'probs' (Softmax, opset 13)", "unsupported",
+  b.node("LRN", {"r"}, {"output"}, "probs");
+  EXPECT_IO_ERROR(read_onnx(save(b)), path_, "node 'probs' (LRN, opset 13)", "unsupported",
                   "supported: Conv, BatchNormalization, Relu, Add", "Slice");
 }
 
@@ -266,9 +266,10 @@ TEST_F(OnnxErrors, BatchNormInTrainingMode) {
 TEST_F(OnnxErrors, BatchNormWithTrainingOutputs) {
   OnnxBuilder b(11);
   for (const char* p : {"s", "b", "m", "v"}) b.initializer(p, Tensor::full({3}, 1.0f));
-  b.node("BatchNormalization", {"input", "s", "b", "m", "v"}, {"output", "mean_out"}, "bn");
+  b.node("BatchNormalization", {"input", "s", "b", "m", "v"}, {"y", "mean_out"}, "bn");
+  b.node("Add", {"y", "mean_out"}, {"output"});  // reads a training output
   EXPECT_IO_ERROR(read_onnx(save(b)), path_, "node 'bn' (BatchNormalization, opset 11)",
-                  "expected one output", "'mean_out'");
+                  "expected one output", "'mean_out', which is read");
 }
 
 TEST_F(OnnxErrors, PadBeforeMaxPool) {
@@ -291,8 +292,9 @@ TEST_F(OnnxErrors, ReflectPad) {
 TEST_F(OnnxErrors, AddOfAConstant) {
   OnnxBuilder b = valid();
   b.graph().mutable_node(1)->set_output(0, "r");
-  b.node("Add", {"r", "w"}, {"output"}, "shift");
-  EXPECT_IO_ERROR(read_onnx(save(b)), path_, "node 'shift' (Add, opset 13)", "adds a constant");
+  b.node("Add", {"r", "w"}, {"output"}, "shift");  // w is [4, 3, 3, 3]
+  EXPECT_IO_ERROR(read_onnx(save(b)), path_, "node 'shift' (Add, opset 13)",
+                  "one value per channel", "[4, 3, 3, 3]");
 }
 
 TEST_F(OnnxErrors, FlattenOnAnotherAxis) {

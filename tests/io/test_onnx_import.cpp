@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "onnx_import_fixture.h"
 #include "onnx_model_builder.h"
 #include "resnet/infer/lower_module.h"
 #include "resnet/infer/reference_run.h"
@@ -210,24 +211,7 @@ INSTANTIATE_TEST_SUITE_P(Onnx, OnnxRoundTrip,
 
 // --- single features ---
 
-class OnnxFeatures : public ::testing::Test {
- protected:
-  Graph import(const OnnxBuilder& b) { return read_onnx(b.save(dir_.file("m.onnx"))); }
-  // Both models imported and run on one deterministic input; their outputs must agree.
-  void expect_same(const OnnxBuilder& a, const OnnxBuilder& b, const Shape& input) {
-    const Tensor x = testing::deterministic_tensor(5, "input", input);
-    const Tensor ya = infer::run_reference(import(a), x);
-    const Tensor yb = infer::run_reference(import(b), x);
-    ASSERT_EQ(ya.shape(), yb.shape());
-    EXPECT_LE(max_abs_diff(ya, yb), 1e-6f * max_abs(yb));
-  }
-
-  Tensor weights(const std::string& name, Shape shape) {
-    return testing::deterministic_tensor(3, name, std::move(shape));
-  }
-
-  TempDir dir_;
-};
+using testing::OnnxFeatures;
 
 TEST_F(OnnxFeatures, PadOnHeightAndWidthFoldsIntoConv) {
   OnnxBuilder padded(13, {1, 2, 6, 5});

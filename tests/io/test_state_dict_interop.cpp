@@ -29,8 +29,8 @@
 namespace resnet {
 namespace {
 
-using testing::interop_fixture;
 using testing::expect_clean_failure;
+using testing::interop_fixture;
 using testing::run_cli;
 
 std::string fixture(const std::string& rel) {

@@ -64,6 +64,8 @@ class ActivationLinear {
 // convolution: computed in the first input's layout and precision (f32 or bf16).
 Tensor activation_relu(const Tensor& x);
 Tensor activation_add(const Tensor& a, const Tensor& b, bool relu);
+// Softmax over the last axis of a plain f32 [N, K] tensor.
+Tensor activation_softmax(const Tensor& x);
 // `x` converted to `dtype` (f32 or bf16; an int8 `x` is dequantized), in nChw16c when
 // `blocked` and x is 4-D, else plain. `x` itself when it already is so.
 Tensor activation_convert(const Tensor& x, float int8_scale, DType dtype, bool blocked);

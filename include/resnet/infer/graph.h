@@ -29,6 +29,7 @@ enum class OpKind {
   linear,           // params: weight [OUT, IN], optional bias [OUT]: y = x W^T + b
   subsample,        // x[:, :, ::stride_h, ::stride_w] (ONNX Slice with steps on H, W)
   pad_channels,     // zero channels: pads.front = before, pads.back = after (ONNX Pad)
+  softmax,          // [N, K] -> probabilities over K (a classifier's final ONNX Softmax)
   kCount            // not an op: the number of ops, the size of every table indexed by OpKind
 };
 // Each op is described once in the op table (resnet/infer/op_table.h).

@@ -1,9 +1,10 @@
 #pragma once
 // ONNX in and out, through Debian's protobuf and libonnx (onnx-ml.proto).
 //
-// Import reads the ResNet family as torch.onnx.export writes it (opsets 11 to 17), in
-// both of its shapes: eval mode (BatchNorm folded into the convolutions) and
-// training-preserving mode (BatchNormalization nodes kept). Export writes opset 13.
+// Import reads the ResNet family as torch.onnx.export writes it, in both of its shapes:
+// eval mode (BatchNorm folded into the convolutions) and training-preserving mode
+// (BatchNormalization nodes kept), and at opsets 7 to 18 the older forms of its operators
+// (the ONNX Model Zoo's opset-7 files). Export writes opset 13.
 
 #include <string>
 
