@@ -104,7 +104,10 @@ InferenceModel load_inference_model(const std::string& model, const std::string&
     RESNET_CHECK(weights.empty(), "--weights: an ONNX file carries its weights; got --weights "
                                       << weights << " with " << model);
     m.graph = io::read_onnx(model);
-    // The input channels: the first convolution's; the classes: the last layer's outputs.
+    // The input channels: the declared input's, else the first convolution's; the
+    // classes: the last layer's outputs.
+    const Shape& declared = m.graph.values[0].shape;
+    if (declared.size() == 4 && declared[1] != infer::kUnknownDim) m.in_channels = declared[1];
     for (const infer::Node& n : m.graph.nodes) {
       if (n.op == infer::OpKind::conv) {
         m.in_channels = n.params[0].value.dim(1) * n.window.groups;

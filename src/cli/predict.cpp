@@ -45,6 +45,7 @@ struct Classifier {
   int64_t num_classes = 0;
   std::vector<std::string> class_names;         // empty: unknown
   std::optional<data::Preprocessing> recorded;  // the recipe the model file records, if any
+  bool outputs_probabilities = false;           // an ONNX graph ending in Softmax
 };
 
 // `dtype` as --dtype gave it; empty: as eval runs it by default, int8 for a quantized
@@ -89,6 +90,7 @@ Classifier open_classifier(const PredictArgs& a) {
                                                         "file runs in f32 or bf16)");
     infer::CompileOptions options;
     if (a.dtype == "bf16") options.precision = infer::Precision::bf16;
+    const bool probabilities = infer::outputs_probabilities(m.graph);
     auto compiled = std::make_shared<infer::CompiledModel>(std::move(m.graph), options);
     Classifier c;
     c.dtype = a.dtype.empty() ? "f32" : a.dtype;
@@ -96,6 +98,7 @@ Classifier open_classifier(const PredictArgs& a) {
     c.name = a.model;
     c.in_channels = m.in_channels;
     c.num_classes = m.num_classes;
+    c.outputs_probabilities = probabilities;
     return c;
   }
   const std::optional<train::CheckpointInfo> info = api::recorded_checkpoint_info(a.model);
@@ -162,7 +165,9 @@ void run_predict(const PredictArgs& a) {
     const Tensor logits = c.forward(image.reshape({1, image.dim(0), image.dim(1), image.dim(2)}));
     RESNET_CHECK(logits.rank() == 2 && logits.dim(0) == 1 && logits.dim(1) == classes,
                  c.name << ": expected logits [1, " << classes << "], got " << logits.shape_str());
-    const std::vector<double> p = softmax(logits.f32(), classes);
+    const std::vector<double> p = c.outputs_probabilities
+                                      ? std::vector<double>(logits.f32(), logits.f32() + classes)
+                                      : softmax(logits.f32(), classes);
     nlohmann::ordered_json top = nlohmann::ordered_json::array();
     text << path << "\n";
     for (int64_t i : top_classes(p, k)) {

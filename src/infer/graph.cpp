@@ -99,4 +99,10 @@ std::vector<const Param*> Graph::all_params() const {
   return out;
 }
 
+bool outputs_probabilities(const Graph& graph) {
+  for (const Node& n : graph.nodes)
+    if (n.output == graph.output) return n.op == OpKind::softmax;
+  return false;
+}
+
 }  // namespace resnet::infer

@@ -90,6 +90,10 @@ void Importer::add_input() {
   }
   g_.add_value(in.name());
   g_.values[0].shape = input_shape_;
+  declared_input_ = input_shape_;
+  for (int i = 0; i < 4; ++i)
+    if (!tt.shape().dim(i).has_dim_value() || tt.shape().dim(i).dim_value() == 0)
+      declared_input_[static_cast<size_t>(i)] = infer::kUnknownDim;
   Symbol s;
   s.value = 0;
   symbols_[in.name()] = s;
@@ -119,29 +123,29 @@ void Importer::index_nodes() {
 // among them, which tests/infer/test_op_table.cpp checks by a round trip of each op; the
 // others (MatMul, Reshape, Identity, Constant) become ops of another name or none.
 const Importer::Converter Importer::kConverters[] = {
-    {"Conv", &Importer::op_conv},
-    {"BatchNormalization", &Importer::op_batch_norm},
-    {"Relu", &Importer::op_relu},
-    {"Add", &Importer::op_add},
-    {"MaxPool", &Importer::op_max_pool},
-    {"AveragePool", &Importer::op_avg_pool},
-    {"GlobalAveragePool", &Importer::op_global_avg_pool},
-    {"Flatten", &Importer::op_flatten},
-    {"Gemm", &Importer::op_gemm},
-    {"MatMul", &Importer::op_matmul},
-    {"Reshape", &Importer::op_reshape},
-    {"Identity", &Importer::op_identity},
-    {"Constant", &Importer::op_constant},
-    {"Pad", &Importer::op_pad},
-    {"Slice", &Importer::op_slice},
-    {"Clip", &Importer::op_clip},
-    {"Dropout", &Importer::op_dropout},
-    {"Mul", &Importer::op_mul},
-    {"Sub", &Importer::op_sub},
-    {"Div", &Importer::op_div},
-    {"ReduceMean", &Importer::op_reduce_mean},
-    {"Squeeze", &Importer::op_squeeze},
-    {"Softmax", &Importer::op_softmax},
+    {"Conv", &Importer::op_conv, 1},
+    {"BatchNormalization", &Importer::op_batch_norm, 7},
+    {"Relu", &Importer::op_relu, 1},
+    {"Add", &Importer::op_add, 7},
+    {"MaxPool", &Importer::op_max_pool, 1},
+    {"AveragePool", &Importer::op_avg_pool, 1},
+    {"GlobalAveragePool", &Importer::op_global_avg_pool, 1},
+    {"Flatten", &Importer::op_flatten, 1},
+    {"Gemm", &Importer::op_gemm, 7},
+    {"MatMul", &Importer::op_matmul, 1},
+    {"Reshape", &Importer::op_reshape, 5},
+    {"Identity", &Importer::op_identity, 1},
+    {"Constant", &Importer::op_constant, 1},
+    {"Pad", &Importer::op_pad, 2},
+    {"Slice", &Importer::op_slice, 1},
+    {"Clip", &Importer::op_clip, 6},
+    {"Dropout", &Importer::op_dropout, 7},
+    {"Mul", &Importer::op_mul, 7},
+    {"Sub", &Importer::op_sub, 7},
+    {"Div", &Importer::op_div, 7},
+    {"ReduceMean", &Importer::op_reduce_mean, 1},
+    {"Squeeze", &Importer::op_squeeze, 1},
+    {"Softmax", &Importer::op_softmax, 1},
 };
 
 // "Conv, BatchNormalization, ...": what an unsupported operator's message lists.
@@ -160,8 +164,14 @@ void Importer::convert(int index) {
   RESNET_CHECK(n.domain().empty() || n.domain() == "ai.onnx",
                here() << ": expected an operator of the default ONNX domain, found domain '"
                       << n.domain() << "'; supported: " << supported_ops());
-  for (const Converter& c : kConverters)
-    if (op == c.op_type) return (this->*c.convert)();
+  for (const Converter& c : kConverters) {
+    if (op != c.op_type) continue;
+    RESNET_CHECK(opset_ >= c.since, here()
+                                        << ": expected opset " << c.since << " or later for " << op
+                                        << ", whose older versions have other "
+                                           "attributes; re-export the model at opset 13");
+    return (this->*c.convert)();
+  }
   RESNET_FAIL(here() << ": unsupported operator; supported: " << supported_ops());
 }
 
@@ -311,8 +321,10 @@ void Importer::final_checks() {
                                << " for input " << shape_str(input_shape_));
     }
   }
-  // Shapes belong to one input size; the caller infers them for its own.
+  // Shapes belong to one input size; the caller infers them for its own. The input keeps
+  // its declared shape, symbolic dims unknown: loaders read the channel count from it.
   for (infer::Value& v : g_.values) v.shape.clear();
+  g_.values[0].shape = declared_input_;
 }
 
 }  // namespace resnet::io::detail

@@ -87,6 +87,10 @@ class Importer {
   struct Converter {
     const char* op_type;
     void (Importer::*convert)();
+    // The first opset whose version of the operator the converter reads: before it the
+    // operator had other attributes or meanings (Add's `broadcast`, BatchNormalization's
+    // `is_test`), refused by name.
+    int64_t since;
   };
   static const Converter kConverters[];
   static std::string supported_ops();
@@ -137,8 +141,9 @@ class Importer {
   // Subsample nodes made from a Slice, by their ONNX output name: a Slice that follows
   // (torch writes one per axis) merges into them.
   std::unordered_map<std::string, size_t> subsamples_;
-  Shape input_shape_;    // [N, C, H, W] for shape inference (N = 1 when symbolic)
-  bool shapes_ = false;  // whether C, H and W are known, so shapes are checked as we go
+  Shape input_shape_;     // [N, C, H, W] for shape inference (N = 1 when symbolic)
+  Shape declared_input_;  // as the file declares it, kUnknownDim where symbolic
+  bool shapes_ = false;   // whether C, H and W are known, so shapes are checked as we go
   const onnx::NodeProto* node_ = nullptr;
   std::string node_name_;
 };

@@ -1,7 +1,7 @@
 // One converter per supported ONNX operator, with the attribute defaults of the operator
-// spec (opsets 7 to 18). Where an operator changed within that range, its converter
-// follows the version the model's opset selects (opset_): Pad and Slice took attributes
-// before opsets 11 and 10, Clip before 11; Gemm's C was required before 11;
+// spec (opsets 1 to 18; each converter's first opset is in kConverters). Where an operator changed
+// within that range, its converter follows the version the model's opset selects (opset_): Pad and
+// Slice took attributes before opsets 11 and 10, Clip before 11; Gemm's C was required before 11;
 // BatchNormalization had `spatial` before 9. Each reads the current node's inputs through the
 // importer's symbol table and either emits graph nodes or binds its output to a constant or alias.
 #include <cmath>
@@ -200,8 +200,12 @@ void Importer::op_pool(bool is_max) {
   Node n;
   n.op = is_max ? OpKind::max_pool : OpKind::avg_pool;
   n.inputs = {x.value};
-  // AveragePool has dilations only from opset 19.
+  // Dilated pooling (MaxPool's dilations; AveragePool has them from opset 19) is refused:
+  // no ResNet uses it, and neither the compiled pool nor the reference runs it.
   n.window = window(attrs, x.value, {kernel[0], kernel[1]}, is_max);
+  RESNET_CHECK(n.window.dilation_h == 1 && n.window.dilation_w == 1,
+               here() << ": expected dilations [1, 1], found [" << n.window.dilation_h << ", "
+                      << n.window.dilation_w << "]; dilated pooling is not supported");
   n.window.ceil_mode = attrs.get_int("ceil_mode", 0) != 0;
   if (!is_max) n.window.count_include_pad = attrs.get_int("count_include_pad", 0) != 0;
   if (x.has_pending_pad()) {

@@ -15,7 +15,7 @@ namespace {
 // Protobuf cannot parse a message of 2 GiB or more; such models keep their weights in
 // external data, which we do not read either.
 constexpr uint64_t kMaxBytes = (uint64_t{1} << 31) - 1;
-constexpr int64_t kMinOpset = 7, kMaxOpset = 18;
+constexpr int64_t kMinOpset = 1, kMaxOpset = 18;
 
 std::string read_file(const std::string& path) {
   std::error_code ec;

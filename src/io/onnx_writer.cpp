@@ -162,9 +162,10 @@ class Writer {
     const int64_t channels = input_channels();
     Shape input{kUnknown, channels, kUnknown, kUnknown};
     if (fixed.size() == 4) {
-      RESNET_CHECK(fixed[1] == channels, path_ << ": the graph's input shape " << shape_str(fixed)
-                                               << " does not match the first convolution's "
-                                               << channels << " input channels");
+      RESNET_CHECK(fixed[1] == channels || fixed[1] == kUnknown,
+                   path_ << ": the graph's input shape " << shape_str(fixed)
+                         << " does not match the first convolution's " << channels
+                         << " input channels");
       input[2] = fixed[2], input[3] = fixed[3];
     }
     Graph shaped = g_;  // shares the parameters' storage; only the shapes are new

@@ -102,12 +102,12 @@ TEST_F(OnnxErrors, TextFileIsNotAModel) {
 
 // --- the model ---
 
-TEST_F(OnnxErrors, Opset6) {
-  EXPECT_IO_ERROR(read_onnx(save(valid(6))), path_, "opset 7 to 18", "found 6");
+TEST_F(OnnxErrors, Opset0) {
+  EXPECT_IO_ERROR(read_onnx(save(valid(0))), path_, "opset 1 to 18", "found 0");
 }
 
 TEST_F(OnnxErrors, Opset19) {
-  EXPECT_IO_ERROR(read_onnx(save(valid(19))), path_, "opset 7 to 18", "found 19");
+  EXPECT_IO_ERROR(read_onnx(save(valid(19))), path_, "opset 1 to 18", "found 19");
 }
 
 TEST_F(OnnxErrors, NoDefaultOpset) {

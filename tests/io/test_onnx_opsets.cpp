@@ -9,6 +9,8 @@
 
 #include "onnx_import_fixture.h"
 #include "onnx_model_builder.h"
+#include "resnet/api/model_loading.h"
+#include "resnet/infer/compiled_model.h"
 
 namespace resnet::io {
 namespace {
@@ -22,6 +24,8 @@ using testing::set_ints;
 
 class OnnxOpsets : public OnnxFeatures {
  protected:
+  OnnxBuilder zoo_v2();
+
   // A residual network in the ONNX Model Zoo's v1 layout (Conv with bias, then
   // BatchNormalization, Relu, MaxPool, one basic block, GlobalAveragePool, Flatten, Gemm),
   // written as an exporter of `opset` writes it.
@@ -52,11 +56,11 @@ class OnnxOpsets : public OnnxFeatures {
   // BatchNormalization with positive variances; opsets 7 and 8 carry spatial=1 (MXNet's
   // export writes it) and the momentum attribute.
   void batch_norm(OnnxBuilder& b, int64_t opset, const std::string& name, const std::string& in,
-                  const std::string& out) {
-    b.initializer(name + ".scale", weights(name + ".scale", {4}));
-    b.initializer(name + ".bias", weights(name + ".bias", {4}));
-    b.initializer(name + ".mean", weights(name + ".mean", {4}));
-    b.initializer(name + ".var", Tensor::full({4}, 0.7f));
+                  const std::string& out, int64_t channels = 4) {
+    b.initializer(name + ".scale", weights(name + ".scale", {channels}));
+    b.initializer(name + ".bias", weights(name + ".bias", {channels}));
+    b.initializer(name + ".mean", weights(name + ".mean", {channels}));
+    b.initializer(name + ".var", Tensor::full({channels}, 0.7f));
     auto& n =
         b.node("BatchNormalization",
                {in, name + ".scale", name + ".bias", name + ".mean", name + ".var"}, {out}, name);
@@ -68,6 +72,60 @@ class OnnxOpsets : public OnnxFeatures {
   std::string path() { return dir_.file("m.onnx"); }
 };
 
+// The Model Zoo's v2 (pre-activation) layout at opset 7: a BatchNormalization on the input
+// itself, blocks of BN -> Relu -> Conv with the add before the next block's BN, a
+// projection shortcut taken from the pre-activated value, and BN -> Relu before the pool.
+OnnxBuilder OnnxOpsets::zoo_v2() {
+  OnnxBuilder b(7, {1, 3, 8, 8});
+  auto conv = [&](const std::string& name, const std::string& in, const std::string& out, Shape w,
+                  int64_t stride, int64_t pad) {
+    b.initializer(name + ".w", weights(name + ".w", w));
+    auto& n = b.node("Conv", {in, name + ".w"}, {out}, name);
+    set_ints(n, "strides", {stride, stride});
+    set_ints(n, "pads", {pad, pad, pad, pad});
+  };
+  batch_norm(b, 7, "bn_data", "input", "x0", 3);
+  conv("conv0", "x0", "c0", {4, 3, 3, 3}, 1, 1);
+  batch_norm(b, 7, "bn0", "c0", "b0");
+  b.node("Relu", {"b0"}, {"r0"});
+  // Block 1 (identity shortcut): the add's output feeds the next block's BN.
+  batch_norm(b, 7, "u1.bn1", "r0", "u1.b1");
+  b.node("Relu", {"u1.b1"}, {"u1.r1"});
+  conv("u1.conv1", "u1.r1", "u1.c1", {4, 4, 3, 3}, 1, 1);
+  batch_norm(b, 7, "u1.bn2", "u1.c1", "u1.b2");
+  b.node("Relu", {"u1.b2"}, {"u1.r2"});
+  conv("u1.conv2", "u1.r2", "u1.c2", {4, 4, 3, 3}, 1, 1);
+  b.node("Add", {"u1.c2", "r0"}, {"u1.out"});
+  // Block 2 (projection shortcut from the pre-activated input, stride 2).
+  batch_norm(b, 7, "u2.bn1", "u1.out", "u2.b1");
+  b.node("Relu", {"u2.b1"}, {"u2.r1"});
+  conv("u2.conv1", "u2.r1", "u2.c1", {4, 4, 3, 3}, 2, 1);
+  batch_norm(b, 7, "u2.bn2", "u2.c1", "u2.b2");
+  b.node("Relu", {"u2.b2"}, {"u2.r2"});
+  conv("u2.conv2", "u2.r2", "u2.c2", {4, 4, 3, 3}, 1, 1);
+  conv("u2.sc", "u2.r1", "u2.s", {4, 4, 1, 1}, 2, 0);
+  b.node("Add", {"u2.c2", "u2.s"}, {"u2.out"});
+  batch_norm(b, 7, "bn1", "u2.out", "b1");
+  b.node("Relu", {"b1"}, {"r1"});
+  b.node("GlobalAveragePool", {"r1"}, {"g"});
+  b.node("Flatten", {"g"}, {"f"});
+  b.initializer("fc.w", weights("fc.w", {5, 4}));
+  b.initializer("fc.b", weights("fc.b", {5}));
+  set_int(b.node("Gemm", {"f", "fc.w", "fc.b"}, {"output"}, "fc"), "transB", 1);
+  return b;
+}
+
+TEST_F(OnnxOpsets, ModelZooV2PreActivationLayoutCompilesToWhatTheReferenceComputes) {
+  const OnnxBuilder b = zoo_v2();
+  const infer::Graph g = import(b);
+  const Tensor x = testing::deterministic_tensor(9, "input", {2, 3, 8, 8});
+  const Tensor want = infer::run_reference(g, x);
+  infer::CompiledModel compiled(g);
+  const Tensor got = compiled.run(x);
+  ASSERT_EQ(got.shape(), (Shape{2, 5}));
+  EXPECT_LE(max_abs_diff(got, want), 1e-5f * max_abs(want));
+}
+
 TEST_F(OnnxOpsets, ModelZooV1LayoutAtOpset7ComputesWhatOpset13Does) {
   const infer::Graph g = import(zoo_v1(7));
   EXPECT_EQ(g.nodes.size(), 11u);
@@ -75,9 +133,20 @@ TEST_F(OnnxOpsets, ModelZooV1LayoutAtOpset7ComputesWhatOpset13Does) {
   expect_same(zoo_v1(8), zoo_v1(18), {1, 3, 9, 9});
 }
 
-TEST_F(OnnxOpsets, OpsetsOutsideSevenToEighteenAreRefused) {
-  EXPECT_IO_ERROR(read_onnx(zoo_v1(6).save(path())), path(), "opset 7 to 18", "found 6");
-  EXPECT_IO_ERROR(read_onnx(zoo_v1(19).save(path())), path(), "opset 7 to 18", "found 19");
+TEST_F(OnnxOpsets, OperatorsOlderThanTheirConvertersAndOpsetsPast18AreRefused) {
+  // Opset 6's BatchNormalization has is_test and no running-statistics semantics we read.
+  EXPECT_IO_ERROR(read_onnx(zoo_v1(6).save(path())), path(),
+                  "node 'bn0' (BatchNormalization, opset 6)", "opset 7 or later");
+  EXPECT_IO_ERROR(read_onnx(zoo_v1(19).save(path())), path(), "opset 1 to 18", "found 19");
+}
+
+TEST_F(OnnxOpsets, OperatorsUnchangedSinceOpset1ImportAtOpset1) {
+  // ONNX's own node tests for GlobalAveragePool are opset-1 models.
+  OnnxBuilder b(1, {1, 3, 5, 5});
+  b.node("GlobalAveragePool", {"input"}, {"output"});
+  OnnxBuilder later(13, {1, 3, 5, 5});
+  later.node("GlobalAveragePool", {"input"}, {"output"});
+  expect_same(b, later, {1, 3, 5, 5});
 }
 
 TEST_F(OnnxOpsets, GemmWithoutCIsRefusedBeforeOpset11) {
@@ -85,7 +154,8 @@ TEST_F(OnnxOpsets, GemmWithoutCIsRefusedBeforeOpset11) {
   b.node("Flatten", {"input"}, {"f"});
   b.initializer("w", weights("w", {3, 4}));
   set_int(b.node("Gemm", {"f", "w"}, {"output"}, "fc"), "transB", 1);
-  EXPECT_IO_ERROR(read_onnx(b.save(path())), "node 'fc' (Gemm, opset 9)", "expected 3 input(s), found 2");
+  EXPECT_IO_ERROR(read_onnx(b.save(path())), "node 'fc' (Gemm, opset 9)",
+                  "expected 3 input(s), found 2");
   OnnxBuilder later(11, {2, 4, 1, 1});
   later.node("Flatten", {"input"}, {"f"});
   later.initializer("w", weights("w", {3, 4}));
@@ -205,6 +275,16 @@ TEST_F(OnnxOpsets, DropoutIsAnAliasAtInference) {
   EXPECT_EQ(import(with_mode(false)).nodes.size(), 1u);
   EXPECT_IO_ERROR(read_onnx(with_mode(true).save(path())), "node 'dropout' (Dropout, opset 13)",
                   "training_mode false");
+}
+
+TEST_F(OnnxOpsets, DeclaredInputChannelsAreHonouredWithoutAConv) {
+  OnnxBuilder b(13, {1, 1, 5, 5});
+  b.node("Relu", {"input"}, {"output"});
+  EXPECT_EQ(api::load_inference_model(b.save(path()), "", {}).in_channels, 1);
+  OnnxBuilder symbolic(13, {-1, -1, 5, 5});
+  symbolic.initializer("w", weights("w", {2, 4, 3, 3}));
+  symbolic.node("Conv", {"input", "w"}, {"output"});
+  EXPECT_EQ(api::load_inference_model(symbolic.save(path()), "", {}).in_channels, 4);
 }
 
 }  // namespace

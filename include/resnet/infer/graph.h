@@ -100,6 +100,10 @@ struct Graph {
   std::vector<const Param*> all_params() const;
 };
 
+// Whether the graph's output is a Softmax's: probabilities rather than logits (an ONNX
+// classifier exported with its final Softmax).
+bool outputs_probabilities(const Graph& graph);
+
 // Multiply-adds of one pass through a graph whose shapes are filled (convolutions and
 // linear layers only, the usual convention).
 int64_t count_macs(const Graph& graph);

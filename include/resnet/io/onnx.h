@@ -3,8 +3,9 @@
 //
 // Import reads the ResNet family as torch.onnx.export writes it, in both of its shapes:
 // eval mode (BatchNorm folded into the convolutions) and training-preserving mode
-// (BatchNormalization nodes kept), and at opsets 7 to 18 the older forms of its operators
-// (the ONNX Model Zoo's opset-7 files). Export writes opset 13.
+// (BatchNormalization nodes kept), and at opsets 1 to 18 the older forms of its operators
+// (the ONNX Model Zoo's opset-7 files), each from the first version whose attributes the
+// importer reads. Export writes opset 13.
 
 #include <string>
 
