@@ -15,6 +15,14 @@ std::string without_node_prefix(const std::string& message) {
   return end == std::string::npos ? message : message.substr(end + 3);
 }
 
+// The permutation of a Transpose node: its `perm` attribute (empty when absent, which
+// means reversed axes).
+std::vector<int64_t> transpose_perm(const onnx::NodeProto& n) {
+  for (const onnx::AttributeProto& a : n.attribute())
+    if (a.name() == "perm") return {a.ints().begin(), a.ints().end()};
+  return {};
+}
+
 }  // namespace
 
 Importer::Importer(std::string file, int64_t opset, const onnx::GraphProto& graph)
@@ -77,10 +85,15 @@ void Importer::add_input() {
   RESNET_CHECK(tt.shape().dim_size() == 4, who << ": expected a 4-D input [N, C, H, W], found "
                                                << tt.shape().dim_size() << " dimension(s)");
   // Shapes are checked as the graph is built when C, H and W are concrete; a symbolic
-  // batch is checked as 1 (every op here treats images independently).
+  // batch is checked as 1 (every op here treats images independently). An NHWC input
+  // read only by a Transpose to NCHW (tf2onnx, Keras) is taken as NCHW: the Transpose
+  // becomes an alias of the input, so the graph takes [N, C, H, W] as every model here.
+  input_is_nhwc_ = read_only_by_nhwc_to_nchw(in.name());
+  const std::array<int, 4> axes =
+      input_is_nhwc_ ? std::array<int, 4>{0, 3, 1, 2} : std::array<int, 4>{0, 1, 2, 3};
   shapes_ = true;
   for (int i = 0; i < 4; ++i) {
-    const auto& d = tt.shape().dim(i);
+    const auto& d = tt.shape().dim(axes[static_cast<size_t>(i)]);
     RESNET_CHECK(!d.has_dim_value() || (d.dim_value() >= 0 && d.dim_value() <= (1 << 20)),
                  who << ": expected dims in [0, 2^20] or symbolic, found " << d.dim_value()
                      << " at axis " << i);
@@ -91,12 +104,38 @@ void Importer::add_input() {
   g_.add_value(in.name());
   g_.values[0].shape = input_shape_;
   declared_input_ = input_shape_;
-  for (int i = 0; i < 4; ++i)
-    if (!tt.shape().dim(i).has_dim_value() || tt.shape().dim(i).dim_value() == 0)
+  for (int i = 0; i < 4; ++i) {
+    const auto& d = tt.shape().dim(axes[static_cast<size_t>(i)]);
+    if (!d.has_dim_value() || d.dim_value() == 0)
       declared_input_[static_cast<size_t>(i)] = infer::kUnknownDim;
+  }
   Symbol s;
   s.value = 0;
   symbols_[in.name()] = s;
+}
+
+bool Importer::read_only_by_nhwc_to_nchw(const std::string& input) const {
+  int readers = 0, transposes = 0;
+  for (const onnx::NodeProto& n : proto_.node())
+    for (const std::string& i : n.input()) {
+      if (i != input) continue;
+      ++readers;
+      transposes += n.op_type() == "Transpose" && n.domain().empty() &&
+                    transpose_perm(n) == std::vector<int64_t>{0, 3, 1, 2};
+    }
+  return readers > 0 && readers == transposes;
+}
+
+// Only the NHWC-to-NCHW Transpose of the graph input (see add_input): an alias of it.
+void Importer::op_transpose() {
+  expect_arity(1, 1);
+  const bool of_input = input(0).kind == Symbol::Kind::activation && input(0).value == 0;
+  RESNET_CHECK(of_input && input_is_nhwc_,
+               here() << ": expected the Transpose of an NHWC graph input to NCHW (perm [0, 3, 1, "
+                         "2]), found perm "
+                      << ints_str(transpose_perm(*node_)) << " of '" << node_->input(0)
+                      << "'; other Transposes are not supported");
+  define(input(0));
 }
 
 void Importer::index_nodes() {
@@ -146,6 +185,7 @@ const Importer::Converter Importer::kConverters[] = {
     {"ReduceMean", &Importer::op_reduce_mean, 1},
     {"Squeeze", &Importer::op_squeeze, 1},
     {"Softmax", &Importer::op_softmax, 1},
+    {"Transpose", &Importer::op_transpose, 1},
 };
 
 // "Conv, BatchNormalization, ...": what an unsupported operator's message lists.

@@ -121,6 +121,9 @@ class Importer {
   void op_reduce_mean();
   void op_squeeze();
   void op_softmax();
+  void op_transpose();
+  // Whether every reader of graph input `input` is a Transpose with perm [0, 3, 1, 2].
+  bool read_only_by_nhwc_to_nchw(const std::string& input) const;
   // Whether graph value `value` is the output of an `op` node.
   bool produced_by(int value, infer::OpKind op) const;
   // Kernel, strides, dilations, pads and auto_pad of Conv, MaxPool and AveragePool, for an
@@ -141,9 +144,10 @@ class Importer {
   // Subsample nodes made from a Slice, by their ONNX output name: a Slice that follows
   // (torch writes one per axis) merges into them.
   std::unordered_map<std::string, size_t> subsamples_;
-  Shape input_shape_;     // [N, C, H, W] for shape inference (N = 1 when symbolic)
-  Shape declared_input_;  // as the file declares it, kUnknownDim where symbolic
-  bool shapes_ = false;   // whether C, H and W are known, so shapes are checked as we go
+  Shape input_shape_;           // [N, C, H, W] for shape inference (N = 1 when symbolic)
+  Shape declared_input_;        // as the file declares it (NCHW), kUnknownDim where symbolic
+  bool input_is_nhwc_ = false;  // declared NHWC, read only through a Transpose to NCHW
+  bool shapes_ = false;         // whether C, H and W are known, so shapes are checked as we go
   const onnx::NodeProto* node_ = nullptr;
   std::string node_name_;
 };

@@ -28,7 +28,7 @@ std::vector<int64_t> normalized_axes(std::vector<int64_t> axes) {
 
 }  // namespace
 
-// Clip to [0, +inf) is a ReLU (exporters write ReLU so at times); bounds come from
+// Clip to [0, +inf) is a ReLU (some exporters write one so); its bounds come from
 // attributes before opset 11 and from optional inputs after.
 void Importer::op_clip() {
   expect_arity(1, opset_ < 11 ? 1 : 3);

@@ -9,6 +9,7 @@
 
 #include "onnx_import_fixture.h"
 #include "onnx_model_builder.h"
+#include "resnet/api/model_loading.h"
 #include "resnet/infer/compiled_model.h"
 
 namespace resnet::io {
@@ -201,6 +202,44 @@ TEST_F(OnnxOtherExporters, FinalSoftmaxGivesProbabilities) {
   set_int(over_batch.node("Softmax", {"f"}, {"output"}, "softmax"), "axis", 0);
   EXPECT_IO_ERROR(read_onnx(over_batch.save(path())), "node 'softmax' (Softmax, opset 13)",
                   "axis 1 or -1", "found axis 0");
+}
+
+// tf2onnx's layout: an NHWC input read through a Transpose to NCHW, the pool as
+// ReduceMean, the classifier as MatMul + Add, a final Softmax. The graph takes NCHW.
+TEST_F(OnnxOtherExporters, NhwcInputThroughATransposeIsTakenAsNchw) {
+  OnnxBuilder tf(13, {1, 6, 5, 3});
+  auto& t = tf.node("Transpose", {"input"}, {"nchw"});
+  set_ints(t, "perm", {0, 3, 1, 2});
+  tf.initializer("w", weights("w", {4, 3, 3, 3}));
+  set_ints(tf.node("Conv", {"nchw", "w"}, {"c"}), "pads", {1, 1, 1, 1});
+  tf.node("Relu", {"c"}, {"r"});
+  auto& mean = tf.node("ReduceMean", {"r"}, {"m"});
+  set_ints(mean, "axes", {2, 3});
+  set_int(mean, "keepdims", 0);
+  tf.initializer("fc.w", weights("fc.w", {4, 5}));
+  tf.initializer("fc.b", weights("fc.b", {5}));
+  tf.node("MatMul", {"m", "fc.w"}, {"mm"});
+  tf.node("Add", {"mm", "fc.b"}, {"logits"});
+  tf.node("Softmax", {"logits"}, {"output"});
+  OnnxBuilder torch(13, {1, 3, 6, 5});
+  torch.initializer("w", weights("w", {4, 3, 3, 3}));
+  set_ints(torch.node("Conv", {"input", "w"}, {"c"}), "pads", {1, 1, 1, 1});
+  torch.node("Relu", {"c"}, {"r"});
+  torch.node("GlobalAveragePool", {"r"}, {"g"});
+  torch.node("Flatten", {"g"}, {"f"});
+  torch.initializer("fc.w", weights("fc.w", {4, 5}));
+  torch.initializer("fc.b", weights("fc.b", {5}));
+  torch.node("MatMul", {"f", "fc.w"}, {"mm"});
+  torch.node("Add", {"mm", "fc.b"}, {"logits"});
+  torch.node("Softmax", {"logits"}, {"output"});
+  expect_same(tf, torch, {2, 3, 6, 5});
+  expect_compiled_matches_reference(tf, {2, 3, 6, 5});
+  EXPECT_EQ(api::load_inference_model(tf.save(path()), "", {}).in_channels, 3);
+  // A Transpose anywhere else is refused.
+  OnnxBuilder other(13, {1, 3, 6, 5});
+  set_ints(other.node("Transpose", {"input"}, {"output"}, "t"), "perm", {0, 2, 3, 1});
+  EXPECT_IO_ERROR(read_onnx(other.save(path())), "node 't' (Transpose, opset 13)",
+                  "perm [0, 2, 3, 1]", "not supported");
 }
 
 }  // namespace
