@@ -27,22 +27,27 @@ std::string fmt(double v) {
   return s.str();
 }
 
+// Reverses every row of a tensor whose last axis is W: a left-right mirror.
+void reverse_rows(Tensor& t) {
+  const int64_t w = t.shape().back();
+  if (w == 0) return;
+  const int64_t rows = t.numel() / w;
+  float* p = t.f32();
+  for (int64_t r = 0; r < rows; ++r) std::reverse(p + r * w, p + (r + 1) * w);
+}
+
 }  // namespace
 
 void hflip(Tensor& image) {
   check_image(image, "hflip");
-  const int64_t rows = image.dim(0) * image.dim(1), w = image.dim(2);
-  float* p = image.f32();
-  for (int64_t r = 0; r < rows; ++r) std::reverse(p + r * w, p + (r + 1) * w);
+  reverse_rows(image);
 }
 
 void hflip_batch(Tensor& images) {
   RESNET_CHECK(images.rank() == 4 && images.dtype() == DType::f32,
                "hflip_batch: expected an [N, C, H, W] f32 batch, got "
                    << images.shape_str() << " " << dtype_name(images.dtype()));
-  const int64_t rows = images.numel() / images.dim(3), w = images.dim(3);
-  float* p = images.f32();
-  for (int64_t r = 0; r < rows; ++r) std::reverse(p + r * w, p + (r + 1) * w);
+  reverse_rows(images);
 }
 
 Tensor pad_crop(const Tensor& image, int64_t padding, int64_t top, int64_t left, int64_t out_h,

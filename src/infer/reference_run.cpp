@@ -183,10 +183,10 @@ Tensor run_softmax(const Node& n, const std::vector<Tensor>& v, const Shape& out
   for (int64_t r = 0; r < rows; ++r) {
     const float* in = x.f32() + r * k;
     const double top = *std::max_element(in, in + k);
+    std::vector<double> e(static_cast<size_t>(k));
     double sum = 0.0;
-    for (int64_t j = 0; j < k; ++j) sum += std::exp(in[j] - top);
-    for (int64_t j = 0; j < k; ++j)
-      y.f32()[r * k + j] = static_cast<float>(std::exp(in[j] - top) / sum);
+    for (int64_t j = 0; j < k; ++j) sum += e[j] = std::exp(in[j] - top);
+    for (int64_t j = 0; j < k; ++j) y.f32()[r * k + j] = static_cast<float>(e[j] / sum);
   }
   return y;
 }

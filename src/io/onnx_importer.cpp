@@ -93,22 +93,18 @@ void Importer::add_input() {
       input_is_nhwc_ ? std::array<int, 4>{0, 3, 1, 2} : std::array<int, 4>{0, 1, 2, 3};
   shapes_ = true;
   for (int i = 0; i < 4; ++i) {
-    const auto& d = tt.shape().dim(axes[static_cast<size_t>(i)]);
+    const int axis = axes[static_cast<size_t>(i)];
+    const auto& d = tt.shape().dim(axis);
     RESNET_CHECK(!d.has_dim_value() || (d.dim_value() >= 0 && d.dim_value() <= (1 << 20)),
                  who << ": expected dims in [0, 2^20] or symbolic, found " << d.dim_value()
-                     << " at axis " << i);
+                     << " at axis " << axis);
     const bool known = d.has_dim_value() && d.dim_value() > 0;
     input_shape_.push_back(known ? d.dim_value() : 1);
+    declared_input_.push_back(known ? d.dim_value() : infer::kUnknownDim);
     if (i > 0 && !known) shapes_ = false;
   }
   g_.add_value(in.name());
   g_.values[0].shape = input_shape_;
-  declared_input_ = input_shape_;
-  for (int i = 0; i < 4; ++i) {
-    const auto& d = tt.shape().dim(axes[static_cast<size_t>(i)]);
-    if (!d.has_dim_value() || d.dim_value() == 0)
-      declared_input_[static_cast<size_t>(i)] = infer::kUnknownDim;
-  }
   Symbol s;
   s.value = 0;
   symbols_[in.name()] = s;
@@ -263,6 +259,16 @@ Symbol& Importer::constant(int i, DType dtype, const char* role) {
   return s;
 }
 
+std::vector<int64_t> Importer::constant_ints(int i, const char* role) {
+  const Tensor& t = constant(i, DType::i64, role).tensor;
+  return {t.i64(), t.i64() + t.numel()};
+}
+
+std::vector<int64_t> Importer::axes_of(const NodeAttributes& attrs, int64_t input_since) {
+  if (opset_ < input_since) return attrs.get_ints("axes", {});
+  return has_input(1) ? constant_ints(1, "axes") : std::vector<int64_t>{};
+}
+
 void Importer::expect_arity(int lo, int hi) {
   int given = 0;
   for (int i = 0; i < node_->input_size(); ++i) given = node_->input(i).empty() ? given : i + 1;
@@ -286,6 +292,13 @@ int Importer::emit(infer::Node n) {
   const int v = g_.add_node(std::move(n), node_->output(0));
   check_shapes(v);
   return v;
+}
+
+int Importer::emit_unary(infer::OpKind op, int x) {
+  infer::Node n;
+  n.op = op;
+  n.inputs = {x};
+  return emit(std::move(n));
 }
 
 void Importer::check_shapes(int last_value) {

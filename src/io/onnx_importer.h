@@ -68,12 +68,19 @@ class Importer {
   // Input i, which must be a constant of the given dtype (decoded here); `role` names it
   // in messages ("weight", "pads").
   Symbol& constant(int i, DType dtype, const char* role);
+  // Input i as a constant INT64 list (a Pad's pads, a Reshape's shape, ...).
+  std::vector<int64_t> constant_ints(int i, const char* role);
+  // ReduceMean's and Squeeze's axes: an attribute before opset `input_since`, input 1
+  // from it; empty when absent.
+  std::vector<int64_t> axes_of(const NodeAttributes& attrs, int64_t input_since);
   // Checks the node has between lo and hi inputs and one output that is read (extra
   // outputs, e.g. MaxPool's Indices, must be omitted or unread).
   void expect_arity(int lo, int hi);
   // Adds `n` (named after the node) writing a new value named after the node's output,
   // and checks shapes so far when the input shape is known; returns the value id.
   int emit(infer::Node n);
+  // emit() of a node of one input and no parameters (Relu, Flatten, ...).
+  int emit_unary(infer::OpKind op, int x);
   // Binds the node's first output to an activation, or to a constant.
   void define(Symbol s);
   // Binds the node's first output to activation value `v`.

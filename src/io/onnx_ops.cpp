@@ -153,10 +153,7 @@ void Importer::op_batch_norm() {
 
 void Importer::op_relu() {
   expect_arity(1, 1);
-  Node n;
-  n.op = OpKind::relu;
-  n.inputs = {activation(0).value};
-  define_activation(emit(std::move(n)));
+  define_activation(emit_unary(OpKind::relu, activation(0).value));
 }
 
 void Importer::op_add() {
@@ -224,10 +221,7 @@ void Importer::op_pool(bool is_max) {
 
 void Importer::op_global_avg_pool() {
   expect_arity(1, 1);
-  Node n;
-  n.op = OpKind::global_avg_pool;
-  n.inputs = {activation(0).value};
-  define_activation(emit(std::move(n)));
+  define_activation(emit_unary(OpKind::global_avg_pool, activation(0).value));
 }
 
 void Importer::op_flatten() {
@@ -238,10 +232,7 @@ void Importer::op_flatten() {
   if (axis < 0 && shapes_) axis += static_cast<int64_t>(shape_of(x, "a negative axis").size());
   RESNET_CHECK(axis == 1, here() << ": expected axis 1 (keep the batch dimension), found "
                                  << attrs.get_int("axis", 1));
-  Node n;
-  n.op = OpKind::flatten;
-  n.inputs = {x};
-  define_activation(emit(std::move(n)));
+  define_activation(emit_unary(OpKind::flatten, x));
 }
 
 void Importer::op_gemm() {
@@ -294,8 +285,7 @@ void Importer::op_reshape() {
   expect_arity(2, 2);
   const NodeAttributes attrs(*node_, here());
   const int x = activation(0).value;
-  const Symbol& shape = constant(1, DType::i64, "shape");
-  const std::vector<int64_t> t(shape.tensor.i64(), shape.tensor.i64() + shape.tensor.numel());
+  const std::vector<int64_t> t = constant_ints(1, "shape");
   // Only the flatten before the classifier is supported: [N, -1], [0, -1], [N, C].
   bool ok = t.size() == 2 && !(t[0] == -1 && t[1] == -1);
   const bool zero_copies = attrs.get_int("allowzero", 0) == 0;
@@ -311,10 +301,7 @@ void Importer::op_reshape() {
   RESNET_CHECK(ok, here() << ": expected a flatten to [batch, -1] or [batch, features], found "
                           << "shape " << ints_str(t)
                           << (shapes_ ? " for input " + shape_str(g_.values[x].shape) : ""));
-  Node n;
-  n.op = OpKind::flatten;
-  n.inputs = {x};
-  define_activation(emit(std::move(n)));
+  define_activation(emit_unary(OpKind::flatten, x));
 }
 
 void Importer::op_identity() {
@@ -371,12 +358,9 @@ std::vector<int64_t> Importer::pad_amounts(const NodeAttributes& attrs) {
     RESNET_CHECK(value.tensor.numel() == 1 && value.tensor.f32()[0] == 0.0f,
                  here() << ": expected a zero constant_value, found '" << value.name << "'");
   }
-  const Symbol& pads_sym = constant(1, DType::i64, "pads");
-  std::vector<int64_t> p(pads_sym.tensor.i64(), pads_sym.tensor.i64() + pads_sym.tensor.numel());
+  const std::vector<int64_t> p = constant_ints(1, "pads");
   if (!has_input(3)) return p;
-  const Symbol& axes_sym = constant(3, DType::i64, "axes");
-  const std::vector<int64_t> axes(axes_sym.tensor.i64(),
-                                  axes_sym.tensor.i64() + axes_sym.tensor.numel());
+  const std::vector<int64_t> axes = constant_ints(3, "axes");
   RESNET_CHECK(p.size() == 2 * axes.size(), here() << ": expected two pads per axis of "
                                                    << ints_str(axes) << ", found " << ints_str(p));
   std::vector<int64_t> all(8, 0);
@@ -429,8 +413,7 @@ void Importer::op_slice() {
       RESNET_CHECK(attrs.has(role), here() << ": expected a " << role << " attribute, found none");
       return attrs.get_ints(role, {});
     }
-    const Symbol& s = constant(i, DType::i64, role);
-    return std::vector<int64_t>(s.tensor.i64(), s.tensor.i64() + s.tensor.numel());
+    return constant_ints(i, role);
   };
   const auto starts = ints(1, "starts"), ends = ints(2, "ends");
   std::vector<int64_t> axes, steps(starts.size(), 1);

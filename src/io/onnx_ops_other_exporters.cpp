@@ -54,10 +54,7 @@ void Importer::op_clip() {
   RESNET_CHECK(lo == 0.0 && unbounded_above,
                here() << ": expected bounds [0, inf) (a ReLU), found [" << lo << ", " << hi
                       << "]; other bounds (such as ReLU6's [0, 6]) are not supported");
-  Node n;
-  n.op = OpKind::relu;
-  n.inputs = {activation(0).value};
-  define_activation(emit(std::move(n)));
+  define_activation(emit_unary(OpKind::relu, activation(0).value));
 }
 
 // Dropout does nothing at inference; its mask output may be named but not read.
@@ -141,27 +138,13 @@ void Importer::op_channel_affine(char op) {
 void Importer::op_reduce_mean() {
   expect_arity(1, opset_ < 18 ? 1 : 2);
   const NodeAttributes attrs(*node_, here());
-  std::vector<int64_t> axes;
-  if (opset_ < 18) {
-    axes = attrs.get_ints("axes", {});
-  } else if (has_input(1)) {
-    const Symbol& a = constant(1, DType::i64, "axes");
-    axes.assign(a.tensor.i64(), a.tensor.i64() + a.tensor.numel());
-  }
+  const std::vector<int64_t> axes = axes_of(attrs, 18);
   RESNET_CHECK(
       normalized_axes(axes) == (std::vector<int64_t>{2, 3}),
       here() << ": expected the mean over H and W (axes [2, 3]), found axes " << ints_str(axes));
-  Node pool;
-  pool.op = OpKind::global_avg_pool;
-  pool.inputs = {activation(0).value};
-  int y = emit(std::move(pool));
-  if (attrs.get_int("keepdims", 1) == 0) {
-    Node flat;
-    flat.op = OpKind::flatten;
-    flat.inputs = {y};
-    y = emit(std::move(flat));
-  }
-  define_activation(y);
+  const int pooled = emit_unary(OpKind::global_avg_pool, activation(0).value);
+  const bool keepdims = attrs.get_int("keepdims", 1) != 0;
+  define_activation(keepdims ? pooled : emit_unary(OpKind::flatten, pooled));
 }
 
 // Squeeze of H and W after the global pool ([N, C, 1, 1] -> [N, C]) is a flatten. Axes
@@ -169,13 +152,7 @@ void Importer::op_reduce_mean() {
 void Importer::op_squeeze() {
   expect_arity(1, opset_ < 13 ? 1 : 2);
   const NodeAttributes attrs(*node_, here());
-  std::vector<int64_t> axes;
-  if (opset_ < 13) {
-    axes = attrs.get_ints("axes", {});
-  } else if (has_input(1)) {
-    const Symbol& a = constant(1, DType::i64, "axes");
-    axes.assign(a.tensor.i64(), a.tensor.i64() + a.tensor.numel());
-  }
+  const std::vector<int64_t> axes = axes_of(attrs, 13);
   RESNET_CHECK(
       normalized_axes(axes) == (std::vector<int64_t>{2, 3}),
       here() << ": expected to squeeze H and W (axes [2, 3]), found axes " << ints_str(axes));
@@ -185,11 +162,8 @@ void Importer::op_squeeze() {
                             : produced_by(x, OpKind::global_avg_pool);
   RESNET_CHECK(ones, here() << ": expected an input of height and width 1, found "
                             << (shapes_ ? shape_str(g_.values[x].shape)
-                                        : std::string("a value not known to be")));
-  Node flat;
-  flat.op = OpKind::flatten;
-  flat.inputs = {x};
-  define_activation(emit(std::move(flat)));
+                                        : std::string("one of unknown height and width")));
+  define_activation(emit_unary(OpKind::flatten, x));
 }
 
 // A classifier's final Softmax over the classes of [N, K]. Before opset 13 the default
@@ -202,10 +176,7 @@ void Importer::op_softmax() {
                here() << ": expected the softmax over the classes of [N, K] (axis 1 or -1), found "
                          "axis "
                       << axis);
-  Node n;
-  n.op = OpKind::softmax;
-  n.inputs = {activation(0).value};
-  define_activation(emit(std::move(n)));
+  define_activation(emit_unary(OpKind::softmax, activation(0).value));
 }
 
 bool Importer::produced_by(int value, OpKind op) const {

@@ -34,7 +34,7 @@ class OnnxOpsets : public OnnxFeatures {
     b.initializer("conv0.w", weights("conv0.w", {4, 3, 3, 3}));
     b.initializer("conv0.b", weights("conv0.b", {4}));
     set_ints(b.node("Conv", {"input", "conv0.w", "conv0.b"}, {"c0"}), "pads", {1, 1, 1, 1});
-    batch_norm(b, opset, "bn0", "c0", "b0");
+    batch_norm(b, opset, "bn0", "c0", {"b0"});
     b.node("Relu", {"b0"}, {"r0"});
     auto& pool = b.node("MaxPool", {"r0"}, {"p0"});
     set_ints(pool, "kernel_shape", {3, 3});
@@ -42,7 +42,7 @@ class OnnxOpsets : public OnnxFeatures {
     set_ints(pool, "pads", {1, 1, 1, 1});
     b.initializer("conv1.w", weights("conv1.w", {4, 4, 3, 3}));
     set_ints(b.node("Conv", {"p0", "conv1.w"}, {"c1"}), "pads", {1, 1, 1, 1});
-    batch_norm(b, opset, "bn1", "c1", "b1");
+    batch_norm(b, opset, "bn1", "c1", {"b1"});
     b.node("Add", {"b1", "p0"}, {"sum"});
     b.node("Relu", {"sum"}, {"r1"});
     b.node("GlobalAveragePool", {"r1"}, {"g"});
@@ -53,20 +53,21 @@ class OnnxOpsets : public OnnxFeatures {
     return b;
   }
 
-  // BatchNormalization with positive variances; opsets 7 and 8 carry spatial=1 (MXNet's
-  // export writes it) and the momentum attribute.
+  // BatchNormalization with positive variances; opsets 7 and 8 carry `spatial` (MXNet's
+  // export writes 1) and the momentum attribute.
   void batch_norm(OnnxBuilder& b, int64_t opset, const std::string& name, const std::string& in,
-                  const std::string& out, int64_t channels = 4) {
+                  const std::vector<std::string>& outputs, int64_t channels = 4,
+                  int64_t spatial = 1) {
     b.initializer(name + ".scale", weights(name + ".scale", {channels}));
     b.initializer(name + ".bias", weights(name + ".bias", {channels}));
     b.initializer(name + ".mean", weights(name + ".mean", {channels}));
     b.initializer(name + ".var", Tensor::full({channels}, 0.7f));
     auto& n =
         b.node("BatchNormalization",
-               {in, name + ".scale", name + ".bias", name + ".mean", name + ".var"}, {out}, name);
+               {in, name + ".scale", name + ".bias", name + ".mean", name + ".var"}, outputs, name);
     set_float(n, "epsilon", 1e-5f);
     set_float(n, "momentum", 0.9f);
-    if (opset < 9) set_int(n, "spatial", 1);
+    if (opset < 9) set_int(n, "spatial", spatial);
   }
 
   std::string path() { return dir_.file("m.onnx"); }
@@ -84,28 +85,28 @@ OnnxBuilder OnnxOpsets::zoo_v2() {
     set_ints(n, "strides", {stride, stride});
     set_ints(n, "pads", {pad, pad, pad, pad});
   };
-  batch_norm(b, 7, "bn_data", "input", "x0", 3);
+  batch_norm(b, 7, "bn_data", "input", {"x0"}, 3);
   conv("conv0", "x0", "c0", {4, 3, 3, 3}, 1, 1);
-  batch_norm(b, 7, "bn0", "c0", "b0");
+  batch_norm(b, 7, "bn0", "c0", {"b0"});
   b.node("Relu", {"b0"}, {"r0"});
   // Block 1 (identity shortcut): the add's output feeds the next block's BN.
-  batch_norm(b, 7, "u1.bn1", "r0", "u1.b1");
+  batch_norm(b, 7, "u1.bn1", "r0", {"u1.b1"});
   b.node("Relu", {"u1.b1"}, {"u1.r1"});
   conv("u1.conv1", "u1.r1", "u1.c1", {4, 4, 3, 3}, 1, 1);
-  batch_norm(b, 7, "u1.bn2", "u1.c1", "u1.b2");
+  batch_norm(b, 7, "u1.bn2", "u1.c1", {"u1.b2"});
   b.node("Relu", {"u1.b2"}, {"u1.r2"});
   conv("u1.conv2", "u1.r2", "u1.c2", {4, 4, 3, 3}, 1, 1);
   b.node("Add", {"u1.c2", "r0"}, {"u1.out"});
   // Block 2 (projection shortcut from the pre-activated input, stride 2).
-  batch_norm(b, 7, "u2.bn1", "u1.out", "u2.b1");
+  batch_norm(b, 7, "u2.bn1", "u1.out", {"u2.b1"});
   b.node("Relu", {"u2.b1"}, {"u2.r1"});
   conv("u2.conv1", "u2.r1", "u2.c1", {4, 4, 3, 3}, 2, 1);
-  batch_norm(b, 7, "u2.bn2", "u2.c1", "u2.b2");
+  batch_norm(b, 7, "u2.bn2", "u2.c1", {"u2.b2"});
   b.node("Relu", {"u2.b2"}, {"u2.r2"});
   conv("u2.conv2", "u2.r2", "u2.c2", {4, 4, 3, 3}, 1, 1);
   conv("u2.sc", "u2.r1", "u2.s", {4, 4, 1, 1}, 2, 0);
   b.node("Add", {"u2.c2", "u2.s"}, {"u2.out"});
-  batch_norm(b, 7, "bn1", "u2.out", "b1");
+  batch_norm(b, 7, "bn1", "u2.out", {"b1"});
   b.node("Relu", {"b1"}, {"r1"});
   b.node("GlobalAveragePool", {"r1"}, {"g"});
   b.node("Flatten", {"g"}, {"f"});
@@ -165,12 +166,7 @@ TEST_F(OnnxOpsets, GemmWithoutCIsRefusedBeforeOpset11) {
 
 TEST_F(OnnxOpsets, BatchNormSpatialZeroIsRefused) {
   OnnxBuilder b(7, {1, 4, 3, 3});
-  b.initializer("s", weights("s", {4}));
-  b.initializer("b", weights("b", {4}));
-  b.initializer("m", weights("m", {4}));
-  b.initializer("v", Tensor::full({4}, 1.0f));
-  set_int(b.node("BatchNormalization", {"input", "s", "b", "m", "v"}, {"output"}, "bn"), "spatial",
-          0);
+  batch_norm(b, 7, "bn", "input", {"output"}, 4, 0);
   EXPECT_IO_ERROR(read_onnx(b.save(path())), "node 'bn' (BatchNormalization, opset 7)",
                   "expected spatial 1", "found 0");
 }
@@ -178,11 +174,7 @@ TEST_F(OnnxOpsets, BatchNormSpatialZeroIsRefused) {
 TEST_F(OnnxOpsets, UnreadTrainingOutputsAreAcceptedAndReadOnesRefused) {
   // Opset 7's BatchNormalization may name its running statistics; MaxPool its Indices.
   OnnxBuilder b(8, {1, 4, 4, 4});
-  b.initializer("s", weights("s", {4}));
-  b.initializer("b", weights("b", {4}));
-  b.initializer("m", weights("m", {4}));
-  b.initializer("v", Tensor::full({4}, 1.0f));
-  b.node("BatchNormalization", {"input", "s", "b", "m", "v"}, {"y", "mean", "var"}, "bn");
+  batch_norm(b, 8, "bn", "input", {"y", "mean", "var"});
   auto& pool = b.node("MaxPool", {"y"}, {"output", "indices"}, "pool");
   set_ints(pool, "kernel_shape", {2, 2});
   EXPECT_EQ(import(b).nodes.size(), 2u);
