@@ -14,6 +14,9 @@ Peers (each is installed from Debian or npm as its entry says; a missing one is 
   pytorch         PyTorch 1.13 from Debian (python3-torch, python3-torchvision): the
                   torchvision model (tools/torch_reference.py for the CIFAR networks and
                   blocks), eval mode, torch.no_grad(), torch.set_num_threads(T);
+  int8 files      with --quantized Q.onnx, that file (QDQ or QLinear operators, e.g. from
+                  tools/gen_qdq_model.py) in `resnet bench --dtype int8` and in ONNX Runtime,
+                  each on its own int8 kernels; the table's last line is their ratio;
   opencv          OpenCV DNN from Debian (python3-opencv) on the same export. OpenCV 4.6
                   rejects Identity nodes, which torch's exports contain and ours do not;
                   should a file have them, a copy without them is made (needs python3-onnx).
@@ -181,6 +184,9 @@ def main():
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--resnet", default=os.path.join(REPO_ROOT, "build", "resnet"))
+    p.add_argument("--quantized", metavar="Q.onnx",
+                   help="also time a quantized ONNX file (QDQ or QLinear operators) in both "
+                        "`resnet bench --dtype int8` and ONNX Runtime: int8 against int8")
     p.add_argument("--python", default=DEBIAN_PYTHON if os.path.exists(DEBIAN_PYTHON)
                    else sys.executable, help="interpreter for the PyTorch and OpenCV workers")
     p.add_argument("--worker", choices=["torch", "opencv", "strip-identity"],
@@ -238,6 +244,16 @@ def main():
             runtimes["onnxruntime f32"] = [
                 "node", ORT_RUN, "--model", onnx_path, "--bench", "--threads", str(args.threads),
                 "--shape", f"{args.batch},{args.in_channels},{args.size},{args.size}", *timing]
+        if args.quantized:
+            # The same quantized file in both runtimes, each on its own int8 kernels.
+            runtimes["resnet int8 (quantized file)"] = [
+                args.resnet, "bench", "--model", args.quantized, *shape, "--threads",
+                str(args.threads), *timing, "--json", "--dtype", "int8"]
+            if has_ort:
+                runtimes["onnxruntime int8 (quantized file)"] = [
+                    "node", ORT_RUN, "--model", args.quantized, "--bench", "--threads",
+                    str(args.threads), "--shape",
+                    f"{args.batch},{args.in_channels},{args.size},{args.size}", *timing]
 
         worker = [args.python, os.path.abspath(__file__), "--model", args.model, *shape,
                   "--threads", str(args.threads), *timing, "--in-channels", str(args.in_channels)]
@@ -293,6 +309,9 @@ def print_table(args, results):
     for name in results:
         if name not in medians:
             print(f"| {name} | failed | | |")
+    ours, theirs = (medians.get(f"{r} int8 (quantized file)") for r in ("resnet", "onnxruntime"))
+    if ours and theirs:
+        print(f"\nint8 on the same quantized file: resnet {ours[0] / theirs[0]:.2f}x ONNX Runtime")
 
 
 if __name__ == "__main__":

@@ -116,6 +116,9 @@ InferenceModel load_inference_model(const std::string& model, const std::string&
     }
     for (const infer::Node& n : m.graph.nodes)
       if (n.op == infer::OpKind::linear) m.num_classes = n.params[0].value.dim(0);
+    // A quantized file (QDQ or QLinear ops) brings its own int8 grids.
+    if (auto own = infer::Calibration::from_graph(m.graph))
+      m.calibration = std::make_shared<infer::Calibration>(std::move(*own));
     return m;
   }
   LoadedModel loaded = load_model(model, weights, options);

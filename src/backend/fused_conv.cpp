@@ -80,7 +80,8 @@ struct FusedConv2d::Impl {
   dt weight_type() const { return int8() ? dt::s8 : cfg.dtype == DType::bf16 ? dt::bf16 : dt::f32; }
   dt src_type() const { return int8() ? (cfg.int8.src_unsigned ? dt::u8 : dt::s8) : weight_type(); }
   dt dst_type() const { return int8() ? (cfg.relu ? dt::u8 : dt::s8) : weight_type(); }
-  // Per output channel, 127 / max |w| (int8 only), and the residual's element type.
+  // Per output channel, 127 / max |w| or 1 / the file's step (int8 only), and the
+  // residual's element type.
   std::vector<float> weight_scales;
   dt residual_type = dt::undef;
 
@@ -88,6 +89,13 @@ struct FusedConv2d::Impl {
     const Tensor& w = weight;
     const int64_t oc = w.dim(0), per = w.numel() / oc;
     weight_scales.assign(oc, 1.f);
+    const std::vector<float>& steps = cfg.int8.weight_steps;
+    if (!steps.empty()) {
+      RESNET_CHECK(static_cast<int64_t>(steps.size()) == oc,
+                   "fused conv: expected " << oc << " weight steps, found " << steps.size());
+      for (int64_t o = 0; o < oc; ++o) weight_scales[o] = steps[o] > 0 ? 1.f / steps[o] : 1.f;
+      return;
+    }
     const float* p = w.f32();
     for (int64_t o = 0; o < oc; ++o) {
       float m = 0;

@@ -7,12 +7,18 @@
 #include <string>
 
 #include "resnet/infer/calibration.h"
+#include "resnet/infer/compiled_model.h"
 #include "resnet/nn/module.h"
 #include "resnet/tensor/tensor.h"
 
 namespace resnet::cli {
 
 using Forward = std::function<Tensor(const Tensor&)>;
+
+// How --dtype f32|bf16|int8 compiles a graph; int8 needs `calibration` (a quantized
+// checkpoint's, or a quantized ONNX file's own grids).
+infer::CompileOptions compile_options(const std::string& dtype,
+                                      std::shared_ptr<const infer::Calibration> calibration);
 
 // Every dtype runs the one compiled inference graph (the module tree's eval forward is
 // the reference it is tested against); int8 needs `calibration`.

@@ -85,15 +85,14 @@ Classifier open_classifier(const PredictArgs& a) {
   if (is_onnx_path(a.model)) {
     // An ONNX file: the compiled graph; ImageNet preprocessing unless told otherwise.
     InferenceModel m = load_inference_model(a.model, a.weights, a.options);
-    RESNET_CHECK(a.dtype != "int8", "--dtype int8: " << a.model
-                                                     << " has no int8 calibration (an ONNX "
-                                                        "file runs in f32 or bf16)");
-    infer::CompileOptions options;
-    if (a.dtype == "bf16") options.precision = infer::Precision::bf16;
+    // A quantized file runs in int8 unless told otherwise, as a quantized checkpoint does.
+    const std::string dtype = !a.dtype.empty() ? a.dtype : m.calibration ? "int8" : "f32";
     const bool probabilities = infer::outputs_probabilities(m.graph);
-    auto compiled = std::make_shared<infer::CompiledModel>(std::move(m.graph), options);
+    auto compiled = std::make_shared<infer::CompiledModel>(std::move(m.graph),
+                                                           compile_options(dtype, m.calibration));
+    if (!compiled->fallback_note().empty()) std::cerr << compiled->fallback_note() << "\n";
     Classifier c;
-    c.dtype = a.dtype.empty() ? "f32" : a.dtype;
+    c.dtype = dtype;
     c.forward = [compiled](const Tensor& x) { return compiled->run(x); };
     c.name = a.model;
     c.in_channels = m.in_channels;

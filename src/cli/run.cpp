@@ -1,7 +1,10 @@
 // resnet run: one forward pass (and optionally one backward pass) on tensors from .npy
 // files, writing everything a port check against PyTorch compares.
 
+#include <iostream>
+
 #include "command.h"
+#include "inference.h"
 #include "model_loading.h"
 #include "resnet/core/error.h"
 #include "resnet/infer/compiled_model.h"
@@ -12,7 +15,7 @@ namespace resnet::cli {
 
 namespace {
 struct RunArgs {
-  std::string model, weights, input, output;
+  std::string model, weights, input, output, dtype = "f32";
   bool train = false;
   std::string grad_output, grad_input, grads, state_out;
   models::ModelOptions options;
@@ -28,12 +31,16 @@ void run_onnx(const RunArgs& a) {
   RESNET_CHECK(x.rank() == 4 && x.dim(1) == m.in_channels,
                a.input << ": expected a 4-D input [N, " << m.in_channels << ", H, W] for "
                        << a.model << ", got " << x.shape_str());
-  infer::CompiledModel compiled(std::move(m.graph));
+  infer::CompiledModel compiled(std::move(m.graph), compile_options(a.dtype, m.calibration));
+  if (!compiled.fallback_note().empty()) std::cerr << compiled.fallback_note() << "\n";
   io::write_npy(a.output, compiled.run(x));
 }
 
 void run(const RunArgs& a) {
   if (is_onnx_path(a.model)) return run_onnx(a);
+  RESNET_CHECK(a.dtype == "f32", "--dtype " << a.dtype
+                                            << ": only an ONNX file runs in another precision "
+                                               "here; `resnet predict` and `eval` take --dtype");
   LoadedModel m = load_model(a.model, a.weights, a.options);
   nn::Module& model = *m.module;
   model.train(a.train);
@@ -71,6 +78,9 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--weights", a->weights, "state_dict as .safetensors (strict load)");
   cmd->add_option("--input", a->input, "Input [N, C, H, W] as .npy (<f4)")->required();
   cmd->add_option("--output", a->output, "Where to write the output .npy")->required();
+  cmd->add_option("--dtype", a->dtype,
+                  "ONNX files: f32 (default), bf16, or int8 on a quantized file's own grids")
+      ->check(CLI::IsMember({"f32", "bf16", "int8"}));
   cmd->add_flag("--train", a->train,
                 "Training mode (batch statistics; running statistics are updated)");
   cmd->add_option("--grad-output", a->grad_output, "Output gradient .npy: runs one backward pass");

@@ -36,6 +36,14 @@ Calibration Calibration::from_json(const std::string& text, const std::string& w
   return c;
 }
 
+std::optional<Calibration> Calibration::from_graph(const Graph& graph) {
+  Calibration c;
+  for (const Value& v : graph.values)
+    if (v.quant.has_value()) c.max_abs[v.name] = v.quant->max_abs();
+  if (c.max_abs.empty()) return std::nullopt;
+  return c;
+}
+
 Calibrator::Calibrator(const Graph& graph)
     : model_(std::make_unique<CompiledModel>(graph, CompileOptions{})) {
   model_->set_observer([this](const std::string& name, const Tensor& t) {

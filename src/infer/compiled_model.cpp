@@ -167,6 +167,7 @@ struct CompiledModel::Impl {
             f.int8.src_scale = value_scale[s.inputs[0]];
             f.int8.src_unsigned = value_unsigned[s.inputs[0]];
             f.int8.dst_scale = value_scale[s.output];
+            f.int8.weight_steps = s.weight_steps;
             if (s.add_residual) f.int8.residual_scale = value_scale[s.inputs[1]];
           }
           cs.conv = std::make_unique<backend::FusedConv2d>(f);

@@ -1,5 +1,7 @@
 #include "resnet/infer/graph.h"
 
+#include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "resnet/core/error.h"
@@ -20,7 +22,9 @@ int64_t window_out_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad_
 }
 
 int Graph::add_value(std::string name) {
-  values.push_back(Value{std::move(name), {}});
+  Value v;
+  v.name = std::move(name);
+  values.push_back(std::move(v));
   return static_cast<int>(values.size()) - 1;
 }
 
@@ -97,6 +101,13 @@ std::vector<const Param*> Graph::all_params() const {
   for (const Node& n : nodes)
     for (const Param& p : n.params) out.push_back(&p);
   return out;
+}
+
+float Quantization::max_abs() const {
+  if (zero_point == qmin) return highest();  // [0, (qmax - qmin) * scale]: u8 after a ReLU
+  const int32_t middle = qmin + (qmax - qmin + 1) / 2;
+  if (zero_point == middle) return static_cast<float>(qmax - zero_point) * scale;
+  return std::max(std::abs(lowest()), std::abs(highest()));
 }
 
 bool outputs_probabilities(const Graph& graph) {

@@ -19,6 +19,7 @@ Tensor zeros_bias(int64_t n) {
 // conv, linear: the weight, and the bias or zeros.
 void load_weight_and_bias(const Node& n, Step& s) {
   s.weight = n.params[0].value;
+  s.weight_steps = n.weight_steps;
   s.bias = n.params.size() > 1 ? n.params[1].value : zeros_bias(n.params[0].value.dim(0));
 }
 
@@ -132,6 +133,7 @@ void fold_batch_norm(Plan& plan) {
       }
       conv->weight = folded_w;
       conv->bias = folded_b;
+      conv->weight_steps.clear();  // the folded weights are on no grid of the file's
       conv->output = s.output;
       conv->fused.push_back("bn " + s.name);
       continue;

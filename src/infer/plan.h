@@ -30,6 +30,9 @@ struct Step {
 
   Window window;        // conv, pool, subsample
   Tensor weight, bias;  // conv, linear (bias always defined after compilation)
+  // conv: the quantized file's step per output channel of `weight` (Node::weight_steps);
+  // empty: int8 derives them from the weights.
+  std::vector<float> weight_steps;
   bool add_residual = false;
   bool relu = false;
   std::vector<int64_t> pads;       // pad_channels

@@ -182,13 +182,21 @@ const Importer::Converter Importer::kConverters[] = {
     {"Squeeze", &Importer::op_squeeze, 1},
     {"Softmax", &Importer::op_softmax, 1},
     {"Transpose", &Importer::op_transpose, 1},
+    {"QuantizeLinear", &Importer::op_quantize_linear, 10},
+    {"DequantizeLinear", &Importer::op_dequantize_linear, 10},
+    {"QLinearConv", &Importer::op_qlinear_conv, 10},
+    {"QLinearMatMul", &Importer::op_qlinear_matmul, 10},
+    {"QLinearAdd", &Importer::op_qlinear_add, 10, "com.microsoft"},
+    {"QLinearGlobalAveragePool", &Importer::op_qlinear_global_avg_pool, 10, "com.microsoft"},
 };
 
 // "Conv, BatchNormalization, ...": what an unsupported operator's message lists.
 std::string Importer::supported_ops() {
   std::string list;
-  for (const Converter& c : kConverters)
+  for (const Converter& c : kConverters) {
     list += (list.empty() ? "" : ", ") + std::string(c.op_type);
+    if (*c.domain) list += " (" + std::string(c.domain) + ")";
+  }
   return list;
 }
 
@@ -196,19 +204,26 @@ void Importer::convert(int index) {
   node_ = &proto_.node(index);
   const onnx::NodeProto& n = *node_;
   node_name_ = n.name().empty() ? n.op_type() + "#" + std::to_string(index) : n.name();
-  const std::string& op = n.op_type();
-  RESNET_CHECK(n.domain().empty() || n.domain() == "ai.onnx",
+  const std::string domain = n.domain() == "ai.onnx" ? "" : n.domain();
+  RESNET_CHECK(domain.empty() || domain == "com.microsoft",
                here() << ": expected an operator of the default ONNX domain, found domain '"
                       << n.domain() << "'; supported: " << supported_ops());
+  run_converter(domain);
+}
+
+void Importer::run_converter(const std::string& domain) {
+  const std::string& op = node_->op_type();
   for (const Converter& c : kConverters) {
-    if (op != c.op_type) continue;
+    if (op != c.op_type || domain != c.domain) continue;
     RESNET_CHECK(opset_ >= c.since, here()
                                         << ": expected opset " << c.since << " or later for " << op
                                         << ", whose older versions have other "
                                            "attributes; re-export the model at opset 13");
     return (this->*c.convert)();
   }
-  RESNET_FAIL(here() << ": unsupported operator; supported: " << supported_ops());
+  RESNET_FAIL(here() << ": unsupported operator"
+                     << (domain.empty() ? "" : " of domain '" + domain + "'")
+                     << "; supported: " << supported_ops());
 }
 
 Symbol& Importer::input(int i) {
@@ -227,11 +242,15 @@ Symbol& Importer::input(int i) {
                      << "', which is no initializer, graph input or node output");
 }
 
-Symbol& Importer::activation(int i, bool allow_pending_pad) {
+Symbol& Importer::activation(int i, bool allow_pending_pad, bool allow_quantized) {
   Symbol& s = input(i);
   RESNET_CHECK(s.kind == Symbol::Kind::activation,
                here() << ": expected input " << i << " ('" << node_->input(i)
                       << "') to be computed from the graph input, found a constant");
+  RESNET_CHECK(allow_quantized || !s.quant.has_value(),
+               here() << ": reads '" << node_->input(i)
+                      << "', the integers of a QuantizeLinear; expected float values (a "
+                         "DequantizeLinear between them)");
   RESNET_CHECK(allow_pending_pad || !s.has_pending_pad(),
                here() << ": reads '" << node_->input(i)
                       << "', zero-padded on H and W by a Pad; such padding is supported only "
@@ -256,6 +275,25 @@ Symbol& Importer::constant(int i, DType dtype, const char* role) {
                here() << ": expected the " << role << " '" << s.name << "' to be "
                       << (dtype == DType::f32 ? "FLOAT" : "INT64") << ", found "
                       << onnx_dtype_name(s.proto->data_type()));
+  return s;
+}
+
+Symbol& Importer::integer_constant(int i, const char* role) {
+  Symbol& s = input(i);
+  RESNET_CHECK(s.kind == Symbol::Kind::constant,
+               here() << ": expected the " << role << " (input " << i << ", '" << node_->input(i)
+                      << "') to be an initializer or a constant, found a computed value");
+  if (!s.tensor.defined()) {
+    try {
+      s.tensor = decode_onnx_integers(*s.proto, "tensor '" + s.name + "'");
+    } catch (const Error& e) {
+      RESNET_FAIL(here() << ": " << role << " " << e.what());
+    }
+  }
+  RESNET_CHECK(
+      s.tensor.dtype() == DType::i64 && s.proto->data_type() != onnx::TensorProto_DataType_INT64,
+      here() << ": expected the " << role << " '" << s.name
+             << "' to be INT8, UINT8 or INT32, found " << onnx_dtype_name(s.proto->data_type()));
   return s;
 }
 
@@ -323,6 +361,14 @@ void Importer::define_activation(int v) {
   Symbol s;
   s.value = v;
   define(std::move(s));
+}
+
+void Importer::define_rearranged(int v, const Symbol& from) {
+  const std::optional<infer::Quantization> grid = from.quant;  // `from` may be rebound below
+  define_activation(v);
+  if (!grid.has_value()) return;
+  g_.values[v].quant = grid;
+  symbols_[node_->output(0)].quant = grid;
 }
 
 const Shape& Importer::shape_of(int v, const char* why) const {

@@ -12,6 +12,8 @@
 #include <onnx/onnx_pb.h>
 
 #include <array>
+#include <deque>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -34,6 +36,12 @@ struct Symbol {
   const onnx::TensorProto* proto = nullptr;
   Tensor tensor;
   std::string name;
+  // activation: set when the name holds the integers a QuantizeLinear (or a QLinear
+  // operator) made of `value`; only a DequantizeLinear (or MaxPool) reads them.
+  std::optional<infer::Quantization> quant;
+  // constant: a weight a DequantizeLinear made from integers, per output channel (one
+  // entry: the whole tensor); see infer::Node::weight_steps.
+  std::vector<float> quant_steps;
 
   bool has_pending_pad() const {
     return pending_pad[0] || pending_pad[1] || pending_pad[2] || pending_pad[3];
@@ -51,6 +59,8 @@ class Importer {
   void add_input();
   void index_nodes();
   void convert(int index);
+  // Converts node_ with the converter of its operator in `domain` ("": the default).
+  void run_converter(const std::string& domain);
   void set_output();
   void final_checks();
 
@@ -63,11 +73,14 @@ class Importer {
   // The symbol of input i; errors for a missing input or one read before it is produced.
   Symbol& input(int i);
   // Input i, which must be an activation; with allow_pending_pad false, a value that
-  // still carries an unapplied Pad is an error.
-  Symbol& activation(int i, bool allow_pending_pad = false);
+  // still carries an unapplied Pad is an error, and with allow_quantized false, the
+  // integers of a QuantizeLinear.
+  Symbol& activation(int i, bool allow_pending_pad = false, bool allow_quantized = false);
   // Input i, which must be a constant of the given dtype (decoded here); `role` names it
   // in messages ("weight", "pads").
   Symbol& constant(int i, DType dtype, const char* role);
+  // Input i, a constant INT8, UINT8 or INT32 tensor (decoded here, widened to i64).
+  Symbol& integer_constant(int i, const char* role);
   // Input i as a constant INT64 list (a Pad's pads, a Reshape's shape, ...).
   std::vector<int64_t> constant_ints(int i, const char* role);
   // ReduceMean's and Squeeze's axes: an attribute before opset `input_since`, input 1
@@ -85,6 +98,10 @@ class Importer {
   void define(Symbol s);
   // Binds the node's first output to activation value `v`.
   void define_activation(int v);
+  // The same, for an operator that only selects or moves the values of `from` (MaxPool,
+  // Flatten): when `from` holds a QuantizeLinear's integers, so does the output, on the
+  // same grid.
+  void define_rearranged(int v, const Symbol& from);
   // Shape of value `v`, which must be known (`why` says what needs it).
   const Shape& shape_of(int v, const char* why) const;
   // Re-runs shape inference over the graph built so far (after emit or an edit).
@@ -98,6 +115,9 @@ class Importer {
     // operator had other attributes or meanings (Add's `broadcast`, BatchNormalization's
     // `is_test`), refused by name.
     int64_t since;
+    // The operator set: the default one, or "com.microsoft" (ONNX Runtime's QLinearAdd and
+    // QLinearGlobalAveragePool, which its quantizer writes).
+    const char* domain = "";
   };
   static const Converter kConverters[];
   static std::string supported_ops();
@@ -129,6 +149,29 @@ class Importer {
   void op_squeeze();
   void op_softmax();
   void op_transpose();
+  // onnx_ops_quantized.cpp
+  void op_quantize_linear();
+  void op_dequantize_linear();
+  void op_qlinear_conv();
+  void op_qlinear_matmul();
+  void op_qlinear_add();
+  void op_qlinear_global_avg_pool();
+  // The scale (input scale_i) and zero point (input zp_i, optional: UINT8 0) of a
+  // QuantizeLinear or DequantizeLinear, per tensor.
+  infer::Quantization grid(int scale_i, int zp_i, const char* role);
+  // A DequantizeLinear of a constant: (q - zero_point) * scale, per tensor or along `axis`.
+  Symbol dequantized_constant(int64_t axis);
+  // Whether value `v` cannot be negative: a ReLU's output, pooled from one, or on a grid
+  // that starts at 0.
+  bool non_negative(int v) const;
+  // A QuantizeLinear or DequantizeLinear of a bare MatMul's product (QLinearMatMul, or
+  // QDQ around a MatMul): its output still takes the Add of a bias into the Linear.
+  void carry_bare_matmul();
+  // Runs node `n`, made from the current QLinear node (which keeps naming messages), as
+  // if it were in the file.
+  void convert_part(onnx::NodeProto n);
+  // The QLinear node's input i (a quantized activation) dequantized, under a new name.
+  std::string dequantized_input(int x, int scale, int zp);
   // Whether every reader of graph input `input` is a Transpose with perm [0, 3, 1, 2].
   bool read_only_by_nhwc_to_nchw(const std::string& input) const;
   // Whether graph value `value` is the output of an `op` node.
@@ -156,6 +199,8 @@ class Importer {
   bool input_is_nhwc_ = false;  // declared NHWC, read only through a Transpose to NCHW
   bool shapes_ = false;         // whether C, H and W are known, so shapes are checked as we go
   const onnx::NodeProto* node_ = nullptr;
+  // The nodes a QLinear operator is expanded into (convert_part), kept alive while read.
+  std::deque<onnx::NodeProto> parts_;
   std::string node_name_;
 };
 

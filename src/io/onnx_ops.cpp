@@ -120,6 +120,9 @@ void Importer::op_conv() {
     n.window.pad_t += x.pending_pad[0], n.window.pad_l += x.pending_pad[1];
     n.window.pad_b += x.pending_pad[2], n.window.pad_r += x.pending_pad[3];
   }
+  n.weight_steps = weight.quant_steps;
+  if (n.weight_steps.size() == 1)
+    n.weight_steps.assign(static_cast<size_t>(ws[0]), n.weight_steps[0]);
   n.params.push_back({weight.name, weight.tensor});
   if (has_input(2)) {
     const Symbol& bias = constant(2, DType::f32, "bias");
@@ -189,7 +192,9 @@ void Importer::op_add() {
 void Importer::op_pool(bool is_max) {
   expect_arity(1, 1);
   const NodeAttributes attrs(*node_, here());
-  const Symbol x = activation(0, !is_max);
+  // MaxPool reads the integers of a QuantizeLinear as well (QLinear graphs): the maximum
+  // of quantized values is the quantized maximum, so its output keeps their grid.
+  const Symbol x = activation(0, !is_max, is_max);
   const auto kernel = attrs.get_ints("kernel_shape", {});
   RESNET_CHECK(kernel.size() == 2 && all_in(kernel, 1),
                here() << ": expected kernel_shape of two sizes in [1, " << kMaxExtent
@@ -216,7 +221,7 @@ void Importer::op_pool(bool is_max) {
     n.window.pad_t += x.pending_pad[0], n.window.pad_l += x.pending_pad[1];
     n.window.pad_b += x.pending_pad[2], n.window.pad_r += x.pending_pad[3];
   }
-  define_activation(emit(std::move(n)));
+  define_rearranged(emit(std::move(n)), x);
 }
 
 void Importer::op_global_avg_pool() {
@@ -227,12 +232,13 @@ void Importer::op_global_avg_pool() {
 void Importer::op_flatten() {
   expect_arity(1, 1);
   const NodeAttributes attrs(*node_, here());
-  const int x = activation(0).value;
+  const Symbol& in = activation(0, false, true);  // integers too: Flatten moves values only
+  const int x = in.value;
   int64_t axis = attrs.get_int("axis", 1);
   if (axis < 0 && shapes_) axis += static_cast<int64_t>(shape_of(x, "a negative axis").size());
   RESNET_CHECK(axis == 1, here() << ": expected axis 1 (keep the batch dimension), found "
                                  << attrs.get_int("axis", 1));
-  define_activation(emit_unary(OpKind::flatten, x));
+  define_rearranged(emit_unary(OpKind::flatten, x), in);
 }
 
 void Importer::op_gemm() {

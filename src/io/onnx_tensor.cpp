@@ -58,7 +58,55 @@ void copy_data(const onnx::TensorProto& t, const Field& typed, int64_t numel, T*
   for (int64_t i = 0; i < numel; ++i) dst[i] = static_cast<T>(typed.Get(static_cast<int>(i)));
 }
 
+// Widens `count` little-endian integers of type T from raw bytes.
+template <typename T>
+void widen_raw(const std::string& raw, int64_t count, int64_t* dst) {
+  for (int64_t i = 0; i < count; ++i) {
+    T v;
+    std::memcpy(&v, raw.data() + i * static_cast<int64_t>(sizeof(T)), sizeof(T));
+    dst[i] = v;
+  }
+}
+
 }  // namespace
+
+Tensor decode_onnx_integers(const onnx::TensorProto& t, const std::string& who) {
+  RESNET_CHECK(
+      t.data_location() != onnx::TensorProto_DataLocation_EXTERNAL && t.external_data_size() == 0,
+      who << " uses external data, which is not supported (save the model with its "
+             "weights inside the .onnx file)");
+  RESNET_CHECK(!t.has_segment(), who << " is stored in segments, which is not supported");
+  int64_t numel = 0;
+  const Shape shape = checked_shape(t, who, numel);
+  const int type = t.data_type();
+  RESNET_CHECK(type == onnx::TensorProto_DataType_INT8 ||
+                   type == onnx::TensorProto_DataType_UINT8 ||
+                   type == onnx::TensorProto_DataType_INT32,
+               who << ": expected INT8, UINT8 or INT32 integers, found " << onnx_dtype_name(type));
+  const size_t size = type == onnx::TensorProto_DataType_INT32 ? 4 : 1;
+  // ONNX keeps INT8, UINT8 and INT32 values in int32_data when not in raw_data.
+  check_count(t, shape, numel, size, t.int32_data_size(), "int32_data", who);
+  Tensor out(shape, DType::i64);
+  int64_t* dst = out.i64();
+  if (!t.has_raw_data()) {
+    for (int64_t i = 0; i < numel; ++i) {
+      const int32_t v = t.int32_data(static_cast<int>(i));
+      const bool fits =
+          type == onnx::TensorProto_DataType_INT32 ||
+          (type == onnx::TensorProto_DataType_INT8 ? v >= -128 && v <= 127 : v >= 0 && v <= 255);
+      RESNET_CHECK(fits, who << ": value " << v << " at " << i << " is out of range for "
+                             << onnx_dtype_name(type));
+      dst[i] = v;
+    }
+  } else if (type == onnx::TensorProto_DataType_INT8) {
+    widen_raw<int8_t>(t.raw_data(), numel, dst);
+  } else if (type == onnx::TensorProto_DataType_UINT8) {
+    widen_raw<uint8_t>(t.raw_data(), numel, dst);
+  } else {
+    widen_raw<int32_t>(t.raw_data(), numel, dst);
+  }
+  return out;
+}
 
 Tensor decode_onnx_tensor(const onnx::TensorProto& t, const std::string& who) {
   RESNET_CHECK(

@@ -19,4 +19,9 @@ std::string onnx_dtype_name(int data_type);
 // cannot make it allocate more than the file holds.
 Tensor decode_onnx_tensor(const onnx::TensorProto& t, const std::string& who);
 
+// The integers of a quantized tensor (INT8, UINT8 or INT32: weights, zero points and
+// biases of a QDQ or QLinear model), widened to an i64 tensor; other dtypes are an error.
+// The same checks as decode_onnx_tensor.
+Tensor decode_onnx_integers(const onnx::TensorProto& t, const std::string& who);
+
 }  // namespace resnet::io::detail

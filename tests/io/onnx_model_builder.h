@@ -57,6 +57,18 @@ class OnnxBuilder {
     return *p;
   }
 
+  // An INT8, UINT8 or INT32 initializer (quantized weights, zero points, biases), in
+  // int32_data as ONNX keeps those types outside raw_data.
+  onnx::TensorProto& integers(const std::string& name, onnx::TensorProto_DataType type,
+                              const Shape& shape, const std::vector<int32_t>& values) {
+    auto* p = graph().add_initializer();
+    p->set_name(name);
+    for (int64_t d : shape) p->add_dims(d);
+    p->set_data_type(type);
+    for (int32_t v : values) p->add_int32_data(v);
+    return *p;
+  }
+
   onnx::TensorProto& ints(const std::string& name, const std::vector<int64_t>& values) {
     Tensor t({static_cast<int64_t>(values.size())}, DType::i64);
     std::memcpy(t.raw(), values.data(), values.size() * sizeof(int64_t));

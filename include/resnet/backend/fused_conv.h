@@ -14,6 +14,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "resnet/backend/conv2d.h"
 #include "resnet/tensor/tensor.h"
@@ -34,10 +35,13 @@ struct FusedConv2dConfig {
   // dtype i8: int8 inference with symmetric scales (real = quantized / scale). The input
   // is u8 when it is non-negative (after a ReLU), else s8; the output is u8 when a ReLU
   // ends the conv, else s8. Weights are s8 with one scale per output channel, computed
-  // here from the weights (127 / max |w|); the bias is folded into the s32 accumulator.
+  // here from the weights (127 / max |w|) unless weight_steps gives each channel's step
+  // (a quantized file's grid: real = q * step); the bias is folded into the s32
+  // accumulator.
   struct Int8 {
     float src_scale = 1.f, dst_scale = 1.f, residual_scale = 1.f;
     bool src_unsigned = false;
+    std::vector<float> weight_steps;
   } int8;
 };
 

@@ -5,6 +5,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "resnet/infer/graph.h"
@@ -22,6 +23,9 @@ struct Calibration {
   std::string to_json() const;
   // `where` names the file in errors.
   static Calibration from_json(const std::string& json, const std::string& where);
+  // The ranges a quantized ONNX file gives its values (Value::quant), or nullopt when it
+  // gives none. `images` is 0: nothing was observed.
+  static std::optional<Calibration> from_graph(const Graph& graph);
 };
 
 // Runs the f32 compiled graph over batches and records every activation's range.

@@ -10,6 +10,8 @@
 // Values are numbered; value 0..inputs-1 are the graph inputs. Nodes are stored in an
 // order where every input is produced before it is read (validate() checks it).
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +46,21 @@ struct Param {
   Tensor value;
 };
 
+// The grid a quantized ONNX file (QuantizeLinear, QLinearConv, ...) puts a value on:
+// real = (q - zero_point) * scale for integers q in [qmin, qmax].
+struct Quantization {
+  float scale = 1.f;
+  int32_t zero_point = 0;
+  int32_t qmin = -128, qmax = 127;
+
+  float lowest() const { return static_cast<float>(qmin - zero_point) * scale; }
+  float highest() const { return static_cast<float>(qmax - zero_point) * scale; }
+  // The largest magnitude the int8 engine's symmetric grids must hold for this value:
+  // the file's grid exactly where it is symmetric (zero point in the middle) or starts at
+  // 0 (a ReLU's output); otherwise a symmetric grid spanning the file's range.
+  float max_abs() const;
+};
+
 // Spatial attributes shared by conv and the pools. pads are {top, left, bottom, right}.
 struct Window {
   int64_t kernel_h = 1, kernel_w = 1;
@@ -64,11 +81,18 @@ struct Node {
   double eps = 1e-5;          // batch_norm
   std::vector<int64_t> pads;  // pad_channels: {before, after}
   std::vector<Param> params;  // in the order listed for the op above
+  // conv whose weight a quantized ONNX file stores as integers: the step per output
+  // channel (real = q * step), so that int8 inference quantizes it back onto the file's
+  // grid; empty for weights stored in float.
+  std::vector<float> weight_steps;
 };
 
 struct Value {
   std::string name;
   Shape shape;  // filled by infer_shapes(); empty until then
+  // Set where a quantized ONNX file quantizes this value (int8 inference uses it instead
+  // of a calibration; see Calibration::from_graph).
+  std::optional<Quantization> quant;
 };
 
 // A dimension only a runtime knows: an ONNX export's symbolic batch and spatial sizes.
