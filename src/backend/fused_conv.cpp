@@ -47,6 +47,12 @@ struct FusedConv2d::Impl {
       for (int64_t o = 0; o < c.out_channels; ++o)
         out_scales[o] = cfg.int8.dst_scale / (cfg.int8.src_scale * weight_scales[o]);
       r.attr.set_output_scales(2, out_scales);
+      if (cfg.int8.clamp_own) {
+        // Values here are real * dst_scale.
+        ops.append_eltwise(1.f, dnnl::algorithm::eltwise_clip,
+                           cfg.int8.own_lowest * cfg.int8.dst_scale,
+                           cfg.int8.own_highest * cfg.int8.dst_scale);
+      }
       if (cfg.add_residual)
         ops.append_sum(cfg.int8.dst_scale / cfg.int8.residual_scale, residual_type);
     } else if (cfg.add_residual) {

@@ -1,6 +1,7 @@
 #include "resnet/infer/compiled_model.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <sstream>
 
@@ -36,6 +37,13 @@ nn::Conv2dOptions conv_options(const Window& w, const Tensor& weight) {
   o.dilation_h = w.dilation_h, o.dilation_w = w.dilation_w;
   o.groups = w.groups;
   return o;
+}
+
+// `t` (plain f32) rounded onto `grid` and saturated to its range, in place.
+void round_onto(Tensor& t, const Quantization& grid) {
+  const float lo = static_cast<float>(grid.qmin - grid.zero_point);
+  const float hi = static_cast<float>(grid.qmax - grid.zero_point);
+  for (float& v : t.values()) v = std::clamp(std::nearbyint(v / grid.scale), lo, hi) * grid.scale;
 }
 
 }  // namespace
@@ -91,11 +99,32 @@ struct CompiledModel::Impl {
         // Max and average pooling keep the input's type and scale.
         value_unsigned[v] = value_unsigned[s.inputs[0]];
         value_scale[v] = value_scale[s.inputs[0]];
-      } else {
+      } else if (cal.max_abs.count(plan.values[v].name) || read_by_conv(v)) {
         // Computed in f32; a convolution reading it quantizes it to s8.
         value_scale[v] = 127.f / range(v);
-      }
+      }  // else: f32 all the way (a quantized file's float logits), scale 1
     }
+  }
+
+  // A quantized file saturates a convolution's result to its grid's range where it
+  // quantizes it. Where the int8 output does not hold that range exactly (the result is
+  // added to a residual before it is stored, or the grid is asymmetric and ours is not),
+  // the kernel clamps to it first; otherwise its own output grid already is the file's.
+  void keep_file_range(const Step& s, backend::FusedConv2dConfig::Int8& f) const {
+    const std::optional<Quantization>& q = plan.values[s.own_output].quant;
+    if (!q.has_value()) return;
+    const bool exact = q->centered() || (q->zero_point == q->qmin && s.relu);
+    if (exact && s.own_output == s.output) return;
+    f.clamp_own = true;
+    f.own_lowest = q->lowest(), f.own_highest = q->highest();
+  }
+
+  bool read_by_conv(int v) const {
+    for (const Step& s : plan.steps)
+      if (s.kind == Step::Kind::conv &&
+          std::find(s.inputs.begin(), s.inputs.end(), v) != s.inputs.end())
+        return true;
+    return false;
   }
 
   // The graph's steps after the passes, with every value's shape for `input_shape`.
@@ -168,6 +197,7 @@ struct CompiledModel::Impl {
             f.int8.src_unsigned = value_unsigned[s.inputs[0]];
             f.int8.dst_scale = value_scale[s.output];
             f.int8.weight_steps = s.weight_steps;
+            keep_file_range(s, f.int8);
             if (s.add_residual) f.int8.residual_scale = value_scale[s.inputs[1]];
           }
           cs.conv = std::make_unique<backend::FusedConv2d>(f);
@@ -240,9 +270,19 @@ struct CompiledModel::Impl {
           out = cs.pool->run(vals[s.inputs[0]], y[2], y[3]);
           break;
         }
-        case Step::Kind::linear:
-          out = cs.linear->run(vals[s.inputs[0]], int8_scale(s.inputs[0]));
+        case Step::Kind::linear: {
+          // The classifier runs in f32. Its input, pooled on the grid of the pool's input,
+          // goes onto the pool output's own grid first where a quantized file gives one.
+          const std::optional<Quantization>& in_grid = plan.values[s.inputs[0]].quant;
+          if (int8 && in_grid.has_value()) {
+            Tensor x = plain(s.inputs[0]);
+            round_onto(x, *in_grid);
+            out = cs.linear->run(x, 1.f);
+          } else {
+            out = cs.linear->run(vals[s.inputs[0]], int8_scale(s.inputs[0]));
+          }
           break;
+        }
         case Step::Kind::relu:
           out = backend::activation_relu(dequantized(s.inputs[0]));
           break;
@@ -263,6 +303,11 @@ struct CompiledModel::Impl {
           out = backend::activation_softmax(plain(s.inputs[0]));
           break;
       }
+      // A value the int8 plan computes in f32 (the classifier, element-wise fallbacks)
+      // goes onto the grid a quantized file puts it on, as the file's integers hold it.
+      const std::optional<Quantization>& grid = plan.values[s.output].quant;
+      if (int8 && grid.has_value() && out.dtype() == DType::f32 && out.is_plain())
+        round_onto(out, *grid);
       vals[s.output] = std::move(out);
       if (observer)
         observer(plan.values[s.output].name,

@@ -105,8 +105,7 @@ std::vector<const Param*> Graph::all_params() const {
 
 float Quantization::max_abs() const {
   if (zero_point == qmin) return highest();  // [0, (qmax - qmin) * scale]: u8 after a ReLU
-  const int32_t middle = qmin + (qmax - qmin + 1) / 2;
-  if (zero_point == middle) return static_cast<float>(qmax - zero_point) * scale;
+  if (centered()) return static_cast<float>(qmax - zero_point) * scale;
   return std::max(std::abs(lowest()), std::abs(highest()));
 }
 

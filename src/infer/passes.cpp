@@ -93,6 +93,7 @@ Plan plan_from_graph(const Graph& graph) {
     s.name = n.name;
     s.inputs = n.inputs;
     s.output = n.output;
+    s.own_output = n.output;
     s.window = n.window;
     s.pads = n.pads;
     if (plan_entry.load_params) plan_entry.load_params(n, s);
@@ -134,7 +135,7 @@ void fold_batch_norm(Plan& plan) {
       conv->weight = folded_w;
       conv->bias = folded_b;
       conv->weight_steps.clear();  // the folded weights are on no grid of the file's
-      conv->output = s.output;
+      conv->output = conv->own_output = s.output;
       conv->fused.push_back("bn " + s.name);
       continue;
     }

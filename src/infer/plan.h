@@ -34,6 +34,9 @@ struct Step {
   // empty: int8 derives them from the weights.
   std::vector<float> weight_steps;
   bool add_residual = false;
+  // conv: the value it computes before any fused add or ReLU (its grid, where a quantized
+  // file gives one, is kept inside the fused kernel; see FusedConv2dConfig::Int8).
+  int own_output = -1;
   bool relu = false;
   std::vector<int64_t> pads;       // pad_channels
   std::vector<std::string> fused;  // what the passes merged in, for describe()

@@ -184,6 +184,8 @@ void Importer::op_add() {
                                                                  << bias.name << "' to be [" << out
                                                                  << "], found " << shape_str(bs));
   linear.params.push_back({bias.name, bias.tensor.reshape({out})});
+  // A grid the product was quantized on (QLinearMatMul) is not the sum's.
+  g_.values[linear.output].quant.reset();
   bare_matmuls_.erase(it);
   check_shapes(linear.output);
   define_activation(linear.output);

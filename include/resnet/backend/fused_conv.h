@@ -42,6 +42,12 @@ struct FusedConv2dConfig {
     float src_scale = 1.f, dst_scale = 1.f, residual_scale = 1.f;
     bool src_unsigned = false;
     std::vector<float> weight_steps;
+    // A quantized file's range for the convolution's own result (before the residual
+    // add), in real units: with clamp_own, the result saturates to [own_lowest,
+    // own_highest] first, as the file's QuantizeLinear there does (a post-op, so the
+    // fusion stays). Its rounding onto the file's step is not reproduced.
+    bool clamp_own = false;
+    float own_lowest = 0.f, own_highest = 0.f;
   } int8;
 };
 

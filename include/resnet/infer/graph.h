@@ -55,6 +55,8 @@ struct Quantization {
 
   float lowest() const { return static_cast<float>(qmin - zero_point) * scale; }
   float highest() const { return static_cast<float>(qmax - zero_point) * scale; }
+  // Whether the zero point is in the middle of [qmin, qmax] (0 for INT8, 128 for UINT8).
+  bool centered() const { return zero_point == qmin + (qmax - qmin + 1) / 2; }
   // The largest magnitude the int8 engine's symmetric grids must hold for this value:
   // the file's grid exactly where it is symmetric (zero point in the middle) or starts at
   // 0 (a ReLU's output); otherwise a symmetric grid spanning the file's range.
