@@ -3,7 +3,10 @@
 quantizer (quantize_static, QuantFormat.QDQ, MinMax calibration) writes it.
 
     /usr/bin/python3 tools/gen_qdq_model.py --model resnet50 --size 224 --out q.onnx
-        [--calibration-images 16] [--eval-images 32] [--seed 1] [--qlinear]
+        [--calibration-images 16] [--eval-images 32] [--seed 1] [--qlinear] [--strip]
+
+The test fixtures tests/fixtures/onnx_quantized/resnet18_{qdq,qlinear}.onnx are
+    --model resnet18 --size 64 --strip [--qlinear]
 
 None of the quantized ResNets people download can be fetched here, so this builds their
 equivalent from what the quantizer does to a float ResNet:
@@ -285,6 +288,9 @@ def main():
     ap.add_argument("--eval-images", type=int, default=32)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--qlinear", action="store_true")
+    ap.add_argument("--strip", action="store_true",
+                    help="write a test fixture: the INT8 weights without their "
+                         "data (dims and type kept); scales and zero points stay")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     torch.manual_seed(a.seed)
@@ -317,6 +323,11 @@ def main():
     m = helper.make_model(graph, opset_imports=opsets, producer_name="tools/gen_qdq_model.py")
     m.ir_version = 8
     onnx.checker.check_model(m)
+    if a.strip:
+        for t in m.graph.initializer:
+            if t.name.endswith("_weight_quantized"):
+                t.ClearField("raw_data")
+                t.ClearField("int32_data")
     onnx.save(m, a.out)
     stem = os.path.splitext(a.out)[0]
     np.save(stem + ".calibration.npy", calibration)
