@@ -13,9 +13,9 @@ equivalent from what the quantizer does to a float ResNet:
 - BatchNorm folded into the convolutions first (the quantizer's pre-processing);
 - weights INT8, symmetric, per output channel (axis 0), range [-127, 127]; biases INT32
   on the step input_scale * weight_scale, read through DequantizeLinear;
-- activations INT8, asymmetric (QInt8, its default), from the min and max over the
-  calibration images, with rmin <= 0 <= rmax: scale = (rmax - rmin) / 255 and zero point
-  round(-128 - rmin / scale);
+- activations INT8, asymmetric (QInt8, its default; UINT8 with --activation-type uint8),
+  from the min and max over the calibration images, with rmin <= 0 <= rmax:
+  scale = (rmax - rmin) / 255 and zero point round(qmin - rmin / scale);
 - a QuantizeLinear -> DequantizeLinear pair on the graph input and on every output of a
   Conv, Add, MaxPool, GlobalAveragePool, Flatten and Gemm;
 - no Relu nodes: the quantizer removes a Relu that follows a quantized Conv or Add and
@@ -82,12 +82,17 @@ def folded(conv, bn):
     return w.detach().numpy().astype(np.float32), b.detach().numpy().astype(np.float32)
 
 
+ACTIVATION_TYPE = np.int8  # --activation-type
+
+
 def activation_grid(lo, hi):
-    """ONNX Runtime's asymmetric INT8 grid for the range [lo, hi] (MinMax calibration)."""
+    """ONNX Runtime's asymmetric grid for the range [lo, hi] (MinMax calibration), INT8
+    (QInt8, its default) or UINT8 (QUInt8)."""
     lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    qmin = -128 if ACTIVATION_TYPE == np.int8 else 0
     scale = (hi - lo) / 255.0 if hi > lo else 1.0
-    zero_point = int(np.clip(np.round(-128 - lo / scale), -128, 127))
-    return np.float32(scale), np.int8(zero_point)
+    zero_point = int(np.clip(np.round(qmin - lo / scale), qmin, qmin + 255))
+    return np.float32(scale), ACTIVATION_TYPE(zero_point)
 
 
 class Writer:
@@ -108,7 +113,8 @@ class Writer:
         if not self.simulate:
             return value
         s, z = self.grids[name]
-        q = torch.clamp(torch.round(value / float(s)) + int(z), -128, 127)
+        qmin = -128 if ACTIVATION_TYPE == np.int8 else 0
+        q = torch.clamp(torch.round(value / float(s)) + int(z), qmin, qmin + 255)
         return (q - int(z)) * float(s)
 
     def init(self, name, array):
@@ -123,7 +129,7 @@ class Writer:
             self.grids[name] = self.grids[name + "_dequantized"] = (s, z)
         s, z = self.grids[name]
         self.init(name + "_scale", np.array(s, np.float32))
-        self.init(name + "_zero_point", np.array(z, np.int8))
+        self.init(name + "_zero_point", np.array(z, ACTIVATION_TYPE))
         if self.qlinear:
             return name
         self.nodes.append(helper.make_node("QuantizeLinear", [name, name + "_scale", name + "_zero_point"],
@@ -195,7 +201,7 @@ def build(model, images, qlinear, block_kind, grids=None):
     wr.grids["maxpool"] = wr.grids[cur.replace("_dequantized", "")]
     if qlinear:
         wr.init("maxpool_scale", np.array(wr.grids["maxpool"][0], np.float32))
-        wr.init("maxpool_zero_point", np.array(wr.grids["maxpool"][1], np.int8))
+        wr.init("maxpool_zero_point", np.array(wr.grids["maxpool"][1], ACTIVATION_TYPE))
         cur = "maxpool"
     else:
         cur = wr.quantize("maxpool", x)
@@ -239,7 +245,7 @@ def build(model, images, qlinear, block_kind, grids=None):
         wr.nodes.append(helper.make_node("Flatten", [cur], ["flatten"], name="flatten", axis=1))
         wr.grids["flatten"] = wr.grids["pool"]
         wr.init("flatten_scale", np.array(wr.grids["pool"][0], np.float32))
-        wr.init("flatten_zero_point", np.array(wr.grids["pool"][1], np.int8))
+        wr.init("flatten_zero_point", np.array(wr.grids["pool"][1], ACTIVATION_TYPE))
         cur = "flatten"
     else:
         wr.nodes.append(helper.make_node("GlobalAveragePool", [cur], ["pool"], name="pool"))
@@ -288,11 +294,16 @@ def main():
     ap.add_argument("--eval-images", type=int, default=32)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--qlinear", action="store_true")
+    ap.add_argument("--activation-type", choices=["int8", "uint8"], default="int8",
+                    help="activations' integers: INT8 (the quantizer's default, QInt8) or "
+                         "UINT8 (QUInt8)")
     ap.add_argument("--strip", action="store_true",
                     help="write a test fixture: the INT8 weights without their "
                          "data (dims and type kept); scales and zero points stay")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
+    global ACTIVATION_TYPE
+    ACTIVATION_TYPE = np.int8 if a.activation_type == "int8" else np.uint8
     torch.manual_seed(a.seed)
     torch.set_num_threads(2)
     rng = np.random.default_rng(a.seed)
