@@ -10,6 +10,18 @@ namespace resnet::backend {
 
 using namespace detail;
 
+std::vector<float> int8_weight_steps(const Tensor& weight) {
+  const int64_t oc = weight.dim(0), per = weight.numel() / oc;
+  std::vector<float> steps(static_cast<size_t>(oc), 1.f);
+  const float* p = weight.f32();
+  for (int64_t o = 0; o < oc; ++o) {
+    float m = 0;
+    for (int64_t i = 0; i < per; ++i) m = std::max(m, std::abs(p[o * per + i]));
+    if (m > 0) steps[o] = m / 127.f;
+  }
+  return steps;
+}
+
 struct FusedConv2d::Impl {
   FusedConv2dConfig cfg;
   Tensor weight, bias;
@@ -93,7 +105,7 @@ struct FusedConv2d::Impl {
 
   void compute_weight_scales() {
     const Tensor& w = weight;
-    const int64_t oc = w.dim(0), per = w.numel() / oc;
+    const int64_t oc = w.dim(0);
     weight_scales.assign(oc, 1.f);
     const std::vector<float>& steps = cfg.int8.weight_steps;
     if (!steps.empty()) {
@@ -102,12 +114,8 @@ struct FusedConv2d::Impl {
       for (int64_t o = 0; o < oc; ++o) weight_scales[o] = steps[o] > 0 ? 1.f / steps[o] : 1.f;
       return;
     }
-    const float* p = w.f32();
-    for (int64_t o = 0; o < oc; ++o) {
-      float m = 0;
-      for (int64_t i = 0; i < per; ++i) m = std::max(m, std::abs(p[o * per + i]));
-      weight_scales[o] = m > 0 ? 127.f / m : 1.f;
-    }
+    const std::vector<float> own = int8_weight_steps(w);
+    for (int64_t o = 0; o < oc; ++o) weight_scales[o] = 1.f / own[o];
   }
 
   // Keyed by the input shape alone: the first input of a shape settles the plan's

@@ -1,6 +1,7 @@
 // resnet export: a model (zoo name or checkpoint) as an ONNX file that ONNX Runtime,
 // OpenCV DNN and onnx.checker accept, with BN kept as its own nodes so that the
-// initializers carry the state_dict names.
+// initializers carry the state_dict names; a quantized model in QDQ form (BN folded, as
+// int8 inference runs it), so that ONNX Runtime runs our int8 model.
 
 #include <cstdio>
 #include <string>
@@ -9,6 +10,7 @@
 #include "model_loading.h"
 #include "resnet/api/model.h"
 #include "resnet/core/error.h"
+#include "resnet/infer/quantized_export.h"
 #include "resnet/io/onnx.h"
 
 namespace resnet::cli {
@@ -17,8 +19,41 @@ namespace {
 struct ExportArgs {
   std::string model, weights, onnx;
   int64_t size = 0;  // 0: symbolic H and W
+  bool float_only = false;
   models::ModelOptions options;
 };
+
+// A quantized model (a checkpoint of `resnet quantize`, or a quantized ONNX file) is
+// written in QDQ form unless --float says otherwise; says what it wrote.
+infer::Graph quantized_or_float(const Model& model, infer::Graph graph, bool float_only) {
+  if (float_only) {
+    for (infer::Value& v : graph.values) v.quant.reset();
+    for (infer::Node& n : graph.nodes) n.weight_steps.clear();
+    return graph;
+  }
+  if (model.module() && model.calibration())
+    graph = infer::quantized_export_graph(graph, *model.calibration());
+  int grids = 0, convs = 0;
+  for (const infer::Value& v : graph.values) grids += v.quant.has_value();
+  for (const infer::Node& n : graph.nodes)
+    convs += n.op == infer::OpKind::conv && !n.weight_steps.empty();
+  if (grids > 0) {
+    std::printf("quantized (QDQ): %d values on int8 grids, %d convolutions with INT8 weights\n",
+                grids, convs);
+  }
+  int unranged = 0;
+  for (const infer::Node& n : graph.nodes)
+    unranged += n.op == infer::OpKind::conv && !n.weight_steps.empty() &&
+                !graph.values[n.output].quant.has_value();
+  if (grids > 0 && unranged > 0) {
+    std::fprintf(stderr,
+                 "export: %d convolution results have no int8 range (a calibration made before "
+                 "ranges inside fused adds were recorded): they stay float, and ONNX Runtime runs "
+                 "those convolutions in float; run `resnet quantize` again to record them\n",
+                 unranged);
+  }
+  return graph;
+}
 
 void export_onnx(const ExportArgs& a) {
   const Model model = Model::load(a.model, {a.weights, a.options});
@@ -28,6 +63,7 @@ void export_onnx(const ExportArgs& a) {
   } catch (const Error& e) {
     RESNET_FAIL("--size " << a.size << ": " << e.what());
   }
+  graph = quantized_or_float(model, std::move(graph), a.float_only);
   io::write_onnx(graph, a.onnx);
   if (is_onnx_path(a.model)) {
     // Re-export of an imported file: PyTorch's graph written the way we write ours.
@@ -61,6 +97,9 @@ void add_export_command(CLI::App& app) {
   cmd->add_option("--size", a->size,
                   "Fix the input's height and width to S (default: symbolic H and W)")
       ->check(CLI::PositiveNumber);
+  cmd->add_flag("--float", a->float_only,
+                "Write a quantized model (a `resnet quantize` checkpoint, a QDQ or QLinear "
+                "file) as its float graph rather than in QDQ form");
   add_model_options(cmd, a->options);
   cmd->callback([a] { export_onnx(*a); });
 }

@@ -38,10 +38,17 @@ void run_onnx(const RunArgs& a) {
 
 void run(const RunArgs& a) {
   if (is_onnx_path(a.model)) return run_onnx(a);
-  RESNET_CHECK(a.dtype == "f32", "--dtype " << a.dtype
-                                            << ": only an ONNX file runs in another precision "
-                                               "here; `resnet predict` and `eval` take --dtype");
   LoadedModel m = load_model(a.model, a.weights, a.options);
+  if (a.dtype != "f32") {
+    // bf16 and int8 run the compiled graph, as eval and predict do (int8: the quantized
+    // checkpoint's calibration); f32 runs the module tree, the reference.
+    RESNET_CHECK(!a.train && a.grad_output.empty() && a.state_out.empty(),
+                 "--dtype " << a.dtype << ": runs forward in eval mode only");
+    m.module->eval();
+    Tensor x = io::read_npy(a.input);
+    io::write_npy(a.output, make_forward(*m.module, a.dtype, m.calibration)(x));
+    return;
+  }
   nn::Module& model = *m.module;
   model.train(a.train);
   Tensor x = io::read_npy(a.input);
@@ -79,7 +86,8 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--input", a->input, "Input [N, C, H, W] as .npy (<f4)")->required();
   cmd->add_option("--output", a->output, "Where to write the output .npy")->required();
   cmd->add_option("--dtype", a->dtype,
-                  "ONNX files: f32 (default), bf16, or int8 on a quantized file's own grids")
+                  "f32 (default; a model runs its module tree), bf16 or int8 (the compiled graph; "
+                  "int8 needs a quantized checkpoint or a quantized ONNX file)")
       ->check(CLI::IsMember({"f32", "bf16", "int8"}));
   cmd->add_flag("--train", a->train,
                 "Training mode (batch statistics; running statistics are updated)");

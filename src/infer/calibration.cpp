@@ -44,8 +44,17 @@ std::optional<Calibration> Calibration::from_graph(const Graph& graph) {
   return c;
 }
 
+namespace {
+CompileOptions unfused() {
+  CompileOptions o;
+  o.fuse = false;
+  return o;
+}
+}  // namespace
+
+// Unfused: the ranges of every value, the fused plan's and those inside its fusions.
 Calibrator::Calibrator(const Graph& graph)
-    : model_(std::make_unique<CompiledModel>(graph, CompileOptions{})) {
+    : model_(std::make_unique<CompiledModel>(graph, unfused())) {
   model_->set_observer([this](const std::string& name, const Tensor& t) {
     float& m = calibration_.max_abs[name];
     m = std::max(m, max_abs(t));

@@ -132,8 +132,10 @@ struct CompiledModel::Impl {
     graph.infer_shapes(input_shape);
     Plan p = detail::plan_from_graph(graph);
     detail::fold_batch_norm(p);
-    detail::fuse_residual_add(p);
-    detail::fuse_relu(p);
+    if (options.fuse) {
+      detail::fuse_residual_add(p);
+      detail::fuse_relu(p);
+    }
     detail::fold_flatten(p);
     return p;
   }

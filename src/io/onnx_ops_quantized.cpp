@@ -86,7 +86,8 @@ bool Importer::non_negative(int v) const {
     if (n.output != v) continue;
     if (n.op == OpKind::relu) return true;
     const bool pool = n.op == OpKind::max_pool || n.op == OpKind::avg_pool ||
-                      n.op == OpKind::global_avg_pool || n.op == OpKind::flatten;
+                      n.op == OpKind::global_avg_pool || n.op == OpKind::flatten ||
+                      n.op == OpKind::subsample || n.op == OpKind::pad_channels;
     return pool && non_negative(n.inputs[0]);
   }
   return false;

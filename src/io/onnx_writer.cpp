@@ -1,5 +1,7 @@
 // ONNX export: one inference-graph node becomes one ONNX node (the graph is built to be
-// 1:1 with ONNX), each parameter one float initializer under its state_dict name.
+// 1:1 with ONNX), each parameter one float initializer under its state_dict name. A
+// quantized graph (quantized_export_graph, or an imported QDQ file) is then rewritten in
+// QDQ form (onnx_qdq_writer.h).
 //
 // The declared input is [N, C, H, W] with a symbolic batch; H and W are concrete only when
 // the caller fixed them by running infer_shapes() on the graph. The output's shape comes
@@ -18,6 +20,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "onnx_qdq_writer.h"
 #include "resnet/core/error.h"
 #include "resnet/infer/op_table.h"
 #include "resnet/io/atomic_file.h"
@@ -93,6 +96,8 @@ class Writer {
     declare(*graph_->add_input(), 0, shapes[0]);
     for (const Node& n : g_.nodes) add_node(n);
     declare(*graph_->add_output(), g_.output, shapes[g_.output]);
+    const detail::QdqAnnotations quantized = qdq_annotations();
+    if (!quantized.empty()) detail::rewrite_as_qdq(*graph_, quantized);
     return model;
   }
 
@@ -128,6 +133,18 @@ class Writer {
       }
       init.set_raw_data(std::move(bytes));
     }
+  }
+
+  // A quantized graph's grids and weight steps, by the names the file gives them.
+  detail::QdqAnnotations qdq_annotations() const {
+    detail::QdqAnnotations a;
+    for (size_t v = 0; v < g_.values.size(); ++v)
+      if (g_.values[v].quant.has_value() && static_cast<int>(v) != g_.output)
+        a.values[value_names_[v]] = *g_.values[v].quant;
+    for (const Node& n : g_.nodes)
+      if (n.op == OpKind::conv && !n.weight_steps.empty())
+        a.weight_steps[n.params[0].name] = n.weight_steps;
+    return a;
   }
 
   // "input" and "output" are fixed by the format we promise; the rest keep the readable

@@ -51,6 +51,10 @@ struct FusedConv2dConfig {
   } int8;
 };
 
+// The int8 grid of a weight [OC, ...] without weight_steps: per output channel, the step
+// max |w| / 127 (1 for an all-zero channel), symmetric, so that max |w| is 127 steps.
+std::vector<float> int8_weight_steps(const Tensor& weight);
+
 class FusedConv2d {
  public:
   explicit FusedConv2d(const FusedConv2dConfig& config);

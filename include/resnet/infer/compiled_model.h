@@ -30,6 +30,11 @@ struct CompileOptions {
   LayoutChoice layout = LayoutChoice::automatic;
   // Required for int8: the activation ranges (see calibration.h).
   std::shared_ptr<const Calibration> calibration;
+  // Fuse residual adds and ReLUs into the convolutions (f32 and bf16 only may turn it
+  // off): off, every value of the graph after BN folding is computed and observed, which
+  // is what calibration records (a quantized ONNX export needs the ranges of the
+  // convolutions' results before their adds).
+  bool fuse = true;
 };
 
 class CompiledModel {
