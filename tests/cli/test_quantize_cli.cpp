@@ -286,6 +286,30 @@ TEST_F(Quantize, PredictRunsTheQuantizedCheckpointInInt8) {
   expect_clean_failure(refused, {"resnet quantize"});
 }
 
+// `resnet export` writes the quantized checkpoint as QDQ ONNX; `resnet run --dtype int8`
+// on that file and on the checkpoint compute the same int8 model (the file's clamps before
+// fused adds and its INT32 biases aside).
+TEST_F(Quantize, ExportWritesQdqThatRunsAsTheCheckpointDoes) {
+  const std::string onnx = (dir_ / "q.onnx").string(), x = (dir_ / "x.npy").string();
+  auto e = run_cli("export --model " + quantized_ + " --onnx " + onnx);
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  EXPECT_NE(e.out.find("quantized (QDQ): "), std::string::npos) << e.out;
+  EXPECT_NE(e.out.find("19 convolutions with INT8 weights"), std::string::npos) << e.out;
+  io::write_npy(x, testing::deterministic_tensor(4, "unseen", {3, 1, 8, 8}));
+  const std::string from_file = (dir_ / "file.npy").string(),
+                    from_ckpt = (dir_ / "ckpt.npy").string();
+  auto a = run_cli("run --model " + onnx + " --dtype int8 --input " + x + " --output " + from_file);
+  auto b = run_cli("run --model " + quantized_ + " --dtype int8 --input " + x + " --output " +
+                   from_ckpt);
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  const Tensor ya = io::read_npy(from_file), yb = io::read_npy(from_ckpt);
+  EXPECT_LE(max_abs_diff(ya, yb), 0.02f * max_abs(yb));
+  auto f = run_cli("export --model " + quantized_ + " --onnx " + onnx + " --float");
+  ASSERT_EQ(f.exit_code, 0) << f.err;
+  EXPECT_EQ(f.out.find("quantized"), std::string::npos) << f.out;
+}
+
 TEST_F(Quantize, RefusesMissingCheckpoint) {
   const std::string missing = (dir_ / "missing.safetensors").string();
   const std::string out = (dir_ / "never.safetensors").string();
