@@ -88,18 +88,23 @@ onnx::NodeProto quantize_initializer(onnx::GraphProto& g, FreshNames& fresh, onn
   const double lo = int32 ? std::numeric_limits<int32_t>::min() : -127;
   const double hi = int32 ? std::numeric_limits<int32_t>::max() : 127;
   std::vector<int64_t> dims(t.dims().begin(), t.dims().end());
-  onnx::TensorProto& q = add_initializer(
-      g, name + "_quantized", int32 ? onnx::TensorProto::INT32 : onnx::TensorProto::INT8, dims);
+  // raw_data, little-endian: int32_data would spend up to ten bytes on a negative INT8.
+  std::string bytes;
+  auto append = [&](int32_t v) {
+    if (!int32) return bytes.push_back(static_cast<char>(static_cast<int8_t>(v)));
+    for (int b = 0; b < 4; ++b)
+      bytes.push_back(static_cast<char>((static_cast<uint32_t>(v) >> (8 * b)) & 0xff));
+  };
   for (int64_t o = 0; o < channels; ++o)
     for (int64_t i = 0; i < per; ++i)
-      q.add_int32_data(static_cast<int32_t>(
+      append(static_cast<int32_t>(
           std::clamp(std::nearbyint(static_cast<double>(values[o * per + i]) / steps[o]), lo, hi)));
-  onnx::TensorProto& scale =
-      add_initializer(g, name + "_scale", onnx::TensorProto::FLOAT, {channels});
+  add_initializer(g, q_name, int32 ? onnx::TensorProto::INT32 : onnx::TensorProto::INT8, dims)
+      .set_raw_data(std::move(bytes));
+  onnx::TensorProto& scale = add_initializer(g, s_name, onnx::TensorProto::FLOAT, {channels});
   for (float s : steps) scale.add_float_data(s);
-  onnx::TensorProto& zero =
-      add_initializer(g, name + "_zero_point",
-                      int32 ? onnx::TensorProto::INT32 : onnx::TensorProto::INT8, {channels});
+  onnx::TensorProto& zero = add_initializer(
+      g, z_name, int32 ? onnx::TensorProto::INT32 : onnx::TensorProto::INT8, {channels});
   for (int64_t o = 0; o < channels; ++o) zero.add_int32_data(0);
   return make_node("DequantizeLinear", {q_name, s_name, z_name}, name, 0);
 }
