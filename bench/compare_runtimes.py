@@ -184,9 +184,10 @@ def main():
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--resnet", default=os.path.join(REPO_ROOT, "build", "resnet"))
-    p.add_argument("--quantized", metavar="Q.onnx",
+    p.add_argument("--quantized", metavar="Q.onnx", action="append", default=[],
                    help="also time a quantized ONNX file (QDQ or QLinear operators) in both "
-                        "`resnet bench --dtype int8` and ONNX Runtime: int8 against int8")
+                        "`resnet bench --dtype int8` and ONNX Runtime: int8 against int8 "
+                        "(repeatable)")
     p.add_argument("--python", default=DEBIAN_PYTHON if os.path.exists(DEBIAN_PYTHON)
                    else sys.executable, help="interpreter for the PyTorch and OpenCV workers")
     p.add_argument("--worker", choices=["torch", "opencv", "strip-identity"],
@@ -244,16 +245,17 @@ def main():
             runtimes["onnxruntime f32"] = [
                 "node", ORT_RUN, "--model", onnx_path, "--bench", "--threads", str(args.threads),
                 "--shape", f"{args.batch},{args.in_channels},{args.size},{args.size}", *timing]
-        if args.quantized:
+        for q in args.quantized:
             # The same quantized file in both runtimes, each on its own int8 kernels.
-            runtimes["resnet int8 (quantized file)"] = [
-                args.resnet, "bench", "--model", args.quantized, *shape, "--threads",
-                str(args.threads), *timing, "--json", "--dtype", "int8"]
+            tag = os.path.basename(q)
+            runtimes[f"resnet int8 ({tag})"] = [
+                args.resnet, "bench", "--model", q, *shape, "--threads", str(args.threads),
+                *timing, "--json", "--dtype", "int8"]
             if has_ort:
-                runtimes["onnxruntime int8 (quantized file)"] = [
-                    "node", ORT_RUN, "--model", args.quantized, "--bench", "--threads",
-                    str(args.threads), "--shape",
-                    f"{args.batch},{args.in_channels},{args.size},{args.size}", *timing]
+                runtimes[f"onnxruntime int8 ({tag})"] = [
+                    "node", ORT_RUN, "--model", q, "--bench", "--threads", str(args.threads),
+                    "--shape", f"{args.batch},{args.in_channels},{args.size},{args.size}",
+                    *timing]
 
         worker = [args.python, os.path.abspath(__file__), "--model", args.model, *shape,
                   "--threads", str(args.threads), *timing, "--in-channels", str(args.in_channels)]
@@ -309,9 +311,11 @@ def print_table(args, results):
     for name in results:
         if name not in medians:
             print(f"| {name} | failed | | |")
-    ours, theirs = (medians.get(f"{r} int8 (quantized file)") for r in ("resnet", "onnxruntime"))
-    if ours and theirs:
-        print(f"\nint8 on the same quantized file: resnet {ours[0] / theirs[0]:.2f}x ONNX Runtime")
+    for q in args.quantized:
+        tag = os.path.basename(q)
+        ours, theirs = (medians.get(f"{r} int8 ({tag})") for r in ("resnet", "onnxruntime"))
+        if ours and theirs:
+            print(f"\nint8 on the same file {tag}: resnet {ours[0] / theirs[0]:.2f}x ONNX Runtime")
 
 
 if __name__ == "__main__":
