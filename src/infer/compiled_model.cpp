@@ -238,6 +238,19 @@ struct CompiledModel::Impl {
     return options.precision == Precision::int8 ? value_scale[v] : 1.f;
   }
 
+  // The classifier runs in f32. In int8 its input, pooled on the grid of the pool's
+  // input, goes onto the pool output's own grid first where a quantized file gives one.
+  Tensor run_linear(CompiledStep& cs, const Tensor& in) {
+    const int v = cs.step.inputs[0];
+    const std::optional<Quantization>& grid = plan.values[v].quant;
+    if (options.precision != Precision::int8 || !grid.has_value())
+      return cs.linear->run(in, int8_scale(v));
+    Tensor x = backend::to_plain_f32(in, int8_scale(v));
+    if (x.same_storage(in)) x = x.clone();  // other steps may read `in`
+    round_onto(x, *grid);
+    return cs.linear->run(x, 1.f);
+  }
+
   Tensor run(const Tensor& x) {
     RESNET_CHECK(x.defined() && x.rank() == 4 && x.dtype() == DType::f32 && x.is_plain(),
                  "run: expected a plain f32 input [N, C, H, W], got "
@@ -272,19 +285,9 @@ struct CompiledModel::Impl {
           out = cs.pool->run(vals[s.inputs[0]], y[2], y[3]);
           break;
         }
-        case Step::Kind::linear: {
-          // The classifier runs in f32. Its input, pooled on the grid of the pool's input,
-          // goes onto the pool output's own grid first where a quantized file gives one.
-          const std::optional<Quantization>& in_grid = plan.values[s.inputs[0]].quant;
-          if (int8 && in_grid.has_value()) {
-            Tensor x = plain(s.inputs[0]);
-            round_onto(x, *in_grid);
-            out = cs.linear->run(x, 1.f);
-          } else {
-            out = cs.linear->run(vals[s.inputs[0]], int8_scale(s.inputs[0]));
-          }
+        case Step::Kind::linear:
+          out = run_linear(cs, vals[s.inputs[0]]);
           break;
-        }
         case Step::Kind::relu:
           out = backend::activation_relu(dequantized(s.inputs[0]));
           break;
