@@ -49,6 +49,7 @@ class OnnxQdqExport : public ::testing::Test {
   // resnet20 (CIFAR option A: Slice and Pad stay float) calibrated on two batches.
   void SetUp() override {
     model_ = Model::load("resnet20");
+    testing::fill_deterministic(*model_.module(), 3);  // not the global generator's state
     model_.calibrate({testing::deterministic_tensor(1, "calibration", {8, 3, 32, 32}),
                       testing::deterministic_tensor(2, "calibration", {8, 3, 32, 32})});
     path_ = dir_.file("q.onnx");
@@ -85,7 +86,7 @@ TEST_F(OnnxQdqExport, ReadBackItIsTheSameInt8Model) {
   ASSERT_EQ(ours.shape(), reread.shape());
   // The same grids; the file's clamps before each fused add, its INT32 biases and its
   // rounded weights (ours are rounded by the same rule) make the only differences.
-  EXPECT_LE(max_abs_diff(ours, reread), 0.02f * max_abs(ours));
+  EXPECT_LE(max_abs_diff(ours, reread), 0.01f * max_abs(ours));  // measured 0.0022
   // And the float graph of the file is the quantized model's weights, BN folded.
   const Tensor f32 = infer::CompiledModel(model_.graph()).run(x);
   EXPECT_LE(max_abs_diff(infer::CompiledModel(file).run(x), f32), 0.05f * max_abs(f32));
