@@ -1,11 +1,13 @@
 // resnet run: one forward pass (and optionally one backward pass) on tensors from .npy
 // files, writing everything a port check against PyTorch compares.
 
+#include <cstring>
 #include <iostream>
 
 #include "command.h"
 #include "inference.h"
 #include "model_loading.h"
+#include "resnet/backend/activation_ops.h"
 #include "resnet/core/error.h"
 #include "resnet/infer/compiled_model.h"
 #include "resnet/io/checkpoint.h"
@@ -21,6 +23,17 @@ struct RunArgs {
   models::ModelOptions options;
 };
 
+// A file that declares its input NHWC takes the arrays it declares: [N, H, W, C], read as
+// the channels-last layout of [N, C, H, W] and reordered to plain NCHW (oneDNN).
+Tensor nchw_from_nhwc(const Tensor& x, int64_t channels, const RunArgs& a) {
+  RESNET_CHECK(x.rank() == 4 && x.dim(3) == channels,
+               a.input << ": expected a 4-D input [N, H, W, " << channels << "] for " << a.model
+                       << " (its input is declared NHWC), got " << x.shape_str());
+  Tensor nhwc({x.dim(0), x.dim(3), x.dim(1), x.dim(2)}, DType::f32, Layout::channels_last);
+  std::memcpy(nhwc.raw(), x.raw(), x.nbytes());
+  return backend::to_plain_f32(nhwc, 1.f);
+}
+
 // An ONNX file has no module tree: one eval-mode forward through the compiled graph.
 void run_onnx(const RunArgs& a) {
   RESNET_CHECK(!a.train && a.grad_output.empty() && a.state_out.empty(),
@@ -28,6 +41,7 @@ void run_onnx(const RunArgs& a) {
                           "--grad-output and --state-out need a zoo model or a checkpoint");
   InferenceModel m = load_inference_model(a.model, a.weights, a.options);
   Tensor x = io::read_npy(a.input);
+  if (m.graph.input_nhwc) x = nchw_from_nhwc(x, m.in_channels, a);
   RESNET_CHECK(x.rank() == 4 && x.dim(1) == m.in_channels,
                a.input << ": expected a 4-D input [N, " << m.in_channels << ", H, W] for "
                        << a.model << ", got " << x.shape_str());

@@ -424,6 +424,7 @@ void Importer::final_checks() {
   // its declared shape, symbolic dims unknown: loaders read the channel count from it.
   for (infer::Value& v : g_.values) v.shape.clear();
   g_.values[0].shape = declared_input_;
+  g_.input_nhwc = input_is_nhwc_;
 }
 
 }  // namespace resnet::io::detail

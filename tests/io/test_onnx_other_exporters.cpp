@@ -7,10 +7,12 @@
 
 #include <gtest/gtest.h>
 
+#include "cli/cli_runner.h"
 #include "onnx_import_fixture.h"
 #include "onnx_model_builder.h"
 #include "resnet/api/model_loading.h"
 #include "resnet/infer/compiled_model.h"
+#include "resnet/io/npy.h"
 
 namespace resnet::io {
 namespace {
@@ -206,21 +208,26 @@ TEST_F(OnnxOtherExporters, FinalSoftmaxGivesProbabilities) {
 
 // tf2onnx's layout: an NHWC input read through a Transpose to NCHW, the pool as
 // ReduceMean, the classifier as MatMul + Add, a final Softmax. The graph takes NCHW.
-TEST_F(OnnxOtherExporters, NhwcInputThroughATransposeIsTakenAsNchw) {
+OnnxBuilder tf2onnx_style() {
   OnnxBuilder tf(13, {1, 6, 5, 3});
   auto& t = tf.node("Transpose", {"input"}, {"nchw"});
   set_ints(t, "perm", {0, 3, 1, 2});
-  tf.initializer("w", weights("w", {4, 3, 3, 3}));
+  tf.initializer("w", testing::deterministic_tensor(3, "w", {4, 3, 3, 3}));
   set_ints(tf.node("Conv", {"nchw", "w"}, {"c"}), "pads", {1, 1, 1, 1});
   tf.node("Relu", {"c"}, {"r"});
   auto& mean = tf.node("ReduceMean", {"r"}, {"m"});
   set_ints(mean, "axes", {2, 3});
   set_int(mean, "keepdims", 0);
-  tf.initializer("fc.w", weights("fc.w", {4, 5}));
-  tf.initializer("fc.b", weights("fc.b", {5}));
+  tf.initializer("fc.w", testing::deterministic_tensor(3, "fc.w", {4, 5}));
+  tf.initializer("fc.b", testing::deterministic_tensor(3, "fc.b", {5}));
   tf.node("MatMul", {"m", "fc.w"}, {"mm"});
   tf.node("Add", {"mm", "fc.b"}, {"logits"});
   tf.node("Softmax", {"logits"}, {"output"});
+  return tf;
+}
+
+TEST_F(OnnxOtherExporters, NhwcInputThroughATransposeIsTakenAsNchw) {
+  const OnnxBuilder tf = tf2onnx_style();
   OnnxBuilder torch(13, {1, 3, 6, 5});
   torch.initializer("w", weights("w", {4, 3, 3, 3}));
   set_ints(torch.node("Conv", {"input", "w"}, {"c"}), "pads", {1, 1, 1, 1});
@@ -240,6 +247,30 @@ TEST_F(OnnxOtherExporters, NhwcInputThroughATransposeIsTakenAsNchw) {
   set_ints(other.node("Transpose", {"input"}, {"output"}, "t"), "perm", {0, 2, 3, 1});
   EXPECT_IO_ERROR(read_onnx(other.save(path())), "node 't' (Transpose, opset 13)",
                   "perm [0, 2, 3, 1]", "not supported");
+}
+
+// `resnet run` takes such a file's own arrays, NHWC, and refuses NCHW ones in one line.
+TEST_F(OnnxOtherExporters, RunTakesTheNhwcArraysTheFileDeclares) {
+  const std::string model = tf2onnx_style().save(dir_.file("tf.onnx"));
+  const Tensor nchw = testing::deterministic_tensor(8, "input", {2, 3, 6, 5});
+  Tensor nhwc({2, 6, 5, 3});
+  for (int64_t n = 0; n < 2; ++n)
+    for (int64_t c = 0; c < 3; ++c)
+      for (int64_t h = 0; h < 6; ++h)
+        for (int64_t w = 0; w < 5; ++w)
+          nhwc.f32()[((n * 6 + h) * 5 + w) * 3 + c] = nchw.f32()[((n * 3 + c) * 6 + h) * 5 + w];
+  write_npy(dir_.file("x.npy"), nhwc);
+  const auto r = testing::run_cli("run --model " + model + " --input " + dir_.file("x.npy") +
+                                  " --output " + dir_.file("y.npy"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Tensor want = infer::run_reference(import(tf2onnx_style()), nchw);
+  EXPECT_LE(max_abs_diff(read_npy(dir_.file("y.npy")), want), 1e-5f * max_abs(want));
+  write_npy(dir_.file("x.npy"), nchw);
+  const auto wrong = testing::run_cli("run --model " + model + " --input " + dir_.file("x.npy") +
+                                      " --output " + dir_.file("y.npy"));
+  EXPECT_NE(wrong.exit_code, 0);
+  EXPECT_NE(wrong.err.find("expected a 4-D input [N, H, W, 3]"), std::string::npos) << wrong.err;
+  EXPECT_NE(wrong.err.find("declared NHWC"), std::string::npos) << wrong.err;
 }
 
 }  // namespace

@@ -105,6 +105,10 @@ struct Graph {
   std::vector<Node> nodes;
   int num_inputs = 1;
   int output = -1;
+  // The file this graph came from declares its input NHWC [N, H, W, C] and reads it
+  // through a Transpose to NCHW (tf2onnx, Keras): the graph itself takes [N, C, H, W],
+  // and callers holding the file's NHWC arrays convert them (resnet run does).
+  bool input_nhwc = false;
 
   // Adds a value and returns its id.
   int add_value(std::string name);
