@@ -17,6 +17,7 @@ Model Model::load(const std::string& spec, const LoadOptions& options) {
     m.in_channels_ = onnx.in_channels;
     m.num_classes_ = onnx.num_classes;
     m.onnx_graph_ = std::move(onnx.graph);
+    m.outputs_probabilities_ = infer::outputs_probabilities(m.onnx_graph_);
     return m;
   }
   api::LoadedModel loaded = api::load_model(spec, options.weights, options.model);

@@ -1,0 +1,120 @@
+// The server's parts that need no network: batch chunking, the KServe request checks and
+// the Prometheus text.
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "serve/batcher.h"
+#include "serve/kserve.h"
+#include "serve/metrics.h"
+
+namespace resnet::serve {
+namespace {
+
+TEST(ServeChunks, PowersOfTwoUpToMaxBatch) {
+  EXPECT_EQ(chunk_sizes(1, 16), (std::vector<int64_t>{1}));
+  EXPECT_EQ(chunk_sizes(16, 16), (std::vector<int64_t>{16}));
+  EXPECT_EQ(chunk_sizes(13, 16), (std::vector<int64_t>{8, 4, 1}));
+  EXPECT_EQ(chunk_sizes(12, 12), (std::vector<int64_t>{12}));
+  EXPECT_EQ(chunk_sizes(11, 12), (std::vector<int64_t>{8, 2, 1}));
+  EXPECT_EQ(chunk_sizes(5, 1), (std::vector<int64_t>{1, 1, 1, 1, 1}));
+}
+
+ServedModel tiny_model() {
+  ServedModel m;
+  m.name = "tiny";
+  m.input_name = "input";
+  m.output_name = "output";
+  m.image_shape = {1, 2, 2};
+  m.output_shape = {3};
+  return m;
+}
+
+// The HTTP status and message of parsing `body`, or 200 when it parses.
+std::pair<int, std::string> parse_status(const std::string& body) {
+  try {
+    parse_infer_request(body, tiny_model(), 4);
+    return {200, ""};
+  } catch (const HttpError& e) {
+    return {e.status, e.what()};
+  }
+}
+
+TEST(ServeRequest, ParsesFlatAndNestedData) {
+  const InferRequest flat = parse_infer_request(
+      R"({"id":"a","inputs":[{"name":"input","datatype":"FP32","shape":[1,1,2,2],"data":[1,2,3,4.5]}]})",
+      tiny_model(), 4);
+  EXPECT_EQ(flat.id, "a");
+  ASSERT_EQ(flat.images.shape(), (Shape{1, 1, 2, 2}));
+  EXPECT_FLOAT_EQ(flat.images.f32()[3], 4.5f);
+  const InferRequest nested = parse_infer_request(
+      R"({"inputs":[{"name":"input","datatype":"FP32","shape":[2,1,2,2],"data":[[[[1,2],[3,4]]],[[[5,6],[7,8]]]]}]})",
+      tiny_model(), 4);
+  ASSERT_EQ(nested.images.shape(), (Shape{2, 1, 2, 2}));
+  EXPECT_FLOAT_EQ(nested.images.f32()[7], 8.0f);
+}
+
+TEST(ServeRequest, RefusesEachMistakeWithAMessage) {
+  const std::string good_input = R"("name":"input","datatype":"FP32")";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"{", "expected JSON"},
+      {"[1]", "expected a JSON object"},
+      {"{}", "\"inputs\""},
+      {R"({"inputs":[]})", "got 0 inputs"},
+      {R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1,1,2,2],"data":[1,2,3,4]}]})",
+       "inputs[0].name"},
+      {R"({"inputs":[{"name":"input","datatype":"INT8","shape":[1,1,2,2],"data":[1,2,3,4]}]})",
+       "\"FP32\""},
+      {"{\"inputs\":[{" + good_input + R"(,"shape":[1,1,2,3],"data":[1,2,3,4,5,6]}]})",
+       "inputs[0].shape: expected [N, 1, 2, 2]"},
+      {"{\"inputs\":[{" + good_input + R"(,"shape":[5,1,2,2],"data":[]}]})", "--max-batch"},
+      {"{\"inputs\":[{" + good_input + R"(,"shape":[1,1,2,2],"data":[1,2,3]}]})",
+       "expected 4 numbers"},
+      {"{\"inputs\":[{" + good_input + R"(,"shape":[1,1,2,2],"data":[1,2,3,"x"]}]})",
+       "expected numbers"},
+      {"{\"inputs\":[{" + good_input + R"(,"shape":[1,1,2,2],"data":[1,2,3,1e300]}]})",
+       "finite FP32"},
+      {"{\"inputs\":[{" + good_input + R"(,"shape":[1,1,2,2],"data":[[[[[1]]]],2,3,4]}]})",
+       "expected numbers"},
+      {"{\"inputs\":[{" + good_input +
+           R"(,"shape":[1,1,2,2],"data":[1,2,3,4]}],"outputs":[{"name":"y"}]})",
+       "outputs"},
+  };
+  for (const auto& [body, fragment] : cases) {
+    const auto [status, message] = parse_status(body);
+    EXPECT_EQ(status, 400) << body;
+    EXPECT_NE(message.find(fragment), std::string::npos) << body << " -> " << message;
+  }
+}
+
+TEST(ServeResponse, WritesShortestFloats) {
+  Tensor out = Tensor::from_vector({1, 3}, {0.1f, -2.0f, 1e-8f});
+  const std::string r = infer_response(tiny_model(), "q", out);
+  EXPECT_NE(r.find(R"("data":[0.1,-2,1e-08])"), std::string::npos) << r;
+  EXPECT_NE(r.find(R"("shape":[1,3])"), std::string::npos) << r;
+  EXPECT_NE(r.find(R"("id":"q")"), std::string::npos) << r;
+}
+
+TEST(ServeMetrics, RendersPrometheusText) {
+  Metrics m({"a"}, 16);
+  m.count_request("a", "infer", 200, 0.003);
+  m.count_request("", "other", 404, 0.0);
+  m.observe_batch("a", 5, 0.01);
+  m.set_queue_depth("a", 2);
+  const std::string t = m.render();
+  for (const char* line : {
+           R"(resnet_serve_requests_total{model="a",endpoint="infer",code="200"} 1)",
+           R"(resnet_serve_requests_total{model="",endpoint="other",code="404"} 1)",
+           R"(resnet_serve_request_duration_seconds_bucket{model="a",le="0.005"} 1)",
+           R"(resnet_serve_batch_size_bucket{model="a",le="4"} 0)",
+           R"(resnet_serve_batch_size_bucket{model="a",le="8"} 1)",
+           R"(resnet_serve_batch_size_bucket{model="a",le="+Inf"} 1)",
+           R"(resnet_serve_inference_duration_seconds_count{model="a"} 1)",
+           R"(resnet_serve_queue_depth{model="a"} 2)",
+       })
+    EXPECT_NE(t.find(line), std::string::npos) << line << "\n" << t;
+}
+
+}  // namespace
+}  // namespace resnet::serve
