@@ -30,8 +30,20 @@ const json& field(const json& object, const char* key, const std::string& where)
   return *it;
 }
 
+// A request's value as an error message quotes it: short, and never a recursive dump of a
+// deeply nested value (a body of a million '[' would overflow the stack).
+std::string brief(const json& j) {
+  bool flat = j.is_primitive() || (j.is_array() && j.size() <= 8);
+  if (j.is_array())
+    for (const json& e : j) flat = flat && e.is_primitive() && !e.is_string();
+  if (!flat)
+    return type_name(j) + (j.is_array() ? " of " + std::to_string(j.size()) + " elements" : "");
+  std::string text = j.dump(-1, ' ', false, json::error_handler_t::replace);
+  return text.size() <= 80 ? text : text.substr(0, 80) + "...";
+}
+
 std::string shape_text(const json& shape) {
-  return shape.dump();
+  return brief(shape);
 }
 
 // Checks "shape" against [1..max_batch, C, H, W] and returns the image count.
@@ -70,7 +82,7 @@ void copy_numbers(const json& data, float*& out) {
   if (data.is_number()) {
     const double v = data.get<double>();
     if (!(std::fabs(v) <= std::numeric_limits<float>::max()))
-      bad("inputs[0].data: expected finite FP32 values, got " + data.dump());
+      bad("inputs[0].data: expected finite FP32 values, got " + brief(data));
     *out++ = static_cast<float>(v);
     return;
   }
@@ -122,10 +134,10 @@ InferRequest parse_infer_request(std::string_view body, const ServedModel& model
   if (!input.is_object()) bad("inputs[0]: expected an object, got " + type_name(input));
   const json& name = field(input, "name", "inputs[0]");
   if (!name.is_string() || name.get<std::string>() != model.input_name)
-    bad("inputs[0].name: expected \"" + model.input_name + "\", got " + name.dump());
+    bad("inputs[0].name: expected \"" + model.input_name + "\", got " + brief(name));
   const json& datatype = field(input, "datatype", "inputs[0]");
   if (!datatype.is_string() || datatype.get<std::string>() != "FP32")
-    bad("inputs[0].datatype: expected \"FP32\", got " + datatype.dump());
+    bad("inputs[0].datatype: expected \"FP32\", got " + brief(datatype));
   const int64_t n = check_shape(field(input, "shape", "inputs[0]"), model, max_batch, "inputs[0]");
   const json& data = field(input, "data", "inputs[0]");
   const int64_t want = n * shape_numel(model.image_shape);
@@ -137,7 +149,8 @@ InferRequest parse_infer_request(std::string_view body, const ServedModel& model
     if (!outputs->is_array()) bad("outputs: expected an array, got " + type_name(*outputs));
     for (const json& o : *outputs) {
       if (!o.is_object() || !o.contains("name") || o["name"] != model.output_name)
-        bad("outputs: expected only {\"name\": \"" + model.output_name + "\"}, got " + o.dump());
+        bad("outputs: expected only {\"name\": \"" + model.output_name + "\"}, got " +
+            (o.is_object() && o.contains("name") ? "name " + brief(o["name"]) : brief(o)));
     }
   }
   Shape shape = model.image_shape;

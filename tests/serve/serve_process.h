@@ -168,12 +168,12 @@ inline std::string infer_body(const Tensor& images, const std::string& id = "") 
 inline Tensor response_tensor(const std::string& body) {
   const nlohmann::json j = nlohmann::json::parse(body);
   const nlohmann::json& out = j.at("outputs").at(0);
-  return Tensor::from_vector(out.at("shape").get<Shape>(), out.at("data").get<std::vector<float>>());
+  return Tensor::from_vector(out.at("shape").get<Shape>(),
+                             out.at("data").get<std::vector<float>>());
 }
 
 inline double relative_diff(const Tensor& a, const Tensor& b) {
-  return static_cast<double>(max_abs_diff(a, b)) /
-         std::max(static_cast<double>(max_abs(b)), 1e-30);
+  return static_cast<double>(max_abs_diff(a, b)) / std::max(static_cast<double>(max_abs(b)), 1e-30);
 }
 
 }  // namespace resnet::testing

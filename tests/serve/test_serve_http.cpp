@@ -30,7 +30,9 @@ class ServeHttp : public ::testing::Test {
                               const std::string& type = "application/json") {
     return server_->client().Post(path.c_str(), body, type.c_str());
   }
-  static httplib::Result get(const std::string& path) { return server_->client().Get(path.c_str()); }
+  static httplib::Result get(const std::string& path) {
+    return server_->client().Get(path.c_str());
+  }
 
   // The status is `status` and the body one {"error": "..."} holding every fragment.
   static void expect_error(const httplib::Result& r, int status,
@@ -135,8 +137,7 @@ TEST_F(ServeHttp, BadRequestsAre400WithTheReason) {
   wrong_type["inputs"][0]["datatype"] = "FP16";
   expect_error(post(infer, wrong_type.dump()), 400, {"datatype", "FP32", "FP16"});
   const Tensor small = test_images(1, {3, 8, 8}, 1);
-  expect_error(post(infer, infer_body(small)), 400,
-               {"shape", "[N, 3, 16, 16]", "[1,3,8,8]"});
+  expect_error(post(infer, infer_body(small)), 400, {"shape", "[N, 3, 16, 16]", "[1,3,8,8]"});
   json lying = json::parse(infer_body(test_images(1, files_->image, 1)));
   lying["inputs"][0]["shape"] = {4, 3, 16, 16};  // claims 4 images, holds 1
   expect_error(post(infer, lying.dump()), 400, {"expected 3072 numbers", "got 768"});
