@@ -155,6 +155,25 @@ class ServeProcess {
   int port_ = 0;
 };
 
+// A response kept by value (httplib::Result is move-only and has no empty state); status
+// -1: no response.
+struct Answer {
+  int status = -1;
+  std::string body;
+  std::string retry_after;
+};
+
+inline Answer post_json(const ServeProcess& server, const std::string& path,
+                        const std::string& body) {
+  Answer a;
+  if (auto r = server.client().Post(path.c_str(), body, "application/json")) {
+    a.status = r->status;
+    a.body = r->body;
+    a.retry_after = r->get_header_value("Retry-After");
+  }
+  return a;
+}
+
 // A KServe v2 infer request for `images` ([n, C, H, W]).
 inline std::string infer_body(const Tensor& images, const std::string& id = "") {
   nlohmann::json input = {{"name", "input"}, {"datatype", "FP32"}, {"shape", images.shape()}};

@@ -57,8 +57,8 @@ std::pair<int64_t, int64_t> batches_and_requests(const ServeProcess& server,
   const std::string text = server.client().Get("/metrics")->body;
   std::smatch m;
   int64_t batches = -1, requests = -1;
-  if (std::regex_search(text, m, std::regex("resnet_serve_batches_total\\{model=\"" + name +
-                                            "\"\\} (\\d+)")))
+  if (std::regex_search(
+          text, m, std::regex("resnet_serve_batches_total\\{model=\"" + name + "\"\\} (\\d+)")))
     batches = std::stoll(m[1]);
   if (std::regex_search(text, m,
                         std::regex("resnet_serve_requests_total\\{model=\"" + name +
