@@ -116,16 +116,12 @@ json shape_json(int64_t batch, const Shape& rest) {
 
 }  // namespace
 
-InferRequest parse_infer_request(std::string_view body, const ServedModel& model,
-                                 int64_t max_batch) {
-  const json request = parse_body(body);
-  if (!request.is_object())
-    bad("request body: expected a JSON object with \"inputs\", got " + type_name(request));
-  InferRequest r;
-  if (auto id = request.find("id"); id != request.end()) {
-    if (!id->is_string()) bad("id: expected a string, got " + type_name(*id));
-    r.id = id->get<std::string>();
-  }
+namespace {
+
+// The request's one input after checking its name, datatype and shape; `n` receives the
+// image count.
+const json& checked_input(const json& request, const ServedModel& model, int64_t max_batch,
+                          int64_t& n) {
   const json& inputs = field(request, "inputs", "request");
   if (!inputs.is_array() || inputs.size() != 1)
     bad("inputs: expected an array of one input (\"" + model.input_name + "\"), got " +
@@ -138,13 +134,7 @@ InferRequest parse_infer_request(std::string_view body, const ServedModel& model
   const json& datatype = field(input, "datatype", "inputs[0]");
   if (!datatype.is_string() || datatype.get<std::string>() != "FP32")
     bad("inputs[0].datatype: expected \"FP32\", got " + brief(datatype));
-  const int64_t n = check_shape(field(input, "shape", "inputs[0]"), model, max_batch, "inputs[0]");
-  const json& data = field(input, "data", "inputs[0]");
-  const int64_t want = n * shape_numel(model.image_shape);
-  const int64_t got = count_numbers(data, 4, "inputs[0].data");
-  if (got != want)
-    bad("inputs[0].data: expected " + std::to_string(want) + " numbers for shape " +
-        shape_text(input["shape"]) + ", got " + std::to_string(got));
+  n = check_shape(field(input, "shape", "inputs[0]"), model, max_batch, "inputs[0]");
   if (auto outputs = request.find("outputs"); outputs != request.end()) {
     if (!outputs->is_array()) bad("outputs: expected an array, got " + type_name(*outputs));
     for (const json& o : *outputs) {
@@ -153,8 +143,62 @@ InferRequest parse_infer_request(std::string_view body, const ServedModel& model
             (o.is_object() && o.contains("name") ? "name " + brief(o["name"]) : brief(o)));
     }
   }
+  return input;
+}
+
+// The binary tensor extension: the input's bytes follow the JSON, little-endian FP32,
+// as many as its parameters.binary_data_size says and its shape needs.
+void copy_binary(const json& input, std::string_view bytes, int64_t want, float* out) {
+  if (input.contains("data"))
+    bad("inputs[0]: expected binary data after the JSON (Inference-Header-Content-Length), "
+        "got a \"data\" field too");
+  const json* size = nullptr;
+  if (auto p = input.find("parameters"); p != input.end() && p->is_object())
+    if (auto s = p->find("binary_data_size"); s != p->end()) size = &*s;
+  const size_t need = static_cast<size_t>(want) * sizeof(float);
+  if (size == nullptr || !size->is_number_unsigned() || size->get<uint64_t>() != need ||
+      bytes.size() != need)
+    bad("inputs[0].parameters.binary_data_size: expected " + std::to_string(need) +
+        " bytes for shape " + shape_text(input["shape"]) + " and as many after the JSON, got " +
+        (size ? brief(*size) : std::string("none")) + " and " + std::to_string(bytes.size()));
+  std::memcpy(out, bytes.data(), need);
+}
+
+}  // namespace
+
+InferRequest parse_infer_request(std::string_view body, const ServedModel& model, int64_t max_batch,
+                                 std::optional<size_t> json_length) {
+  std::string_view binary;
+  if (json_length) {
+    if (*json_length > body.size())
+      bad("Inference-Header-Content-Length: expected at most the body's " +
+          std::to_string(body.size()) + " bytes, got " + std::to_string(*json_length));
+    binary = body.substr(*json_length);
+    body = body.substr(0, *json_length);
+  }
+  const json request = parse_body(body);
+  if (!request.is_object())
+    bad("request body: expected a JSON object with \"inputs\", got " + type_name(request));
+  InferRequest r;
+  if (auto id = request.find("id"); id != request.end()) {
+    if (!id->is_string()) bad("id: expected a string, got " + type_name(*id));
+    r.id = id->get<std::string>();
+  }
+  int64_t n = 0;
+  const json& input = checked_input(request, model, max_batch, n);
+  const int64_t want = n * shape_numel(model.image_shape);
   Shape shape = model.image_shape;
   shape.insert(shape.begin(), n);
+  if (json_length) {
+    r.images = Tensor::empty(shape);
+    copy_binary(input, binary, want, r.images.f32());
+    return r;
+  }
+  const json& data = field(input, "data", "inputs[0]");
+  const int64_t got = count_numbers(data, 4, "inputs[0].data");
+  if (got != want)
+    bad("inputs[0].data: expected " + std::to_string(want) + " numbers for shape " +
+        shape_text(input["shape"]) + ", got " + std::to_string(got));
   r.images = Tensor::empty(shape);
   float* out = r.images.f32();
   copy_numbers(data, out);

@@ -3,6 +3,7 @@
 // and writing responses, model metadata and errors. Nothing here touches the network.
 
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -29,9 +30,13 @@ struct InferRequest {
 // image shape, and data holding exactly as many numbers (flat, or nested row-major).
 // The shape is checked against the model and the data's length before the tensor is
 // allocated, so a request cannot make the server allocate more than its own body holds.
-// Throws HttpError(400) naming what was expected and what was found.
-InferRequest parse_infer_request(std::string_view body, const ServedModel& model,
-                                 int64_t max_batch);
+// With `json_length` (the Inference-Header-Content-Length header of the binary tensor
+// extension), only that many leading bytes are JSON and the input's data follows them as
+// raw little-endian FP32, its size in the input's parameters.binary_data_size: no text
+// to parse for large images. Throws HttpError(400) naming what was expected and what was
+// found.
+InferRequest parse_infer_request(std::string_view body, const ServedModel& model, int64_t max_batch,
+                                 std::optional<size_t> json_length = std::nullopt);
 
 // {"model_name", "model_version", "id"?, "outputs": [{"name", "datatype", "shape", "data"}]}
 // with each float written in its shortest form that reads back to the same float.

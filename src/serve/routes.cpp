@@ -113,10 +113,22 @@ Tensor infer(ServerState& s, ModelEntry& e, Tensor images) {
   }
 }
 
+// The binary tensor extension's header: how many leading bytes of the body are JSON.
+std::optional<size_t> json_length(const Request& req) {
+  const char* header = "Inference-Header-Content-Length";
+  if (!req.has_header(header)) return std::nullopt;
+  const std::string v = req.get_header_value(header);
+  size_t n = 0;
+  const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (ec != std::errc() || end != v.data() + v.size())
+    throw HttpError(400, std::string(header) + ": expected a byte count, got '" + v + "'");
+  return n;
+}
+
 void handle_infer(ServerState& s, const Request& req, Response& res) {
   InFlight guard(s);
   ModelEntry& e = find_model(s, req);
-  InferRequest r = parse_infer_request(req.body, e.model, s.options.max_batch);
+  InferRequest r = parse_infer_request(req.body, e.model, s.options.max_batch, json_length(req));
   const Tensor out = infer(s, e, std::move(r.images));
   send(res, 200, infer_response(e.model, r.id, out));
 }

@@ -106,6 +106,25 @@ TEST_F(ServeHttp, InferAnswersAsTheLibraryDoes) {
   }
 }
 
+TEST_F(ServeHttp, BinaryTensorDataAnswersAsJsonDoes) {
+  const Tensor x = test_images(2, files_->image, 8);
+  const std::string head = json{{"inputs",
+                                 {{{"name", "input"},
+                                   {"datatype", "FP32"},
+                                   {"shape", x.shape()},
+                                   {"parameters", {{"binary_data_size", x.nbytes()}}}}}}}
+                               .dump();
+  const std::string body = head + std::string(reinterpret_cast<const char*>(x.f32()), x.nbytes());
+  httplib::Headers headers = {{"Inference-Header-Content-Length", std::to_string(head.size())}};
+  auto binary =
+      server_->client().Post("/v2/models/small/infer", headers, body, "application/octet-stream");
+  ASSERT_TRUE(binary);
+  ASSERT_EQ(binary->status, 200) << binary->body;
+  auto text = post("/v2/models/small/infer", infer_body(x));
+  ASSERT_TRUE(text);
+  EXPECT_EQ(relative_diff(response_tensor(binary->body), response_tensor(text->body)), 0.0);
+}
+
 TEST_F(ServeHttp, ClassifyMatchesResnetPredict) {
   // A 40x30 RGB PNG: the checkpoint's recipe resizes it to 16x16 and normalizes it.
   std::vector<uint8_t> pixels(3 * 30 * 40);

@@ -88,6 +88,28 @@ TEST(ServeRequest, RefusesEachMistakeWithAMessage) {
   }
 }
 
+TEST(ServeRequest, ReadsBinaryTensorData) {
+  const std::string head =
+      R"({"inputs":[{"name":"input","datatype":"FP32","shape":[1,1,2,2],"parameters":{"binary_data_size":16}}]})";
+  const float values[4] = {1.5f, -2.0f, 3.0f, 0.25f};
+  const std::string body = head + std::string(reinterpret_cast<const char*>(values), 16);
+  const InferRequest r = parse_infer_request(body, tiny_model(), 4, head.size());
+  ASSERT_EQ(r.images.shape(), (Shape{1, 1, 2, 2}));
+  EXPECT_EQ(r.images.f32()[3], 0.25f);
+  auto status = [&](const std::string& b, size_t length) {
+    try {
+      parse_infer_request(b, tiny_model(), 4, length);
+      return std::string("parsed");
+    } catch (const HttpError& e) {
+      return std::string(e.what());
+    }
+  };
+  EXPECT_NE(status(body.substr(0, body.size() - 1), head.size()).find("expected 16 bytes"),
+            std::string::npos);
+  EXPECT_NE(status(body, body.size() + 1).find("Inference-Header-Content-Length"),
+            std::string::npos);
+}
+
 TEST(ServeResponse, WritesShortestFloats) {
   Tensor out = Tensor::from_vector({1, 3}, {0.1f, -2.0f, 1e-8f});
   const std::string r = infer_response(tiny_model(), "q", out);
