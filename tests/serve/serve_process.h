@@ -119,6 +119,9 @@ class ServeProcess {
       ::kill(pid_, SIGKILL);
       ::waitpid(pid_, nullptr, 0);
     }
+    // Under scripts/tsan.sh the server is instrumented: its reports go to its stderr.
+    const std::string err = slurp(err_);
+    if (err.find("ThreadSanitizer") != std::string::npos) ADD_FAILURE() << err;
     fs::remove(out_);
     fs::remove(err_);
   }

@@ -81,7 +81,7 @@ ModelFiles* ServeBatching::files_ = nullptr;
 TEST_F(ServeBatching, F32AndInt8ResponsesEqualRunningEachRequestAlone) {
   // A long delay makes the clients' requests meet in batches.
   ServeProcess server("--model " + files_->f32 + " --model q=" + files_->int8 +
-                      " --max-batch 8 --max-delay-ms 20 --threads 2");
+                      " --max-batch 8 --max-delay-ms 20");
   ASSERT_TRUE(server.started()) << server.log();
   infer::CompiledModel f32 = Model::load(files_->f32).compile(Precision::f32);
   expect_batched_answers_equal_alone(server, "small", files_->image, f32, 1e-5);
@@ -99,7 +99,7 @@ TEST_F(ServeBatching, Bf16ResponsesEqualRunningEachRequestAlone) {
   if (!backend::cpu_has_native_bf16())
     GTEST_SKIP() << "this CPU has no native bf16 (AVX512_BF16): --dtype bf16 would serve f32";
   ServeProcess server("--model " + files_->f32 +
-                      " --dtype bf16 --max-batch 8 --max-delay-ms 20 --threads 2");
+                      " --dtype bf16 --max-batch 8 --max-delay-ms 20");
   ASSERT_TRUE(server.started()) << server.log();
   infer::CompiledModel bf16 = Model::load(files_->f32).compile(Precision::bf16);
   expect_batched_answers_equal_alone(server, "small", files_->image, bf16, 1e-5);

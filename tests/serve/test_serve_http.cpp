@@ -17,7 +17,7 @@ class ServeHttp : public ::testing::Test {
   static void SetUpTestSuite() {
     files_ = new ModelFiles(make_model_files("http"));
     server_ = new ServeProcess("--model " + files_->f32 + " --model q=" + files_->int8 +
-                               " --max-batch 4 --max-body-mb 1 --threads 2");
+                               " --max-batch 4 --max-body-mb 1");
   }
   static void TearDownTestSuite() {
     delete server_;

@@ -83,7 +83,7 @@ std::vector<std::string> malformed_bodies(const Tensor& good) {
 }
 
 TEST_F(ServeResilience, MalformedFloodLeavesGoodRequestsAnsweredCorrectly) {
-  ServeProcess server("--model " + files_->f32 + " --max-batch 8 --threads 2 --max-body-mb 1");
+  ServeProcess server("--model " + files_->f32 + " --max-batch 8 --max-body-mb 1");
   ASSERT_TRUE(server.started()) << server.log();
   const Tensor good = test_images(2, files_->image, 77);
   const Tensor want = Model::load(files_->f32).compile().run(good);
@@ -127,13 +127,12 @@ TEST_F(ServeResilience, MalformedFloodLeavesGoodRequestsAnsweredCorrectly) {
 }
 
 TEST_F(ServeResilience, SlowClientDoesNotBlockOthers) {
-  ServeProcess server("--model " + files_->f32 + " --threads 2");
+  ServeProcess server("--model " + files_->f32);
   ASSERT_TRUE(server.started()) << server.log();
   const Tensor x = test_images(1, files_->image, 3);
   const std::string request = http_post("/v2/models/small/infer", infer_body(x));
   std::atomic<bool> slow_done{false};
   std::string slow_answer;
-  const auto start = std::chrono::steady_clock::now();
   // About 8 KB one byte at a time, 200 us apart: two seconds or more.
   std::thread slow([&] {
     slow_answer = raw_exchange(server.port(), request, 1, std::chrono::microseconds(200));
@@ -147,22 +146,19 @@ TEST_F(ServeResilience, SlowClientDoesNotBlockOthers) {
     EXPECT_EQ(r->status, 200);
   }
   EXPECT_FALSE(slow_done) << "the slow client finished first; the check proves nothing";
-  const double others =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   slow.join();
-  EXPECT_LT(others, 1.5);
   EXPECT_NE(slow_answer.find("HTTP/1.1 200"), std::string::npos) << slow_answer.substr(0, 300);
 }
 
 TEST_F(ServeResilience, FullQueueIs503WithRetryAfterAndLateIs504) {
-  // One request waits up to 300 ms for its batch to fill but may wait only 100 ms.
+  // One request waits up to 1.5 s for its batch to fill but may wait only 500 ms.
   ServeProcess server("--model " + files_->f32 +
-                      " --max-queue 1 --max-delay-ms 300 --timeout-ms 100 --threads 1");
+                      " --max-queue 1 --max-delay-ms 1500 --timeout-ms 500 --threads 1");
   ASSERT_TRUE(server.started()) << server.log();
   const std::string body = infer_body(test_images(1, files_->image, 1));
   Answer first;
   std::thread waiting([&] { first = post_json(server, "/v2/models/small/infer", body); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(40));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
   const Answer full = post_json(server, "/v2/models/small/infer", body);
   waiting.join();
   EXPECT_EQ(full.status, 503) << full.body;
@@ -170,13 +166,13 @@ TEST_F(ServeResilience, FullQueueIs503WithRetryAfterAndLateIs504) {
   EXPECT_NE(json::parse(full.body)["error"].get<std::string>().find("--max-queue 1"),
             std::string::npos);
   EXPECT_EQ(first.status, 504) << first.body;
-  EXPECT_NE(json::parse(first.body)["error"].get<std::string>().find("--timeout-ms 100"),
+  EXPECT_NE(json::parse(first.body)["error"].get<std::string>().find("--timeout-ms 500"),
             std::string::npos);
 }
 
 TEST_F(ServeResilience, SigtermFinishesRequestsInFlightThenExitsZero) {
   // Requests wait up to 600 ms for their batch: SIGTERM arrives while they are queued.
-  ServeProcess server("--model " + files_->f32 + " --max-batch 16 --max-delay-ms 600 --threads 2");
+  ServeProcess server("--model " + files_->f32 + " --max-batch 16 --max-delay-ms 600");
   ASSERT_TRUE(server.started()) << server.log();
   const Tensor x = test_images(1, files_->image, 9);
   const Tensor want = Model::load(files_->f32).compile().run(x);
