@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "resnet/api/prediction.h"
+#include "serve/request_json.h"
 
 namespace resnet::serve {
 
@@ -64,37 +65,6 @@ int64_t check_shape(const json& shape, const ServedModel& model, int64_t max_bat
     bad(where + ".shape: expected " + want + ", got " + shape_text(shape) + why);
   }
   return n;
-}
-
-// Counts the numbers of `data` (nested arrays row-major, at most `depth` deep); refuses
-// anything else. Counting first means nothing is allocated for data of the wrong length.
-int64_t count_numbers(const json& data, int depth, const std::string& where) {
-  if (data.is_number()) return 1;
-  if (!data.is_array() || depth == 0)
-    bad(where + ": expected numbers (a flat array, or arrays nested as the shape), got " +
-        type_name(data));
-  int64_t n = 0;
-  for (const json& d : data) n += d.is_number() ? 1 : count_numbers(d, depth - 1, where);
-  return n;
-}
-
-void copy_numbers(const json& data, float*& out) {
-  if (data.is_number()) {
-    const double v = data.get<double>();
-    if (!(std::fabs(v) <= std::numeric_limits<float>::max()))
-      bad("inputs[0].data: expected finite FP32 values, got " + brief(data));
-    *out++ = static_cast<float>(v);
-    return;
-  }
-  for (const json& d : data) copy_numbers(d, out);
-}
-
-json parse_body(std::string_view body) {
-  try {
-    return json::parse(body.begin(), body.end());
-  } catch (const json::exception& e) {
-    bad(std::string("request body: expected JSON, got a parse error: ") + e.what());
-  }
 }
 
 // One float in its shortest round-trip form; JSON has no NaN or infinity, so null.
@@ -176,7 +146,9 @@ InferRequest parse_infer_request(std::string_view body, const ServedModel& model
     binary = body.substr(*json_length);
     body = body.substr(0, *json_length);
   }
-  const json request = parse_body(body);
+  const size_t max_numbers = static_cast<size_t>(max_batch * shape_numel(model.image_shape));
+  RequestJson parsed = read_request_json(body, max_numbers, 4);
+  const json& request = parsed.json;
   if (!request.is_object())
     bad("request body: expected a JSON object with \"inputs\", got " + type_name(request));
   InferRequest r;
@@ -195,13 +167,15 @@ InferRequest parse_infer_request(std::string_view body, const ServedModel& model
     return r;
   }
   const json& data = field(input, "data", "inputs[0]");
-  const int64_t got = count_numbers(data, 4, "inputs[0].data");
+  if (!parsed.has_data)
+    bad("inputs[0].data: expected numbers (a flat array, or arrays nested as the shape), got " +
+        type_name(data));
+  const int64_t got = static_cast<int64_t>(parsed.data.size());
   if (got != want)
     bad("inputs[0].data: expected " + std::to_string(want) + " numbers for shape " +
         shape_text(input["shape"]) + ", got " + std::to_string(got));
   r.images = Tensor::empty(shape);
-  float* out = r.images.f32();
-  copy_numbers(data, out);
+  std::memcpy(r.images.f32(), parsed.data.data(), parsed.data.size() * sizeof(float));
   return r;
 }
 

@@ -98,8 +98,7 @@ TEST_F(ServeBatching, F32AndInt8ResponsesEqualRunningEachRequestAlone) {
 TEST_F(ServeBatching, Bf16ResponsesEqualRunningEachRequestAlone) {
   if (!backend::cpu_has_native_bf16())
     GTEST_SKIP() << "this CPU has no native bf16 (AVX512_BF16): --dtype bf16 would serve f32";
-  ServeProcess server("--model " + files_->f32 +
-                      " --dtype bf16 --max-batch 8 --max-delay-ms 20");
+  ServeProcess server("--model " + files_->f32 + " --dtype bf16 --max-batch 8 --max-delay-ms 20");
   ASSERT_TRUE(server.started()) << server.log();
   infer::CompiledModel bf16 = Model::load(files_->f32).compile(Precision::bf16);
   expect_batched_answers_equal_alone(server, "small", files_->image, bf16, 1e-5);

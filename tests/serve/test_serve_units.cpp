@@ -57,6 +57,8 @@ TEST(ServeRequest, ParsesFlatAndNestedData) {
 
 TEST(ServeRequest, RefusesEachMistakeWithAMessage) {
   const std::string good_input = R"("name":"input","datatype":"FP32")";
+  std::string many_values = "1";
+  for (int i = 0; i < 10000; ++i) many_values += ",1";
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"{", "expected JSON"},
       {"[1]", "expected a JSON object"},
@@ -76,7 +78,14 @@ TEST(ServeRequest, RefusesEachMistakeWithAMessage) {
       {"{\"inputs\":[{" + good_input + R"(,"shape":[1,1,2,2],"data":[1,2,3,1e300]}]})",
        "finite FP32"},
       {"{\"inputs\":[{" + good_input + R"(,"shape":[1,1,2,2],"data":[[[[[1]]]],2,3,4]}]})",
-       "expected numbers"},
+       "nested at most 4 deep"},
+      {"{\"inputs\":[{" + good_input +
+           R"(,"shape":[1,1,2,2],"data":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]}]})",
+       "at most 16 numbers"},
+      {"{\"inputs\":[{" + good_input + R"(,"shape":[1,1,2,2],"data":[1,2,{"a":3},4]}]})",
+       "got an object"},
+      {"{\"x\":" + std::string(100, '[') + std::string(100, ']') + "}", "nested at most 64"},
+      {"{\"x\":[" + many_values + "]}", "at most 10000 JSON values"},
       {"{\"inputs\":[{" + good_input +
            R"(,"shape":[1,1,2,2],"data":[1,2,3,4]}],"outputs":[{"name":"y"}]})",
        "outputs"},
