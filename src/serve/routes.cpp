@@ -3,6 +3,7 @@
 #include <httplib.h>
 
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <regex>
@@ -230,7 +231,7 @@ void log_request(const ServerState& s, const Request& req, const Response& res, 
                                {"path", req.path},
                                {"model", model},
                                {"status", res.status},
-                               {"ms", seconds * 1e3},
+                               {"ms", std::round(seconds * 1e6) / 1e3},
                                {"bytes_in", req.body.size()},
                                {"bytes_out", res.body.size()}};
   // One fprintf per line: stdio locks the stream, so lines from threads do not mix.

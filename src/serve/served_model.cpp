@@ -64,6 +64,7 @@ ServedModel load_served_model(const std::string& arg, const ServeOptions& option
   std::tie(m.name, m.source) = split_model_arg(arg);
   const Model model = Model::load(m.source, {.weights = "", .model = options.model_options});
   m.dtype = !options.dtype.empty() ? options.dtype : model.calibration() ? "int8" : "f32";
+  m.random_weights = !m.source.ends_with(".safetensors") && !m.source.ends_with(".onnx");
   m.class_names = model.class_names();
   m.outputs_probabilities = model.outputs_probabilities();
   try {

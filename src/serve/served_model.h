@@ -29,7 +29,8 @@ struct ServedModel {
   std::string classify_refusal;
   std::vector<std::string> class_names;  // empty: classes are named by index
   bool outputs_probabilities = false;
-  std::string fallback_note;  // bf16 asked on a CPU without it, see CompiledModel
+  std::string fallback_note;    // bf16 asked on a CPU without it, see CompiledModel
+  bool random_weights = false;  // a zoo name: for load tests, not for answers
 };
 
 // "NAME=MODEL" or "MODEL", whose NAME is then the file's stem ("runs/best.safetensors" ->

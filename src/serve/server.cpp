@@ -36,6 +36,7 @@ std::string describe(const ServedModel& m) {
   s += ", output " + m.output_name + " " + shape_str(out) + ", classify: ";
   s += m.classify ? m.classify->name : "no (" + m.classify_refusal + ")";
   if (!m.fallback_note.empty()) s += "; " + m.fallback_note;
+  if (m.random_weights) s += "; random weights (a zoo name: for load tests)";
   return s;
 }
 
