@@ -27,8 +27,9 @@ struct ModelEntry {
 // lock; everything that changes is atomic or behind its own lock (Metrics, Batcher).
 struct ServerState {
   ServeOptions options;
-  std::map<std::string, ModelEntry> models;
+  // Before the models: their batchers' workers record into it until they are joined.
   std::unique_ptr<Metrics> metrics;
+  std::map<std::string, ModelEntry> models;
   std::atomic<bool> draining{false};
   std::atomic<int64_t> in_flight{0};  // model requests inside a handler
 };

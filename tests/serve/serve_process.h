@@ -113,6 +113,14 @@ class ServeProcess {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
+    // httplib's client is a compiled library whose function-local statics (its regexes)
+    // are made on first use behind a guard that ThreadSanitizer cannot see in
+    // uninstrumented code; made here, on the thread that starts the test's client
+    // threads, they are made before any of them runs.
+    if (port_ > 0) {
+      client().Get("/v2/health/live");
+      client().Post("/v2/models/none/infer", "{}", "application/json");
+    }
   }
   ~ServeProcess() {
     if (pid_ > 0) {
