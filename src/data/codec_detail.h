@@ -34,7 +34,8 @@ struct RawImage {
 // stream, so the decoders have one path whatever the source.
 struct EncodedSource {
   std::string name;
-  const uint8_t* data = nullptr;  // null: read the file `name`
+  bool in_memory = false;  // false: read the file `name`
+  const uint8_t* data = nullptr;
   size_t size = 0;
   // The stream (fmemopen for bytes); throws naming the source, with `what` ("PNG",
   // "JPEG", "image") the kind of file expected.

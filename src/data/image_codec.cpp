@@ -25,7 +25,7 @@ void check_image_size(const std::string& path, int64_t height, int64_t width) {
 }
 
 std::FILE* EncodedSource::open(const char* what) const {
-  if (data == nullptr) {
+  if (!in_memory) {
     std::FILE* file = std::fopen(name.c_str(), "rb");
     RESNET_CHECK(file != nullptr,
                  name << ": expected a readable " << what << " file, got " << std::strerror(errno));
@@ -62,7 +62,7 @@ ImageFormat format_of(const unsigned char* magic, size_t got, const std::string&
 }
 
 ImageFormat sniff_format(const detail::EncodedSource& source) {
-  if (source.data != nullptr)
+  if (source.in_memory)
     return format_of(source.data, std::min<size_t>(source.size, 8), source.name);
   const std::string& path = source.name;
   std::error_code ec;
@@ -92,7 +92,7 @@ ImageInfo read_image_info(const std::string& path) {
 }
 
 ImageInfo read_image_info(std::span<const uint8_t> bytes, const std::string& name) {
-  return read_info({name, bytes.data(), bytes.size()});
+  return read_info({name, true, bytes.data(), bytes.size()});
 }
 
 namespace {
@@ -146,7 +146,7 @@ std::vector<uint8_t> decode_image(const std::string& path, int64_t channels, Ima
 
 std::vector<uint8_t> decode_image(std::span<const uint8_t> bytes, const std::string& name,
                                   int64_t channels, ImageInfo* info, const DecodeOptions& options) {
-  return decode({name, bytes.data(), bytes.size()}, channels, info, options);
+  return decode({name, true, bytes.data(), bytes.size()}, channels, info, options);
 }
 
 namespace {

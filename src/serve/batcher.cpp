@@ -46,6 +46,7 @@ Batcher::Batcher(std::string model, std::unique_ptr<infer::CompiledModel> engine
     engine_->run(Tensor(shape));
     if (s == options_.max_batch) break;
   }
+  metrics_.set_weight_packs(model_, engine_->memory_stats().weight_packs);
   worker_ = std::thread([this] { work(); });
 }
 
@@ -148,6 +149,7 @@ void Batcher::run_batch(std::vector<std::unique_ptr<Job>>& jobs) {
   try {
     const Tensor out = run_chunks(batch);
     metrics_.observe_batch(model_, total, seconds_since(start));
+    metrics_.set_weight_packs(model_, engine_->memory_stats().weight_packs);
     int64_t row = 0;
     for (auto& job : jobs) {
       const int64_t n = job->images.dim(0);

@@ -59,6 +59,7 @@ Metrics::Metrics(const std::vector<std::string>& models, int64_t max_batch) {
     inference_.emplace(m, Histogram(latency_bounds_));
     queue_depth_[m] = 0;
     batches_[m] = 0;
+    weight_packs_[m] = 0;
   }
 }
 
@@ -81,6 +82,11 @@ void Metrics::observe_batch(const std::string& model, int64_t images, double sec
 void Metrics::set_queue_depth(const std::string& model, int64_t requests) {
   std::lock_guard<std::mutex> lock(mutex_);
   queue_depth_.at(model) = requests;
+}
+
+void Metrics::set_weight_packs(const std::string& model, int64_t packs) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  weight_packs_.at(model) = packs;
 }
 
 std::string Metrics::render() const {
@@ -111,6 +117,11 @@ std::string Metrics::render() const {
   header(out, "resnet_serve_batches_total", "counter", "Batches the engine ran, by model.");
   for (const auto& [model, n] : batches_)
     out += "resnet_serve_batches_total{" + label("model", model) + "} " + std::to_string(n) + "\n";
+  header(out, "resnet_serve_weight_packs", "gauge",
+         "Convolution weight packings by the engine, by model (constant once every batch "
+         "size in use is compiled).");
+  for (const auto& [model, n] : weight_packs_)
+    out += "resnet_serve_weight_packs{" + label("model", model) + "} " + std::to_string(n) + "\n";
   return out;
 }
 

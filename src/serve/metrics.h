@@ -39,6 +39,9 @@ class Metrics {
   // One batch run by a model's worker: its images and the time the engine took.
   void observe_batch(const std::string& model, int64_t images, double seconds);
   void set_queue_depth(const std::string& model, int64_t requests);
+  // How many times the model's engine has packed convolution weights: once per layer and
+  // batch size compiled, so it stays put after start-up unless plans are rebuilt.
+  void set_weight_packs(const std::string& model, int64_t packs);
 
   std::string render() const;
 
@@ -50,6 +53,7 @@ class Metrics {
   std::map<std::string, Histogram> inference_;
   std::map<std::string, int64_t> queue_depth_;
   std::map<std::string, uint64_t> batches_;
+  std::map<std::string, int64_t> weight_packs_;
   std::vector<double> latency_bounds_, batch_bounds_;
 };
 

@@ -51,6 +51,16 @@ void expect_batched_answers_equal_alone(const ServeProcess& server, const std::s
   }
 }
 
+// A model's weight packings so far, from /metrics.
+int64_t weight_packs(const ServeProcess& server, const std::string& name) {
+  const std::string text = server.client().Get("/metrics")->body;
+  std::smatch m;
+  if (std::regex_search(text, m,
+                        std::regex("resnet_serve_weight_packs\\{model=\"" + name + "\"\\} (\\d+)")))
+    return std::stoll(m[1]);
+  return -1;
+}
+
 // The batches a model ran and the requests it answered, from /metrics.
 std::pair<int64_t, int64_t> batches_and_requests(const ServeProcess& server,
                                                  const std::string& name) {
@@ -83,8 +93,12 @@ TEST_F(ServeBatching, F32AndInt8ResponsesEqualRunningEachRequestAlone) {
   ServeProcess server("--model " + files_->f32 + " --model q=" + files_->int8 +
                       " --max-batch 8 --max-delay-ms 20");
   ASSERT_TRUE(server.started()) << server.log();
+  const int64_t packs_at_start = weight_packs(server, "small");
+  EXPECT_GT(packs_at_start, 0);
   infer::CompiledModel f32 = Model::load(files_->f32).compile(Precision::f32);
   expect_batched_answers_equal_alone(server, "small", files_->image, f32, 1e-5);
+  EXPECT_EQ(weight_packs(server, "small"), packs_at_start)
+      << "plans for every batch size are made at start-up, never per request";
   infer::CompiledModel int8 = Model::load(files_->int8).compile(Precision::int8);
   expect_batched_answers_equal_alone(server, "q", files_->image, int8, 1e-5);
   for (const char* name : {"small", "q"}) {

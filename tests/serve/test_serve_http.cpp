@@ -17,7 +17,7 @@ class ServeHttp : public ::testing::Test {
   static void SetUpTestSuite() {
     files_ = new ModelFiles(make_model_files("http"));
     server_ = new ServeProcess("--model " + files_->f32 + " --model q=" + files_->int8 +
-                               " --max-batch 4 --max-body-mb 1");
+                               " --max-batch 4 --max-body-mb 1 --log-requests");
   }
   static void TearDownTestSuite() {
     delete server_;
@@ -199,6 +199,23 @@ TEST_F(ServeHttp, MetricsCountRequestsBatchesAndQueues) {
         R"(resnet_serve_inference_duration_seconds_count{model="small"})",
         R"(resnet_serve_queue_depth{model="q"} 0)"})
     EXPECT_NE(r->body.find(line), std::string::npos) << line << "\n" << r->body;
+}
+
+TEST_F(ServeHttp, LogRequestsWritesOneJsonLinePerRequest) {
+  ASSERT_EQ(get("/v2/health/live?probe=log")->status, 200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the line follows the answer
+  bool found = false;
+  std::istringstream lines(server_->log());
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty() || line[0] != '{') continue;
+    const json j = json::parse(line);  // every such line is one JSON object
+    if (j.value("path", "") == "/v2/health/live" && j.value("status", 0) == 200) {
+      found = true;
+      for (const char* key : {"time", "remote", "method", "model", "ms", "bytes_in", "bytes_out"})
+        EXPECT_TRUE(j.contains(key)) << key << " in " << line;
+    }
+  }
+  EXPECT_TRUE(found) << server_->log();
 }
 
 }  // namespace

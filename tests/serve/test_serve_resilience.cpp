@@ -200,5 +200,12 @@ TEST_F(ServeResilience, SigtermFinishesRequestsInFlightThenExitsZero) {
   EXPECT_NE(server.log().find("SIGTERM"), std::string::npos);
 }
 
+TEST_F(ServeResilience, SigintStopsItToo) {
+  ServeProcess server("--model " + files_->f32);
+  ASSERT_TRUE(server.started()) << server.log();
+  EXPECT_EQ(server.signal_and_wait(SIGINT, 30), 0) << server.log();
+  EXPECT_NE(server.log().find("SIGINT"), std::string::npos) << server.log();
+}
+
 }  // namespace
 }  // namespace resnet::testing
