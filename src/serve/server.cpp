@@ -2,6 +2,8 @@
 
 #include <httplib.h>
 
+#include <sys/socket.h>
+
 #include <cerrno>
 #include <cstring>
 #include <iostream>
@@ -76,6 +78,12 @@ Server::Server(const ServeOptions& options) : state_(std::make_unique<ServerStat
   // Answers are written in pieces (headers, body); with Nagle's algorithm the last piece
   // waits for the client's delayed ACK, 40 ms on Linux, per request.
   http_->set_tcp_nodelay(true);
+  // httplib's default also sets SO_REUSEPORT, which lets a second server bind the same
+  // port and silently take half its connections; a port in use must be an error.
+  http_->set_socket_options([](socket_t sock) {
+    const int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   install_routes(*http_, *state_);
 }
 

@@ -201,6 +201,12 @@ TEST_F(ServeHttp, MetricsCountRequestsBatchesAndQueues) {
     EXPECT_NE(r->body.find(line), std::string::npos) << line << "\n" << r->body;
 }
 
+TEST_F(ServeHttp, APortInUseIsAnErrorNotASharedPort) {
+  const CliResult r =
+      run_cli("serve --model " + files_->f32 + " --port " + std::to_string(server_->port()));
+  expect_clean_failure(r, {"--port " + std::to_string(server_->port()), "Address already in use"});
+}
+
 TEST_F(ServeHttp, LogRequestsWritesOneJsonLinePerRequest) {
   ASSERT_EQ(get("/v2/health/live?probe=log")->status, 200);
   std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the line follows the answer
