@@ -16,7 +16,11 @@ class ServeHttp : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     files_ = new ModelFiles(make_model_files("http"));
+    // The checkpoint as ONNX with a fixed 16x16 input, as `resnet export --size 16` writes it.
+    onnx_ = (files_->dir / "small.onnx").string();
+    Model::load(files_->f32).export_onnx(onnx_, 16);
     server_ = new ServeProcess("--model " + files_->f32 + " --model q=" + files_->int8 +
+                               " --model onnx=" + onnx_ +
                                " --max-batch 4 --max-body-mb 1 --log-requests");
   }
   static void TearDownTestSuite() {
@@ -48,8 +52,10 @@ class ServeHttp : public ::testing::Test {
 
   static ModelFiles* files_;
   static ServeProcess* server_;
+  static std::string onnx_;
 };
 ModelFiles* ServeHttp::files_ = nullptr;
+std::string ServeHttp::onnx_;
 ServeProcess* ServeHttp::server_ = nullptr;
 
 TEST_F(ServeHttp, HealthReadinessAndServerMetadata) {
@@ -81,6 +87,14 @@ TEST_F(ServeHttp, ModelMetadataAndReadiness) {
   EXPECT_EQ(m["parameters"]["classify"], true);
   const json q = json::parse(get("/v2/models/q")->body);
   EXPECT_EQ(q["parameters"]["dtype"], "int8") << "a quantized checkpoint serves in int8";
+  // An ONNX file fixing 16x16 is served at that size; ImageNet's preprocessing, its
+  // default (it records no recipe), gives 224x224, so it has no /classify, and says why.
+  const json o = json::parse(get("/v2/models/onnx")->body);
+  EXPECT_EQ(o["inputs"][0]["shape"], json::parse("[-1, 3, 16, 16]"));
+  EXPECT_EQ(o["parameters"]["classify"], false);
+  EXPECT_NE(o["parameters"]["classify_refusal"].get<std::string>().find("224x224"),
+            std::string::npos);
+  expect_error(post("/v2/models/onnx/classify", "x", "image/png"), 400, {"/classify", "/infer"});
   auto ready = get("/v2/models/q/ready");
   ASSERT_TRUE(ready);
   EXPECT_EQ(ready->status, 200);
@@ -88,8 +102,9 @@ TEST_F(ServeHttp, ModelMetadataAndReadiness) {
 }
 
 TEST_F(ServeHttp, InferAnswersAsTheLibraryDoes) {
-  for (const auto& [name, path, precision] :
-       {std::tuple{"small", files_->f32, Precision::f32}, {"q", files_->int8, Precision::int8}}) {
+  for (const auto& [name, path, precision] : {std::tuple{"small", files_->f32, Precision::f32},
+                                              {"q", files_->int8, Precision::int8},
+                                              {"onnx", onnx_, Precision::f32}}) {
     const Tensor x = test_images(3, files_->image, 5);
     auto r = post(std::string("/v2/models/") + name + "/infer", infer_body(x, "req-1"));
     ASSERT_TRUE(r);
