@@ -185,6 +185,19 @@ inline Answer post_json(const ServeProcess& server, const std::string& path,
   return a;
 }
 
+// The value of the series `series` (its name and labels, exactly as /metrics writes them),
+// or -1 when /metrics has no such line.
+inline double metric(const ServeProcess& server, const std::string& series) {
+  auto r = server.client().Get("/metrics");
+  if (!r) return -1;
+  std::istringstream lines(r->body);
+  for (std::string line; std::getline(lines, line);)
+    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
+        line[series.size()] == ' ')
+      return std::stod(line.substr(series.size() + 1));
+  return -1;
+}
+
 // A KServe v2 infer request for `images` ([n, C, H, W]).
 inline std::string infer_body(const Tensor& images, const std::string& id = "") {
   nlohmann::json input = {{"name", "input"}, {"datatype", "FP32"}, {"shape", images.shape()}};

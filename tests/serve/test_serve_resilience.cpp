@@ -171,8 +171,8 @@ TEST_F(ServeResilience, FullQueueIs503WithRetryAfterAndLateIs504) {
 }
 
 TEST_F(ServeResilience, SigtermFinishesRequestsInFlightThenExitsZero) {
-  // Requests wait up to 600 ms for their batch: SIGTERM arrives while they are queued.
-  ServeProcess server("--model " + files_->f32 + " --max-batch 16 --max-delay-ms 600");
+  // Requests wait up to 2 s for their batch to fill: SIGTERM arrives while they are queued.
+  ServeProcess server("--model " + files_->f32 + " --max-batch 16 --max-delay-ms 2000");
   ASSERT_TRUE(server.started()) << server.log();
   const Tensor x = test_images(1, files_->image, 9);
   const Tensor want = Model::load(files_->f32).compile().run(x);
@@ -180,7 +180,10 @@ TEST_F(ServeResilience, SigtermFinishesRequestsInFlightThenExitsZero) {
   std::vector<std::thread> clients;
   for (auto& r : in_flight)
     clients.emplace_back([&] { r = post_json(server, "/v2/models/small/infer", infer_body(x)); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (metric(server, R"(resnet_serve_queue_depth{model="small"})") < 6 &&
+         std::chrono::steady_clock::now() < give_up)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   std::atomic<int> exit_code{-2};
   std::thread stopper([&] { exit_code = server.signal_and_wait(SIGTERM, 30); });
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
