@@ -31,8 +31,8 @@ const json& field(const json& object, const char* key, const std::string& where)
   return *it;
 }
 
-// A request's value as an error message quotes it: short, and never a recursive dump of a
-// deeply nested value (a body of a million '[' would overflow the stack).
+// A request's value as an error message quotes it: short, and never a dump of a large or
+// nested value (the message is for a person, and a dump of nesting is recursive).
 std::string brief(const json& j) {
   bool flat = j.is_primitive() || (j.is_array() && j.size() <= 8);
   if (j.is_array())
