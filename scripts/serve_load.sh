@@ -90,10 +90,10 @@ run_hey() {  # model format -> prints "req/s p50_ms p99_ms errors"
     /Requests\/sec:/ { rps = $2 }
     /50% in/ { p50 = $3 * 1000 }
     /99% in/ { p99 = $3 * 1000 }
-    /^\s*\[[0-9]+\]\s+[0-9]+ responses/ { code = $1; gsub(/[\[\]]/, "", code);
+    /^[ \t]*\[[0-9]+\][ \t]+[0-9]+ responses/ { code = $1; gsub(/[\[\]]/, "", code);
                                          if (code != "200") errors += $2 }
     /Error distribution:/ { in_errors = 1; next }
-    in_errors && /^\s*\[[0-9]+\]/ { n = $1; gsub(/[\[\]]/, "", n); errors += n }
+    in_errors && /^[ \t]*\[[0-9]+\]/ { n = $1; gsub(/[\[\]]/, "", n); errors += n }
     END { printf "%.1f %.1f %.1f %d\n", rps, p50, p99, errors }' "$out"
 }
 
