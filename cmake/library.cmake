@@ -9,7 +9,9 @@
 # package's config finds them (cmake/resnetConfig.cmake.in).
 
 file(GLOB_RECURSE RESNET_LIB_SOURCES CONFIGURE_DEPENDS src/*.cpp)
-list(FILTER RESNET_LIB_SOURCES EXCLUDE REGEX "/src/cli/")
+# The command line and the inference server it runs (src/serve/, on cpp-httplib) are
+# programs over the library, not part of it.
+list(FILTER RESNET_LIB_SOURCES EXCLUDE REGEX "/src/cli/|/src/serve/")
 
 # The test oracle: naive reference kernels and the reference interpreter of inference
 # graphs. Tests link it; the installed library does not contain it.

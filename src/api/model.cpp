@@ -18,6 +18,7 @@ Model Model::load(const std::string& spec, const LoadOptions& options) {
     m.num_classes_ = onnx.num_classes;
     m.onnx_graph_ = std::move(onnx.graph);
     m.calibration_ = onnx.calibration;
+    m.outputs_probabilities_ = infer::outputs_probabilities(m.onnx_graph_);
     return m;
   }
   api::LoadedModel loaded = api::load_model(spec, options.weights, options.model);

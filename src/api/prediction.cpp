@@ -8,6 +8,38 @@
 
 namespace resnet {
 
+std::vector<double> class_probabilities(const float* outputs, int64_t classes,
+                                        bool outputs_probabilities) {
+  if (outputs_probabilities) return std::vector<double>(outputs, outputs + classes);
+  return softmax(outputs, classes);
+}
+
+data::Preprocessing choose_preprocessing(const std::string& mode_asked,
+                                         const std::optional<data::Preprocessing>& recorded,
+                                         int64_t in_channels, const std::string& model) {
+  const std::string mode = mode_asked.empty() ? (recorded ? "checkpoint" : "imagenet") : mode_asked;
+  data::Preprocessing p;
+  if (mode == "checkpoint") {
+    RESNET_CHECK(recorded.has_value(),
+                 "--preprocess checkpoint: expected a model file that records its input size "
+                 "and normalization (a checkpoint of resnet train), got "
+                     << model << ", which does not; use --preprocess imagenet or none");
+    p = *recorded;
+  } else if (mode == "imagenet") {
+    p = data::imagenet_preprocessing();
+    RESNET_CHECK(in_channels == 3,
+                 "--preprocess imagenet: expected a model taking 3 input channels, got "
+                     << model << " with " << in_channels << "; use --preprocess none"
+                     << (recorded ? " or checkpoint" : ""));
+  } else {
+    RESNET_CHECK(mode == "none",
+                 "--preprocess: expected imagenet, checkpoint or none, got " << mode);
+    p.name = "none";
+    p.channels = in_channels;
+  }
+  return p;
+}
+
 std::vector<double> softmax(const float* logits, int64_t classes) {
   RESNET_CHECK(classes > 0, "softmax: expected at least one class, got " << classes);
   const double top = *std::max_element(logits, logits + classes);

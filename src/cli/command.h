@@ -14,5 +14,6 @@ void add_train_command(CLI::App& app);
 void add_plot_command(CLI::App& app);
 void add_export_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
 
 }  // namespace resnet::cli

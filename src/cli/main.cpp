@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   resnet::cli::add_plot_command(app);
   resnet::cli::add_export_command(app);
   resnet::cli::add_quantize_command(app);
+  resnet::cli::add_serve_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -119,26 +119,7 @@ Classifier open_classifier(const PredictArgs& a) {
 
 // --preprocess, or the default: the model file's own recipe, else ImageNet's.
 data::Preprocessing choose_preprocessing(const PredictArgs& a, const Classifier& c) {
-  const std::string mode =
-      a.preprocess.empty() ? (c.recorded ? "checkpoint" : "imagenet") : a.preprocess;
-  data::Preprocessing p;
-  if (mode == "checkpoint") {
-    RESNET_CHECK(c.recorded.has_value(),
-                 "--preprocess checkpoint: expected a model file that records its input size "
-                 "and normalization (a checkpoint of resnet train), got "
-                     << c.name << ", which does not; use --preprocess imagenet or none");
-    p = *c.recorded;
-  } else if (mode == "imagenet") {
-    p = data::imagenet_preprocessing();
-    RESNET_CHECK(c.in_channels == 3,
-                 "--preprocess imagenet: expected a model taking 3 input channels, got "
-                     << c.name << " with " << c.in_channels << "; use --preprocess none"
-                     << (c.recorded ? " or checkpoint" : ""));
-  } else {
-    p.name = "none";
-    p.channels = c.in_channels;
-  }
-  return p;
+  return resnet::choose_preprocessing(a.preprocess, c.recorded, c.in_channels, c.name);
 }
 
 void run_predict(const PredictArgs& a) {
@@ -164,9 +145,8 @@ void run_predict(const PredictArgs& a) {
     const Tensor logits = c.forward(image.reshape({1, image.dim(0), image.dim(1), image.dim(2)}));
     RESNET_CHECK(logits.rank() == 2 && logits.dim(0) == 1 && logits.dim(1) == classes,
                  c.name << ": expected logits [1, " << classes << "], got " << logits.shape_str());
-    const std::vector<double> p = c.outputs_probabilities
-                                      ? std::vector<double>(logits.f32(), logits.f32() + classes)
-                                      : softmax(logits.f32(), classes);
+    const std::vector<double> p =
+        class_probabilities(logits.f32(), classes, c.outputs_probabilities);
     nlohmann::ordered_json top = nlohmann::ordered_json::array();
     text << path << "\n";
     for (int64_t i : top_classes(p, k)) {

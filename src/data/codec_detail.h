@@ -3,6 +3,7 @@
 // [H, W, C] as the libraries produce and consume them.
 
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -28,14 +29,27 @@ struct RawImage {
   int64_t file_channels = 0;  // RawHeader::channels
 };
 
-RawHeader png_header(const std::string& path);
-RawImage png_decode(const std::string& path);
+// Where encoded bytes come from: the file `name`, or `size` bytes at `data` held in memory
+// (an upload), which `name` then stands for in errors. Both are read through one stdio
+// stream, so the decoders have one path whatever the source.
+struct EncodedSource {
+  std::string name;
+  bool in_memory = false;  // false: read the file `name`
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  // The stream (fmemopen for bytes); throws naming the source, with `what` ("PNG",
+  // "JPEG", "image") the kind of file expected.
+  std::FILE* open(const char* what) const;
+};
+
+RawHeader png_header(const EncodedSource& source);
+RawImage png_decode(const EncodedSource& source);
 void png_encode(const std::string& path, const uint8_t* hwc, int64_t height, int64_t width,
                 int64_t channels);
 
-RawHeader jpeg_header(const std::string& path);
+RawHeader jpeg_header(const EncodedSource& source);
 // `scale_denom` is 1, 2, 4 or 8 (checked by the caller).
-RawImage jpeg_decode(const std::string& path, int64_t scale_denom);
+RawImage jpeg_decode(const EncodedSource& source, int64_t scale_denom);
 void jpeg_encode(const std::string& path, const uint8_t* hwc, int64_t height, int64_t width,
                  int64_t channels, int quality);
 

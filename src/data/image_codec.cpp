@@ -1,6 +1,8 @@
 #include "resnet/data/image_codec.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -22,11 +24,47 @@ void check_image_size(const std::string& path, int64_t height, int64_t width) {
                                                        << width);
 }
 
+std::FILE* EncodedSource::open(const char* what) const {
+  if (!in_memory) {
+    std::FILE* file = std::fopen(name.c_str(), "rb");
+    RESNET_CHECK(file != nullptr,
+                 name << ": expected a readable " << what << " file, got " << std::strerror(errno));
+    return file;
+  }
+  // fmemopen refuses an empty buffer; the format check has refused one already.
+  RESNET_CHECK(size > 0, name << ": expected a " << what << " image, got no bytes");
+  // Read-only ("rb"): the stream never writes through the pointer it is given.
+  std::FILE* file = fmemopen(const_cast<uint8_t*>(data), size, "rb");
+  RESNET_CHECK(file != nullptr, name << ": expected to read " << size << " bytes of a " << what
+                                     << " image, got " << std::strerror(errno));
+  return file;
+}
+
 }  // namespace detail
 
 namespace {
 
-ImageFormat sniff_format(const std::string& path) {
+// The format from the first bytes (up to 8 of `got`); `name` names the source in errors.
+ImageFormat format_of(const unsigned char* magic, size_t got, const std::string& name) {
+  static const unsigned char png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (got >= 8 && std::memcmp(magic, png, 8) == 0) return ImageFormat::png;
+  if (got >= 3 && magic[0] == 0xff && magic[1] == 0xd8 && magic[2] == 0xff) {
+    return ImageFormat::jpeg;
+  }
+  char hex[32] = "";
+  for (size_t i = 0; i < got && i < 4; ++i) {
+    std::snprintf(hex + std::strlen(hex), sizeof hex - std::strlen(hex), "%s%02x", i ? " " : "",
+                  magic[i]);
+  }
+  RESNET_FAIL(name << ": expected a PNG or JPEG image, got "
+                   << (got == 0 ? std::string("an empty file")
+                                : std::string("a file starting with bytes ") + hex));
+}
+
+ImageFormat sniff_format(const detail::EncodedSource& source) {
+  if (source.in_memory)
+    return format_of(source.data, std::min<size_t>(source.size, 8), source.name);
+  const std::string& path = source.name;
   std::error_code ec;
   RESNET_CHECK(!std::filesystem::is_directory(path, ec),
                path << ": expected an image file, got a directory");
@@ -35,31 +73,26 @@ ImageFormat sniff_format(const std::string& path) {
                path << ": expected a readable image file, got " << std::strerror(errno));
   unsigned char magic[8] = {};
   in.read(reinterpret_cast<char*>(magic), 8);
-  const auto got = in.gcount();
-  static const unsigned char png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-  if (got == 8 && std::memcmp(magic, png, 8) == 0) return ImageFormat::png;
-  if (got >= 3 && magic[0] == 0xff && magic[1] == 0xd8 && magic[2] == 0xff) {
-    return ImageFormat::jpeg;
-  }
-  char hex[32] = "";
-  for (std::streamsize i = 0; i < got && i < 4; ++i) {
-    std::snprintf(hex + std::strlen(hex), sizeof hex - std::strlen(hex), "%s%02x", i ? " " : "",
-                  magic[i]);
-  }
-  RESNET_FAIL(path << ": expected a PNG or JPEG image, got "
-                   << (got == 0 ? std::string("an empty file")
-                                : std::string("a file starting with bytes ") + hex));
+  return format_of(magic, static_cast<size_t>(in.gcount()), path);
+}
+
+ImageInfo read_info(const detail::EncodedSource& source) {
+  const ImageFormat format = sniff_format(source);
+  const detail::RawHeader h =
+      format == ImageFormat::png ? detail::png_header(source) : detail::jpeg_header(source);
+  detail::check_image_size(source.name, h.height, h.width);
+  const bool swap = detail::orientation_swaps_axes(h.orientation);
+  return ImageInfo{format, swap ? h.width : h.height, swap ? h.height : h.width, h.channels};
 }
 
 }  // namespace
 
 ImageInfo read_image_info(const std::string& path) {
-  const ImageFormat format = sniff_format(path);
-  const detail::RawHeader h =
-      format == ImageFormat::png ? detail::png_header(path) : detail::jpeg_header(path);
-  detail::check_image_size(path, h.height, h.width);
-  const bool swap = detail::orientation_swaps_axes(h.orientation);
-  return ImageInfo{format, swap ? h.width : h.height, swap ? h.height : h.width, h.channels};
+  return read_info({path});
+}
+
+ImageInfo read_image_info(std::span<const uint8_t> bytes, const std::string& name) {
+  return read_info({name, true, bytes.data(), bytes.size()});
 }
 
 namespace {
@@ -88,21 +121,32 @@ std::vector<uint8_t> to_chw(const detail::RawImage& raw, int64_t channels) {
   return chw;
 }
 
-}  // namespace
-
-std::vector<uint8_t> decode_image(const std::string& path, int64_t channels, ImageInfo* info,
-                                  const DecodeOptions& options) {
+std::vector<uint8_t> decode(const detail::EncodedSource& source, int64_t channels, ImageInfo* info,
+                            const DecodeOptions& options) {
+  const std::string& path = source.name;
   RESNET_CHECK(channels == 1 || channels == 3,
                path << ": expected to decode to 1 or 3 channels, got " << channels);
   const int64_t d = options.scale_denom;
   RESNET_CHECK(d == 1 || d == 2 || d == 4 || d == 8,
                path << ": expected a JPEG scale denominator of 1, 2, 4 or 8, got " << d);
-  const ImageFormat format = sniff_format(path);
+  const ImageFormat format = sniff_format(source);
   detail::RawImage raw =
-      format == ImageFormat::png ? detail::png_decode(path) : detail::jpeg_decode(path, d);
+      format == ImageFormat::png ? detail::png_decode(source) : detail::jpeg_decode(source, d);
   detail::apply_orientation(raw, raw.orientation);
   if (info) *info = ImageInfo{format, raw.height, raw.width, raw.file_channels};
   return to_chw(raw, channels);
+}
+
+}  // namespace
+
+std::vector<uint8_t> decode_image(const std::string& path, int64_t channels, ImageInfo* info,
+                                  const DecodeOptions& options) {
+  return decode({path}, channels, info, options);
+}
+
+std::vector<uint8_t> decode_image(std::span<const uint8_t> bytes, const std::string& name,
+                                  int64_t channels, ImageInfo* info, const DecodeOptions& options) {
+  return decode({name, true, bytes.data(), bytes.size()}, channels, info, options);
 }
 
 namespace {

@@ -150,10 +150,9 @@ bool run_encoder(const uint8_t* hwc, int64_t height, int64_t width, int64_t chan
   return true;
 }
 
-Decoded decode(const std::string& path, bool header_only, int scale_denom) {
-  std::FILE* file = std::fopen(path.c_str(), "rb");
-  RESNET_CHECK(file != nullptr,
-               path << ": expected a readable JPEG file, got " << std::strerror(errno));
+Decoded decode(const EncodedSource& source, bool header_only, int scale_denom) {
+  const std::string& path = source.name;
+  std::FILE* file = source.open("JPEG");
   Decoded out;
   ErrorManager err{};
   const bool ok = run_decoder(file, header_only, scale_denom, out, err);
@@ -181,15 +180,15 @@ std::vector<uint8_t> cmyk_to_rgb(const unsigned char* cmyk, size_t pixels) {
 
 }  // namespace
 
-RawHeader jpeg_header(const std::string& path) {
-  Decoded d = decode(path, true, 1);
+RawHeader jpeg_header(const EncodedSource& source) {
+  Decoded d = decode(source, true, 1);
   return RawHeader{d.height, d.width, d.channels, d.orientation};
 }
 
-RawImage jpeg_decode(const std::string& path, int64_t scale_denom) {
-  Decoded d = decode(path, false, static_cast<int>(scale_denom));
+RawImage jpeg_decode(const EncodedSource& source, int64_t scale_denom) {
+  Decoded d = decode(source, false, static_cast<int>(scale_denom));
   // The decoder allocates no pixels for an image over the limit; this names the reason.
-  check_image_size(path, d.height, d.width);
+  check_image_size(source.name, d.height, d.width);
   RawImage raw{d.out_height, d.out_width,   d.cmyk ? 3 : d.out_components,
                {},           d.orientation, d.channels};
   const size_t pixels = static_cast<size_t>(d.out_height * d.out_width);

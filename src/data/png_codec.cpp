@@ -149,10 +149,9 @@ int find_orientation(std::FILE* file) {
   return exif_orientation(exif.data(), exif.size());
 }
 
-Decoded decode(const std::string& path, bool header_only, int* orientation) {
-  std::FILE* file = std::fopen(path.c_str(), "rb");
-  RESNET_CHECK(file != nullptr,
-               path << ": expected a readable PNG file, got " << std::strerror(errno));
+Decoded decode(const EncodedSource& source, bool header_only, int* orientation) {
+  const std::string& path = source.name;
+  std::FILE* file = source.open("PNG");
   Decoded out;
   Message err;
   const bool ok = run_decoder(file, header_only, out, err);
@@ -165,17 +164,17 @@ Decoded decode(const std::string& path, bool header_only, int* orientation) {
 
 }  // namespace
 
-RawHeader png_header(const std::string& path) {
+RawHeader png_header(const EncodedSource& source) {
   int orientation = 1;
-  Decoded d = decode(path, true, &orientation);
+  Decoded d = decode(source, true, &orientation);
   return RawHeader{d.height, d.width, d.channels, orientation};
 }
 
-RawImage png_decode(const std::string& path) {
+RawImage png_decode(const EncodedSource& source) {
   int orientation = 1;
-  Decoded d = decode(path, false, &orientation);
+  Decoded d = decode(source, false, &orientation);
   // The decoder allocates no pixels for an image over the limit; this names the reason.
-  check_image_size(path, d.height, d.width);
+  check_image_size(source.name, d.height, d.width);
   RawImage raw{d.height, d.width, d.components, {}, orientation, d.channels};
   raw.hwc.assign(d.pixels, d.pixels + static_cast<size_t>(d.height * d.width * d.components));
   std::free(d.pixels);

@@ -84,16 +84,34 @@ Tensor preprocess_pixels(const uint8_t* pixels, ImageShape shape, const Preproce
   return image;
 }
 
-Tensor preprocess_image(const std::string& path, const Preprocessing& p) {
+namespace {
+
+// Decodes with `decode` (a file or bytes in memory, called `name` in errors) and runs the
+// recipe: one path for both sources.
+template <typename Decode>
+Tensor decode_and_preprocess(const std::string& name, const Preprocessing& p, Decode decode) {
   RESNET_CHECK(p.channels == 1 || p.channels == 3,
-               path << ": expected a model taking 1 or 3 image channels, got " << p.channels);
+               name << ": expected a model taking 1 or 3 image channels, got " << p.channels);
   ImageInfo header;
-  const std::vector<uint8_t> bytes = decode_image(path, p.channels, &header);
+  const std::vector<uint8_t> bytes = decode(&header);
   const ImageShape shape{p.channels, header.height, header.width};
   RESNET_CHECK(static_cast<int64_t>(bytes.size()) == shape.numel(),
-               path << ": expected " << shape.numel() << " decoded bytes (" << shape.str()
+               name << ": expected " << shape.numel() << " decoded bytes (" << shape.str()
                     << "), got " << bytes.size());
   return preprocess_pixels(bytes.data(), shape, p);
+}
+
+}  // namespace
+
+Tensor preprocess_image(const std::string& path, const Preprocessing& p) {
+  return decode_and_preprocess(
+      path, p, [&](ImageInfo* info) { return decode_image(path, p.channels, info); });
+}
+
+Tensor preprocess_image(std::span<const uint8_t> bytes, const std::string& name,
+                        const Preprocessing& p) {
+  return decode_and_preprocess(
+      name, p, [&](ImageInfo* info) { return decode_image(bytes, name, p.channels, info); });
 }
 
 }  // namespace resnet::data

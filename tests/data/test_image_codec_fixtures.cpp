@@ -8,10 +8,12 @@
 
 #include <cstdint>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "resnet/core/error.h"
 #include "resnet/data/image_codec.h"
 
 namespace resnet::data {
@@ -119,6 +121,45 @@ TEST(ImageCodecFixtures, DecodeExactlyAsPillow) {
     }
   }
   EXPECT_GT(checked, 100);
+}
+
+// An upload's bytes decode as its file does (one decoder path: a memory stream), at every
+// scale, and errors name what the caller calls the bytes.
+TEST(ImageCodecFixtures, BytesInMemoryDecodeAsTheirFile) {
+  int checked = 0;
+  for (const auto& c : expected_cases()) {
+    const std::string file = c.at("file");
+    std::ifstream in(image_fixture(file), std::ios::binary);
+    const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
+                                     std::istreambuf_iterator<char>());
+    const ImageInfo from_file = read_image_info(image_fixture(file));
+    const ImageInfo from_bytes = read_image_info(bytes, "upload");
+    EXPECT_EQ(from_bytes.height, from_file.height) << file;
+    EXPECT_EQ(from_bytes.width, from_file.width) << file;
+    for (const auto& d : c.at("decodes")) {
+      const int64_t channels = d.at("mode") == "L" ? 1 : 3;
+      const DecodeOptions options{d.at("scale").get<int64_t>()};
+      EXPECT_EQ(decode_image(bytes, "upload", channels, nullptr, options),
+                decode_image(image_fixture(file), channels, nullptr, options))
+          << file;
+      ++checked;
+    }
+    const std::vector<uint8_t> cut(bytes.begin(),
+                                   bytes.begin() + static_cast<long>(bytes.size() / 2));
+    try {
+      decode_image(cut, "upload", 3);
+      ADD_FAILURE() << file << ": half the bytes decoded";
+    } catch (const Error& e) {
+      EXPECT_EQ(std::string(e.what()).rfind("upload: ", 0), 0u) << e.what();
+    }
+  }
+  EXPECT_GT(checked, 100);
+  try {
+    decode_image(std::vector<uint8_t>{}, "upload", 3);
+    ADD_FAILURE() << "no bytes decoded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("upload: expected a PNG or JPEG"), std::string::npos);
+  }
 }
 
 }  // namespace

@@ -67,6 +67,9 @@ class Model {
   // data::imagenet_preprocessing() for torchvision's networks).
   const std::vector<std::string>& class_names() const { return class_names_; }
   const std::optional<data::Preprocessing>& preprocessing() const { return preprocessing_; }
+  // Whether the outputs are already probabilities (an ONNX classifier exported with its
+  // final Softmax) rather than logits: resnet::class_probabilities takes it.
+  bool outputs_probabilities() const { return outputs_probabilities_; }
 
   // int8 calibration: runs the f32 graph over `batches` (plain [N, C, H, W] f32, prepared
   // as the model's inputs are) and records every activation's range, replacing any
@@ -107,6 +110,7 @@ class Model {
   std::vector<std::string> class_names_;
   std::optional<data::Preprocessing> preprocessing_;
   std::shared_ptr<const infer::Calibration> calibration_;
+  bool outputs_probabilities_ = false;
 };
 
 }  // namespace resnet

@@ -29,6 +29,7 @@
 // image data is inflated only as far as the declared rows need.
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -57,12 +58,20 @@ struct DecodeOptions {
 // Reads only the header; returns the full size after EXIF orientation. Refuses an image
 // over kMaxImagePixels.
 ImageInfo read_image_info(const std::string& path);
+// The same for a PNG or JPEG file's bytes held in memory (an upload, say); `name` stands
+// for the file in errors ("request body").
+ImageInfo read_image_info(std::span<const uint8_t> bytes, const std::string& name);
 
 // Decodes `path` into channels x H x W bytes; `channels` is 1 or 3 (converted as above).
 // `info`, when given, receives the DECODED image's size (after orientation and scaling):
 // for denominator d a side of n pixels becomes ceil(n / d), as libjpeg computes it.
 std::vector<uint8_t> decode_image(const std::string& path, int64_t channels,
                                   ImageInfo* info = nullptr, const DecodeOptions& options = {});
+// The same for a file's bytes held in memory, decoded exactly as the file would be;
+// `name` stands for the file in errors.
+std::vector<uint8_t> decode_image(std::span<const uint8_t> bytes, const std::string& name,
+                                  int64_t channels, ImageInfo* info = nullptr,
+                                  const DecodeOptions& options = {});
 
 // Write `chw` (shape.numel() bytes) atomically. PNG takes 1 (gray), 2 (gray + alpha),
 // 3 (RGB) or 4 (RGBA) channels; JPEG 1 or 3.

@@ -17,6 +17,7 @@
 // (0.229, 0.224, 0.225)).
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -46,5 +47,9 @@ Tensor preprocess_pixels(const uint8_t* pixels, ImageShape shape, const Preproce
 
 // Decodes the PNG or JPEG file at `path` and runs the recipe; errors name the file.
 Tensor preprocess_image(const std::string& path, const Preprocessing& p);
+// The same for a PNG or JPEG file's bytes held in memory (an upload); `name` stands for
+// the file in errors.
+Tensor preprocess_image(std::span<const uint8_t> bytes, const std::string& name,
+                        const Preprocessing& p);
 
 }  // namespace resnet::data
