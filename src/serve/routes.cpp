@@ -31,6 +31,8 @@ constexpr int64_t kMaxUploadPixels = 4096 * 4096;
 // When the request on this thread began (set before its body is read): httplib runs a
 // request's routing, handler and logger on one thread.
 thread_local Clock::time_point request_start{};
+// Whether the current request was counted (and logged) before its response was written.
+thread_local bool request_counted = false;
 
 const char* kRoutes =
     "GET /v2, /v2/health/live, /v2/health/ready, /v2/models/NAME, /v2/models/NAME/ready, "
@@ -280,13 +282,24 @@ void install_routes(httplib::Server& http, ServerState& s) {
   http.set_exception_handler([](const Request&, Response& res, std::exception_ptr) {
     send_error(res, 500, "internal error while answering the request");
   });
-  http.set_logger([&s](const Request& req, const Response& res) {
+  // A request is counted before its response is written (post-routing), so that a client
+  // that has its answer finds it in /metrics; httplib's logger, which runs after the
+  // write, counts only what post-routing did not see.
+  auto count = [&s](const Request& req, const Response& res) {
     // Requests refused before routing (a body over the limit) have no start time.
     const bool timed = request_start != Clock::time_point{};
     const double seconds =
         timed ? std::chrono::duration<double>(Clock::now() - request_start).count() : 0.0;
-    request_start = Clock::time_point{};
     log_request(s, req, res, seconds);
+  };
+  http.set_post_routing_handler([count](const Request& req, Response& res) {
+    count(req, res);
+    request_counted = true;
+  });
+  http.set_logger([count](const Request& req, const Response& res) {
+    if (!request_counted) count(req, res);
+    request_counted = false;
+    request_start = Clock::time_point{};
   });
 }
 
