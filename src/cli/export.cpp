@@ -33,18 +33,17 @@ infer::Graph quantized_or_float(const Model& model, infer::Graph graph, bool flo
   }
   if (model.module() && model.calibration())
     graph = infer::quantized_export_graph(graph, *model.calibration());
-  int grids = 0, convs = 0;
+  int grids = 0, convs = 0, unranged = 0;
   for (const infer::Value& v : graph.values) grids += v.quant.has_value();
-  for (const infer::Node& n : graph.nodes)
-    convs += n.op == infer::OpKind::conv && !n.weight_steps.empty();
+  for (const infer::Node& n : graph.nodes) {
+    if (n.op != infer::OpKind::conv || n.weight_steps.empty()) continue;
+    ++convs;
+    unranged += !graph.values[n.output].quant.has_value();
+  }
   if (grids > 0) {
     std::printf("quantized (QDQ): %d values on int8 grids, %d convolutions with INT8 weights\n",
                 grids, convs);
   }
-  int unranged = 0;
-  for (const infer::Node& n : graph.nodes)
-    unranged += n.op == infer::OpKind::conv && !n.weight_steps.empty() &&
-                !graph.values[n.output].quant.has_value();
   if (grids > 0 && unranged > 0) {
     std::fprintf(stderr,
                  "export: %d convolution results have no int8 range (a calibration made before "

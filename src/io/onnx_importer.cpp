@@ -258,7 +258,7 @@ Symbol& Importer::activation(int i, bool allow_pending_pad, bool allow_quantized
   return s;
 }
 
-Symbol& Importer::constant(int i, DType dtype, const char* role) {
+Symbol& Importer::decoded_constant(int i, const char* role, Decoder decode) {
   Symbol& s = input(i);
   RESNET_CHECK(s.kind == Symbol::Kind::constant,
                here() << ": expected the " << role << " (input " << i << ", '" << node_->input(i)
@@ -266,11 +266,16 @@ Symbol& Importer::constant(int i, DType dtype, const char* role) {
   if (!s.tensor.defined()) {
     try {
       const std::string& name = s.proto->name().empty() ? s.name : s.proto->name();
-      s.tensor = decode_onnx_tensor(*s.proto, "tensor '" + name + "'");
+      s.tensor = decode(*s.proto, "tensor '" + name + "'");
     } catch (const Error& e) {
       RESNET_FAIL(here() << ": " << role << " " << e.what());
     }
   }
+  return s;
+}
+
+Symbol& Importer::constant(int i, DType dtype, const char* role) {
+  Symbol& s = decoded_constant(i, role, decode_onnx_tensor);
   RESNET_CHECK(s.tensor.dtype() == dtype,
                here() << ": expected the " << role << " '" << s.name << "' to be "
                       << (dtype == DType::f32 ? "FLOAT" : "INT64") << ", found "
@@ -279,17 +284,7 @@ Symbol& Importer::constant(int i, DType dtype, const char* role) {
 }
 
 Symbol& Importer::integer_constant(int i, const char* role) {
-  Symbol& s = input(i);
-  RESNET_CHECK(s.kind == Symbol::Kind::constant,
-               here() << ": expected the " << role << " (input " << i << ", '" << node_->input(i)
-                      << "') to be an initializer or a constant, found a computed value");
-  if (!s.tensor.defined()) {
-    try {
-      s.tensor = decode_onnx_integers(*s.proto, "tensor '" + s.name + "'");
-    } catch (const Error& e) {
-      RESNET_FAIL(here() << ": " << role << " " << e.what());
-    }
-  }
+  Symbol& s = decoded_constant(i, role, decode_onnx_integers);
   RESNET_CHECK(
       s.tensor.dtype() == DType::i64 && s.proto->data_type() != onnx::TensorProto_DataType_INT64,
       here() << ": expected the " << role << " '" << s.name

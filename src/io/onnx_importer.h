@@ -79,6 +79,9 @@ class Importer {
   // Input i, which must be a constant of the given dtype (decoded here); `role` names it
   // in messages ("weight", "pads").
   Symbol& constant(int i, DType dtype, const char* role);
+  // Input i, which must be a constant, decoded by `decode` on first use; `role` names it.
+  using Decoder = Tensor (*)(const onnx::TensorProto&, const std::string&);
+  Symbol& decoded_constant(int i, const char* role, Decoder decode);
   // Input i, a constant INT8, UINT8 or INT32 tensor (decoded here, widened to i64).
   Symbol& integer_constant(int i, const char* role);
   // Input i as a constant INT64 list (a Pad's pads, a Reshape's shape, ...).
@@ -170,8 +173,9 @@ class Importer {
   // Runs node `n`, made from the current QLinear node (which keeps naming messages), as
   // if it were in the file.
   void convert_part(onnx::NodeProto n);
-  // The QLinear node's input i (a quantized activation) dequantized, under a new name.
-  std::string dequantized_input(int x, int scale, int zp);
+  // The QLinear node's input x (a quantized activation, or with `axis` a weight scaled
+  // along it) dequantized, under a new name.
+  std::string dequantized_input(int x, int scale, int zp, int64_t axis = -1);
   // Whether every reader of graph input `input` is a Transpose with perm [0, 3, 1, 2].
   bool read_only_by_nhwc_to_nchw(const std::string& input) const;
   // Whether graph value `value` is the output of an `op` node.

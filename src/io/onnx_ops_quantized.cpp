@@ -199,7 +199,7 @@ void Importer::convert_part(onnx::NodeProto n) {
   node_ = whole;
 }
 
-std::string Importer::dequantized_input(int x, int scale, int zp) {
+std::string Importer::dequantized_input(int x, int scale, int zp, int64_t axis) {
   const std::string name = node_->output(0) + "/dequantized_" + std::to_string(x);
   onnx::NodeProto dq;
   dq.set_op_type("DequantizeLinear");
@@ -207,6 +207,10 @@ std::string Importer::dequantized_input(int x, int scale, int zp) {
   dq.add_input(node_->input(scale));
   if (has_input(zp)) dq.add_input(node_->input(zp));
   dq.add_output(name);
+  if (axis >= 0) {
+    onnx::AttributeProto& a = *dq.add_attribute();
+    a.set_name("axis"), a.set_type(onnx::AttributeProto::INT), a.set_i(axis);
+  }
   convert_part(std::move(dq));
   return name;
 }
@@ -243,14 +247,7 @@ void Importer::op_qlinear_conv() {
   expect_arity(8, 9);
   const std::string x = dequantized_input(0, 1, 2);
   // The weight per output channel (axis 0), the INT32 bias on the step x_scale * w_scale.
-  onnx::NodeProto dw;
-  dw.set_op_type("DequantizeLinear");
-  for (int i : {3, 4, 5}) dw.add_input(node_->input(i));
-  dw.add_output(node_->output(0) + "/weight");
-  onnx::AttributeProto* axis = dw.add_attribute();
-  axis->set_name("axis"), axis->set_type(onnx::AttributeProto::INT), axis->set_i(0);
-  convert_part(dw);
-  std::vector<std::string> inputs{x, dw.output(0)};
+  std::vector<std::string> inputs{x, dequantized_input(3, 4, 5, 0)};
   if (has_input(8)) {
     const float x_scale = grid(1, 2, "input").scale;
     const Tensor& w_scale = constant(4, DType::f32, "weight scale").tensor;
@@ -278,15 +275,9 @@ void Importer::op_qlinear_matmul() {
   expect_arity(8, 8);
   const std::string a = dequantized_input(0, 1, 2);
   // B is [K, N]: its scales, when per column, lie along axis 1.
-  onnx::NodeProto db;
-  db.set_op_type("DequantizeLinear");
-  for (int i : {3, 4, 5}) db.add_input(node_->input(i));
-  db.add_output(node_->output(0) + "/b");
-  onnx::AttributeProto* axis = db.add_attribute();
-  axis->set_name("axis"), axis->set_type(onnx::AttributeProto::INT), axis->set_i(1);
-  convert_part(db);
+  const std::string b = dequantized_input(3, 4, 5, 1);
   const std::string y = node_->output(0) + "/float";
-  convert_part(float_part(*node_, "MatMul", {a, db.output(0)}, y));
+  convert_part(float_part(*node_, "MatMul", {a, b}, y));
   convert_part(quantize_part(*node_, y, 6, 7));
 }
 

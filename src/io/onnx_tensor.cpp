@@ -15,8 +15,14 @@ std::string onnx_dtype_name(int data_type) {
 
 namespace {
 
-// The shape of `t`, with the element count checked for negative dims and overflow.
+// The shape of `t`, with the element count checked for negative dims and overflow; the
+// data must be inside the file, in one piece.
 Shape checked_shape(const onnx::TensorProto& t, const std::string& who, int64_t& numel) {
+  RESNET_CHECK(
+      t.data_location() != onnx::TensorProto_DataLocation_EXTERNAL && t.external_data_size() == 0,
+      who << " uses external data, which is not supported (save the model with its "
+             "weights inside the .onnx file)");
+  RESNET_CHECK(!t.has_segment(), who << " is stored in segments, which is not supported");
   Shape shape;
   numel = 1;
   for (int64_t d : t.dims()) {
@@ -71,11 +77,6 @@ void widen_raw(const std::string& raw, int64_t count, int64_t* dst) {
 }  // namespace
 
 Tensor decode_onnx_integers(const onnx::TensorProto& t, const std::string& who) {
-  RESNET_CHECK(
-      t.data_location() != onnx::TensorProto_DataLocation_EXTERNAL && t.external_data_size() == 0,
-      who << " uses external data, which is not supported (save the model with its "
-             "weights inside the .onnx file)");
-  RESNET_CHECK(!t.has_segment(), who << " is stored in segments, which is not supported");
   int64_t numel = 0;
   const Shape shape = checked_shape(t, who, numel);
   const int type = t.data_type();
@@ -109,11 +110,6 @@ Tensor decode_onnx_integers(const onnx::TensorProto& t, const std::string& who) 
 }
 
 Tensor decode_onnx_tensor(const onnx::TensorProto& t, const std::string& who) {
-  RESNET_CHECK(
-      t.data_location() != onnx::TensorProto_DataLocation_EXTERNAL && t.external_data_size() == 0,
-      who << " uses external data, which is not supported (save the model with its "
-             "weights inside the .onnx file)");
-  RESNET_CHECK(!t.has_segment(), who << " is stored in segments, which is not supported");
   int64_t numel = 0;
   const Shape shape = checked_shape(t, who, numel);
   switch (t.data_type()) {

@@ -26,6 +26,15 @@ class OnnxOpsets : public OnnxFeatures {
  protected:
   OnnxBuilder zoo_v2();
 
+  // GlobalAveragePool, Flatten and Gemm (transB) of `x` into "output": both layouts' head.
+  void classifier_head(OnnxBuilder& b, const std::string& x) {
+    b.node("GlobalAveragePool", {x}, {"g"});
+    b.node("Flatten", {"g"}, {"f"});
+    b.initializer("fc.w", weights("fc.w", {5, 4}));
+    b.initializer("fc.b", weights("fc.b", {5}));
+    set_int(b.node("Gemm", {"f", "fc.w", "fc.b"}, {"output"}, "fc"), "transB", 1);
+  }
+
   // A residual network in the ONNX Model Zoo's v1 layout (Conv with bias, then
   // BatchNormalization, Relu, MaxPool, one basic block, GlobalAveragePool, Flatten, Gemm),
   // written as an exporter of `opset` writes it.
@@ -45,11 +54,7 @@ class OnnxOpsets : public OnnxFeatures {
     batch_norm(b, opset, "bn1", "c1", {"b1"});
     b.node("Add", {"b1", "p0"}, {"sum"});
     b.node("Relu", {"sum"}, {"r1"});
-    b.node("GlobalAveragePool", {"r1"}, {"g"});
-    b.node("Flatten", {"g"}, {"f"});
-    b.initializer("fc.w", weights("fc.w", {5, 4}));
-    b.initializer("fc.b", weights("fc.b", {5}));
-    set_int(b.node("Gemm", {"f", "fc.w", "fc.b"}, {"output"}, "fc"), "transB", 1);
+    classifier_head(b, "r1");
     return b;
   }
 
@@ -108,11 +113,7 @@ OnnxBuilder OnnxOpsets::zoo_v2() {
   b.node("Add", {"u2.c2", "u2.s"}, {"u2.out"});
   batch_norm(b, 7, "bn1", "u2.out", {"b1"});
   b.node("Relu", {"b1"}, {"r1"});
-  b.node("GlobalAveragePool", {"r1"}, {"g"});
-  b.node("Flatten", {"g"}, {"f"});
-  b.initializer("fc.w", weights("fc.w", {5, 4}));
-  b.initializer("fc.b", weights("fc.b", {5}));
-  set_int(b.node("Gemm", {"f", "fc.w", "fc.b"}, {"output"}, "fc"), "transB", 1);
+  classifier_head(b, "r1");
   return b;
 }
 
