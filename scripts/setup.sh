@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(build-essential cmake libdnnl-dev libcli11-dev nlohmann-json3-dev libgtest-dev
+packages=(build-essential cmake libdnnl-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev
           libbenchmark-dev zlib1g-dev libpng-dev libjpeg-dev libprotobuf-dev libonnx-dev
           python3-onnx libonnx-testdata dataset-fashion-mnist pkg-config file libssl-dev
           libcpp-httplib-dev)
