@@ -108,7 +108,7 @@ struct TrainConfig {
   // gradient buckets reduced together (dist/gradient_reducer.h). A single process ignores
   // both.
   bool sync_bn = false;
-  double bucket_mb = 1.0;
+  double bucket_mb = 4.0;
 
   std::string to_json() const;
   static TrainConfig from_json(const std::string& text, const std::string& path);
