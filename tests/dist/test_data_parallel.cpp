@@ -179,6 +179,29 @@ TEST_F(DataParallel, BatchThatDoesNotDivideStopsWithOneLine) {
   EXPECT_EQ(r.err.find(line, first + 1), std::string::npos) << "printed twice:\n" << r.err;
 }
 
+// Ranks started with different arguments (Open MPI's MPMD syntax: rank 1 gets another
+// --lr) stop at start-up with one line from rank 0.
+TEST_F(DataParallel, RanksWithDifferentArgumentsStopWithOneLine) {
+  const std::string run = std::string(RESNET_BINARY) +
+                          " train --data fake:1x28x28:10:256 --batch 64 --epochs 1 --workers 0 "
+                          "--threads 1 --out " +
+                          (root_ / "run").string();
+  const std::string env =
+      "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
+      "OMPI_MCA_rmaps_base_oversubscribe=1 ";
+  const Outcome r = shell(
+      env + kMpirun + " --oversubscribe -np 1 " + run + " --lr 0.1 : -np 1 " + run + " --lr 0.2",
+      root_);
+  EXPECT_NE(r.status, 0);
+  const std::string line =
+      "resnet: error: train: ranks started with different arguments or data: "
+      "rank 1's checksum";
+  const size_t first = r.err.find(line);
+  ASSERT_NE(first, std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find(line, first + 1), std::string::npos) << "printed twice:\n" << r.err;
+  EXPECT_FALSE(fs::exists(root_ / "run" / "last.safetensors"));
+}
+
 // Rank 1 is killed after the first epoch's checkpoint: the run stops within 30 s with a
 // non-zero status, and the checkpoint resumes (here in one process).
 TEST_F(DataParallel, KilledRankStopsTheRunAndTheCheckpointResumes) {
