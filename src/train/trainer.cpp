@@ -10,15 +10,13 @@
 #include <optional>
 #include <sstream>
 
+#include "evaluation.h"
 #include "replica_state.h"
 #include "resnet/backend/threads.h"
 #include "resnet/core/error.h"
-#include "resnet/data/transforms.h"
 #include "resnet/dist/communicator.h"
 #include "resnet/dist/gradient_reducer.h"
 #include "resnet/dist/replicas.h"
-#include "resnet/infer/compiled_model.h"
-#include "resnet/infer/lower_module.h"
 #include "resnet/io/atomic_file.h"
 #include "resnet/io/checkpoint.h"
 #include "resnet/io/safetensors.h"
@@ -29,6 +27,7 @@
 #include "resnet/train/progress.h"
 #include "resnet/train/top_k.h"
 #include "run_state.h"
+#include "step_log.h"
 #include "train_data.h"
 #include "train_model.h"
 
@@ -79,91 +78,6 @@ TrainConfig resumed_config(const TrainConfig& invocation, const RunFiles& files)
   config.log_every = invocation.log_every;
   return config;
 }
-
-struct Evaluation {
-  double loss = 0.0, accuracy = 0.0;
-};
-
-// The logits of `images`, or with test_flip the mean of theirs and their mirrors'.
-Tensor test_logits(infer::CompiledModel& compiled, const Tensor& images, bool test_flip) {
-  Tensor logits = compiled.run(images);
-  if (!test_flip) return logits;
-  Tensor mirrored = images.clone();
-  data::hflip_batch(mirrored);
-  const Tensor mirrored_logits = compiled.run(mirrored);
-  float* out = logits.f32();
-  const float* other = mirrored_logits.f32();
-  for (int64_t i = 0; i < logits.numel(); ++i) out[i] = 0.5f * (out[i] + other[i]);
-  return logits;
-}
-
-// Runs the compiled inference graph, as `resnet eval` does on the checkpoint, so the
-// accuracy a run reports is the one its checkpoint gets.
-// Data-parallel: each rank tests its shard of every batch, and the sums are added over
-// the ranks (the counts exactly), so the accuracy is the one-process figure.
-Evaluation evaluate(nn::Module& model, data::DataLoader& loader, bool test_flip,
-                    dist::Communicator& comm) {
-  model.eval();
-  infer::CompiledModel compiled(infer::lower_module(model));
-  loader.start_epoch(0);
-  double loss_sum = 0.0;
-  int64_t correct = 0, count = 0;
-  while (auto batch = loader.next()) {
-    if (batch->size() == 0) continue;  // a shard of a batch smaller than the ranks
-    Tensor logits = test_logits(compiled, batch->images, test_flip);
-    std::span<const int64_t> labels(batch->labels.i64(), static_cast<size_t>(batch->size()));
-    loss_sum += cross_entropy(logits, labels).loss * static_cast<double>(batch->size());
-    correct += count_top_k_correct(logits, labels, 1);
-    count += batch->size();
-  }
-  model.train();
-  if (comm.distributed()) {
-    comm.allreduce_sum(std::span(&loss_sum, 1), "evaluation sums");
-    int64_t counts[2] = {correct, count};
-    comm.allreduce_sum(std::span(counts), "evaluation counts");
-    correct = counts[0];
-    count = counts[1];
-  }
-  return {loss_sum / static_cast<double>(count),
-          static_cast<double>(correct) / static_cast<double>(count)};
-}
-
-// Per conv weight: name and depth (order of appearance, which is forward order).
-void record_grad_norms(nn::Module& model, int64_t step, std::ostream& out) {
-  int64_t depth = 0;
-  for (auto& [name, p] : model.named_parameters()) {
-    if (p->value.rank() != 4) continue;
-    double sq = 0.0;
-    for (float g : std::as_const(p->grad).values()) sq += static_cast<double>(g) * g;
-    out << step << ',' << name << ',' << depth++ << ',' << std::sqrt(sq) << '\n';
-  }
-}
-
-// steps.csv: the mean loss and accuracy of every window of `every` steps.
-class StepLog {
- public:
-  StepLog(const RunFiles& files, bool resume, int64_t every)
-      : out_(files.dir / "steps.csv", resume ? std::ios::app : std::ios::trunc), every_(every) {
-    if (!resume) out_ << "step,epoch,train_loss,train_acc\n";
-  }
-  void add(int64_t step, int64_t epoch, double loss, int64_t correct, int64_t images) {
-    loss_ += loss * static_cast<double>(images);
-    correct_ += correct;
-    seen_ += images;
-    if (step % every_ != 0) return;
-    out_ << step << ',' << epoch << ',' << loss_ / static_cast<double>(seen_) << ','
-         << static_cast<double>(correct_) / static_cast<double>(seen_) << '\n';
-    out_.flush();
-    loss_ = 0.0;
-    correct_ = seen_ = 0;
-  }
-
- private:
-  std::ofstream out_;
-  int64_t every_;
-  double loss_ = 0.0;
-  int64_t correct_ = 0, seen_ = 0;
-};
 
 // One training run: everything the loop touches, and the loop's steps by name.
 class TrainingRun {
@@ -292,7 +206,7 @@ TrainingRun::TrainingRun(TrainConfig config, bool resume, dist::Communicator& co
   if (comm_.distributed()) start_distributed();
   if (!comm_.is_root()) return;  // rank 0 alone writes into --out
   write_val_split(data_, config_.out);
-  step_log_ = std::make_unique<StepLog>(files_, resume_, config_.log_every);
+  step_log_ = std::make_unique<StepLog>(files_.path("steps.csv"), resume_, config_.log_every);
   if (config_.grad_norm_steps > 0 && state_.global_step < config_.grad_norm_steps) {
     grad_norms_.open(files_.dir / "grad_norms.csv", resume_ ? std::ios::app : std::ios::trunc);
     if (!resume_) grad_norms_ << "step,layer,depth,norm\n";
