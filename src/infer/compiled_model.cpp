@@ -252,8 +252,8 @@ struct CompiledModel::Impl {
   }
 
   Tensor run(const Tensor& x) {
-    RESNET_CHECK(x.defined() && x.rank() == 4 && x.dtype() == DType::f32 && x.is_plain(),
-                 "run: expected a plain f32 input [N, C, H, W], got "
+    RESNET_CHECK(x.defined() && x.dtype() == DType::f32 && x.is_plain(),
+                 "run: expected a plain f32 input, got "
                      << (x.defined() ? x.shape_str() : std::string("nothing")));
     prepare(x.shape());
     std::vector<Tensor> vals(plan.values.size());
@@ -304,8 +304,8 @@ struct CompiledModel::Impl {
         case Step::Kind::pad_channels:
           out = backend::subsample_pad_channels(plain(s.inputs[0]), 1, 1, s.pads[0], s.pads[1]);
           break;
-        case Step::Kind::softmax:
-          out = backend::activation_softmax(plain(s.inputs[0]));
+        case Step::Kind::tensor_op:
+          out = detail::run_tensor_op(s.node, plain(s.inputs[0]), plan.values[s.output].shape);
           break;
       }
       // A value the int8 plan computes in f32 (the classifier, element-wise fallbacks)

@@ -41,6 +41,10 @@ void load_scale_and_shift(const Node& n, Step& s) {
   s.bias = shift;
 }
 
+void keep_node(const Node& n, Step& s) {
+  s.node = n;
+}
+
 // How each OpKind becomes a step, in enum order: the step kind it runs as, and what it
 // loads from its parameters (nullptr: none).
 struct OpPlan {
@@ -60,7 +64,16 @@ constexpr std::array<OpPlan, kOpCount> kOpPlans = {{
     {OpKind::linear, Step::Kind::linear, load_weight_and_bias},
     {OpKind::subsample, Step::Kind::subsample, nullptr},
     {OpKind::pad_channels, Step::Kind::pad_channels, nullptr},
-    {OpKind::softmax, Step::Kind::softmax, nullptr},
+    {OpKind::softmax, Step::Kind::tensor_op, keep_node},
+    {OpKind::add_constant, Step::Kind::tensor_op, keep_node},
+    {OpKind::sub_constant, Step::Kind::tensor_op, keep_node},
+    {OpKind::mul_constant, Step::Kind::tensor_op, keep_node},
+    {OpKind::div_constant, Step::Kind::tensor_op, keep_node},
+    {OpKind::clip, Step::Kind::tensor_op, keep_node},
+    {OpKind::reduce_mean, Step::Kind::tensor_op, keep_node},
+    {OpKind::reshape, Step::Kind::tensor_op, keep_node},
+    {OpKind::transpose, Step::Kind::tensor_op, keep_node},
+    {OpKind::matmul, Step::Kind::tensor_op, keep_node},
 }};
 static_assert(covers_every_op(kOpPlans), "the compiler needs a plan entry per OpKind");
 
