@@ -219,13 +219,23 @@ Shape reduce_mean_shape(const Node& n, const std::vector<const Shape*>& in) {
 }
 
 // The product of x[from, to), unknown if any factor is.
-int64_t product(const Shape& x, size_t from, size_t to) {
+// Refused past 2^40 elements: a file's sizes may lie, and no tensor here is that large.
+int64_t product(const Node& n, const Shape& x, size_t from, size_t to) {
+  constexpr int64_t kMaxElements = int64_t{1} << 40;
   int64_t p = 1;
-  for (size_t i = from; i < to; ++i) p = known(x[i]) && known(p) ? p * x[i] : kUnknownDim;
+  for (size_t i = from; i < to && known(p); ++i) {
+    if (!known(x[i])) return kUnknownDim;
+    RESNET_CHECK(x[i] == 0 || p <= kMaxElements / x[i],
+                 describe(n) << ": " << shape_str(x) << " has more than 2^40 elements");
+    p *= x[i];
+  }
   return p;
 }
 
 Shape reshape_to_target(const Node& n, const Shape& x) {
+  RESNET_CHECK(!n.axes.empty() && n.axes.size() <= kMaxRank,
+               describe(n) << ": expected a target shape of 1 to " << kMaxRank
+                           << " dimensions, found " << n.axes.size());
   Shape y;
   int infer_at = -1;
   for (size_t i = 0; i < n.axes.size(); ++i) {
@@ -245,13 +255,12 @@ Shape reshape_to_target(const Node& n, const Shape& x) {
       y.push_back(d);
     }
   }
-  const int64_t total = product(x, 0, x.size());
-  const int64_t rest = product(y, 0, y.size());  // unknown while -1 is in it
+  const int64_t total = product(n, x, 0, x.size());
+  const int64_t rest = product(n, y, 0, y.size());  // unknown while -1 is in it
   if (infer_at >= 0) {
-    int64_t others = 1;
-    for (size_t i = 0; i < y.size(); ++i)
-      if (static_cast<int>(i) != infer_at)
-        others = known(y[i]) && known(others) ? others * y[i] : kUnknownDim;
+    Shape rest_of_y = y;
+    rest_of_y[static_cast<size_t>(infer_at)] = 1;
+    const int64_t others = product(n, rest_of_y, 0, y.size());
     if (known(total) && known(others)) {
       RESNET_CHECK(others > 0 && total % others == 0, describe(n)
                                                           << ": cannot reshape " << shape_str(x)
@@ -278,7 +287,7 @@ Shape reshape_shape(const Node& n, const std::vector<const Shape*>& in) {
                                                         << ", " << r << "], found " << axis);
       if (axis < 0) axis += r;
       const auto a = static_cast<size_t>(axis);
-      return {product(x, 0, a), product(x, a, x.size())};
+      return {product(n, x, 0, a), product(n, x, a, x.size())};
     }
     case ShapeRule::squeeze: {
       std::vector<bool> drop(x.size(), n.axes.empty());

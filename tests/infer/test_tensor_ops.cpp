@@ -215,6 +215,15 @@ TEST(TensorOps, ReshapeRules) {
   bad.shape_rule = ShapeRule::reshape;
   bad.axes = {4, -1};  // 6 values do not split into rows of 4
   EXPECT_THROW(one_op(bad).infer_shapes(x.shape()), Error);
+  // Sizes a file may lie about: products past 2^40 and ranks past 8 are refused, never
+  // overflowed.
+  bad.axes = {int64_t{1} << 30, int64_t{1} << 30, 0};
+  EXPECT_THROW(one_op(bad).infer_shapes(x.shape()), Error);
+  bad.axes = std::vector<int64_t>(9, 1);
+  EXPECT_THROW(one_op(bad).infer_shapes(x.shape()), Error);
+  bad.shape_rule = ShapeRule::flatten;
+  bad.axes = {1};
+  EXPECT_THROW(one_op(bad).infer_shapes({1 << 20, 1 << 20, 1 << 21}), Error);
 }
 
 }  // namespace
