@@ -135,6 +135,9 @@ struct CompiledModel::Impl {
     if (options.fuse) {
       detail::fuse_residual_add(p);
       detail::fuse_relu(p);
+      // int8 convolutions keep a ReLU's u8 output and the scales their ranges give; a
+      // clip stays a step of its own there.
+      if (options.precision != Precision::int8) detail::fuse_clip(p);
     }
     detail::fold_flatten(p);
     return p;
@@ -191,6 +194,9 @@ struct CompiledModel::Impl {
           f.conv.bias = true;
           f.add_residual = s.add_residual;
           f.relu = s.relu;
+          f.clip = s.clip;
+          f.clip_min = s.clip_min;
+          f.clip_max = s.clip_max;
           f.dtype = dtype;
           f.blocked_output = blocked;
           if (options.precision == Precision::int8) {

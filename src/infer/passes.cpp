@@ -218,6 +218,30 @@ void fuse_relu(Plan& plan) {
   plan.steps = std::move(out);
 }
 
+void fuse_clip(Plan& plan) {
+  std::vector<int> readers = reader_counts(plan);
+  std::vector<Step> out;
+  for (Step& s : plan.steps) {
+    if (s.kind == Step::Kind::tensor_op && s.node.op == OpKind::clip) {
+      Step* conv = nullptr;
+      for (Step& q : out)
+        if (q.output == s.inputs[0] && q.kind == Step::Kind::conv && !q.clip &&
+            readers[q.output] == 1)
+          conv = &q;
+      if (conv != nullptr) {
+        conv->clip = true;
+        conv->clip_min = s.node.clip_min;
+        conv->clip_max = s.node.clip_max;
+        conv->output = s.output;
+        conv->fused.push_back("clip " + s.name);
+        continue;
+      }
+    }
+    out.push_back(std::move(s));
+  }
+  plan.steps = std::move(out);
+}
+
 void fold_flatten(Plan& plan) {
   std::vector<int> readers = reader_counts(plan);
   for (size_t i = 0; i < plan.steps.size(); ++i) {

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -224,6 +225,48 @@ TEST(TensorOps, ReshapeRules) {
   bad.shape_rule = ShapeRule::flatten;
   bad.axes = {1};
   EXPECT_THROW(one_op(bad).infer_shapes({1 << 20, 1 << 20, 1 << 21}), Error);
+}
+
+// ReLU6 after a convolution is the convolution's last post-op (as a ReLU is), and gives
+// what the reference gives; a clip whose input has another reader stays a step.
+TEST(TensorOps, ClipAfterAConvolutionIsFused) {
+  for (bool shared : {false, true}) {
+    Graph g;
+    g.add_value("input");
+    Node conv = op(OpKind::conv);
+    conv.name = "conv";
+    conv.inputs = {0};
+    conv.window.kernel_h = conv.window.kernel_w = 3;
+    conv.window.pad_t = conv.window.pad_l = conv.window.pad_b = conv.window.pad_r = 1;
+    Tensor w = testing::deterministic_tensor(4, "w", {16, 3, 3, 3});
+    for (float& v : w.values()) v *= 8.f;  // outputs well past 6 and below 0
+    conv.params = {{"w", w}};
+    const int c = g.add_node(conv);
+    Node clip = op(OpKind::clip);
+    clip.name = "relu6";
+    clip.inputs = {c};
+    clip.clip_min = 0.f;
+    clip.clip_max = 6.f;
+    int y = g.add_node(clip);
+    if (shared) {
+      Node add = op(OpKind::add);
+      add.name = "add";
+      add.inputs = {y, c};
+      y = g.add_node(add);
+    }
+    g.output = y;
+    const Tensor x = input({2, 3, 7, 5});
+    const Tensor want = run_reference(g, x);
+    CompiledModel compiled(g);
+    const Tensor got = compiled.run(x);
+    EXPECT_LE(max_abs_diff(got, want), 1e-5f * max_abs(want));
+    const bool fused = compiled.describe().find("+ clip relu6") != std::string::npos;
+    EXPECT_EQ(fused, !shared) << compiled.describe();
+    if (!shared) {
+      EXPECT_EQ(*std::max_element(want.f32(), want.f32() + want.numel()), 6.f);
+      EXPECT_EQ(*std::min_element(want.f32(), want.f32() + want.numel()), 0.f);
+    }
+  }
 }
 
 }  // namespace
