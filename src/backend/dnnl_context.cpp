@@ -66,10 +66,13 @@ memory::dims to_dims(const Shape& shape) {
 }
 
 memory::desc plain_desc(const Shape& shape, dt type) {
-  static const tag tags[] = {tag::undef, tag::a, tag::ab, tag::abc, tag::abcd, tag::abcde};
-  RESNET_CHECK(!shape.empty() && shape.size() <= 5,
-               "backend: expected a tensor of rank 1 to 5, got " << shape_str(shape));
-  return memory::desc(to_dims(shape), type, tags[shape.size()]);
+  RESNET_CHECK(
+      !shape.empty() && shape.size() <= DNNL_MAX_NDIMS,
+      "backend: expected a tensor of rank 1 to " << DNNL_MAX_NDIMS << ", got " << shape_str(shape));
+  // Row-major strides: the same descriptor as the plain tags (a, ab, ...) for any rank.
+  memory::dims strides(shape.size(), 1);
+  for (size_t i = shape.size() - 1; i-- > 0;) strides[i] = strides[i + 1] * shape[i + 1];
+  return memory::desc(to_dims(shape), type, strides);
 }
 
 dt dnnl_type(DType type) {

@@ -71,6 +71,10 @@ struct FusedConv2d::Impl {
       ops.append_sum(1.f);
     }
     if (cfg.relu) ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+    if (cfg.clip) {
+      RESNET_CHECK(!int8(), "fused conv: a clip post-op in int8 is not supported");
+      ops.append_eltwise(1.f, dnnl::algorithm::eltwise_clip, cfg.clip_min, cfg.clip_max);
+    }
     r.attr.set_post_ops(ops);
     dnnl::convolution_forward::primitive_desc pd = plan_conv_forward(c, r);
     return Plan{pd, dnnl::convolution_forward(pd), memory(), memory()};

@@ -34,6 +34,28 @@ Tensor nchw_from_nhwc(const Tensor& x, int64_t channels, const RunArgs& a) {
   return backend::to_plain_f32(nhwc, 1.f);
 }
 
+// A network's [N, C, H, W] input must have its channels; it runs at any size and batch.
+// Another rank (a graph of tensor ops) must have the declared sizes after the batch.
+void check_declared_input(const Tensor& x, const InferenceModel& m, const RunArgs& a) {
+  const Shape& declared = m.graph.values[0].shape;
+  if (declared.size() == 4) {
+    RESNET_CHECK(x.rank() == 4 && x.dim(1) == m.in_channels,
+                 a.input << ": expected a 4-D input [N, " << m.in_channels << ", H, W] for "
+                         << a.model << ", got " << x.shape_str());
+    return;
+  }
+  bool fits = x.shape().size() == declared.size();
+  for (size_t i = 1; fits && i < declared.size(); ++i)
+    fits = declared[i] == infer::kUnknownDim || declared[i] == x.shape()[i];
+  std::string want = "[";
+  for (size_t i = 0; i < declared.size(); ++i)
+    want += (i ? ", " : "") + (i == 0 || declared[i] == infer::kUnknownDim
+                                   ? std::string(i == 0 ? "N" : "?")
+                                   : std::to_string(declared[i]));
+  RESNET_CHECK(fits, a.input << ": expected an input " << want << "] for " << a.model << ", got "
+                             << x.shape_str());
+}
+
 // An ONNX file has no module tree: one eval-mode forward through the compiled graph.
 void run_onnx(const RunArgs& a) {
   RESNET_CHECK(!a.train && a.grad_output.empty() && a.state_out.empty(),
@@ -42,9 +64,7 @@ void run_onnx(const RunArgs& a) {
   InferenceModel m = load_inference_model(a.model, a.weights, a.options);
   Tensor x = io::read_npy(a.input);
   if (m.graph.input_nhwc) x = nchw_from_nhwc(x, m.in_channels, a);
-  RESNET_CHECK(x.rank() == 4 && x.dim(1) == m.in_channels,
-               a.input << ": expected a 4-D input [N, " << m.in_channels << ", H, W] for "
-                       << a.model << ", got " << x.shape_str());
+  check_declared_input(x, m, a);
   infer::CompiledModel compiled(std::move(m.graph), compile_options(a.dtype, m.calibration));
   if (!compiled.fallback_note().empty()) std::cerr << compiled.fallback_note() << "\n";
   io::write_npy(a.output, compiled.run(x));

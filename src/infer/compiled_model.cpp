@@ -135,6 +135,9 @@ struct CompiledModel::Impl {
     if (options.fuse) {
       detail::fuse_residual_add(p);
       detail::fuse_relu(p);
+      // int8 convolutions keep a ReLU's u8 output and the scales their ranges give; a
+      // clip stays a step of its own there.
+      if (options.precision != Precision::int8) detail::fuse_clip(p);
     }
     detail::fold_flatten(p);
     return p;
@@ -191,6 +194,9 @@ struct CompiledModel::Impl {
           f.conv.bias = true;
           f.add_residual = s.add_residual;
           f.relu = s.relu;
+          f.clip = s.clip;
+          f.clip_min = s.clip_min;
+          f.clip_max = s.clip_max;
           f.dtype = dtype;
           f.blocked_output = blocked;
           if (options.precision == Precision::int8) {
@@ -252,8 +258,8 @@ struct CompiledModel::Impl {
   }
 
   Tensor run(const Tensor& x) {
-    RESNET_CHECK(x.defined() && x.rank() == 4 && x.dtype() == DType::f32 && x.is_plain(),
-                 "run: expected a plain f32 input [N, C, H, W], got "
+    RESNET_CHECK(x.defined() && x.dtype() == DType::f32 && x.is_plain(),
+                 "run: expected a plain f32 input, got "
                      << (x.defined() ? x.shape_str() : std::string("nothing")));
     prepare(x.shape());
     std::vector<Tensor> vals(plan.values.size());
@@ -304,8 +310,8 @@ struct CompiledModel::Impl {
         case Step::Kind::pad_channels:
           out = backend::subsample_pad_channels(plain(s.inputs[0]), 1, 1, s.pads[0], s.pads[1]);
           break;
-        case Step::Kind::softmax:
-          out = backend::activation_softmax(plain(s.inputs[0]));
+        case Step::Kind::tensor_op:
+          out = detail::run_tensor_op(s.node, plain(s.inputs[0]), plan.values[s.output].shape);
           break;
       }
       // A value the int8 plan computes in f32 (the classifier, element-wise fallbacks)

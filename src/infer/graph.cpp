@@ -69,8 +69,9 @@ void Graph::validate() const {
 
 void Graph::infer_shapes(const Shape& input_shape) {
   validate();
-  RESNET_CHECK(input_shape.size() == 4,
-               "graph: expected an input of shape [N, C, H, W], found " << shape_str(input_shape));
+  RESNET_CHECK(!input_shape.empty() && input_shape.size() <= kMaxRank,
+               "graph: expected an input of 1 to " << kMaxRank << " dimensions, found "
+                                                   << shape_str(input_shape));
   for (int64_t d : input_shape)
     RESNET_CHECK(d >= 0 || d == kUnknownDim,
                  "graph: expected an input shape of sizes, found " << shape_str(input_shape));

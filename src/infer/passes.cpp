@@ -41,6 +41,10 @@ void load_scale_and_shift(const Node& n, Step& s) {
   s.bias = shift;
 }
 
+void keep_node(const Node& n, Step& s) {
+  s.node = n;
+}
+
 // How each OpKind becomes a step, in enum order: the step kind it runs as, and what it
 // loads from its parameters (nullptr: none).
 struct OpPlan {
@@ -60,7 +64,16 @@ constexpr std::array<OpPlan, kOpCount> kOpPlans = {{
     {OpKind::linear, Step::Kind::linear, load_weight_and_bias},
     {OpKind::subsample, Step::Kind::subsample, nullptr},
     {OpKind::pad_channels, Step::Kind::pad_channels, nullptr},
-    {OpKind::softmax, Step::Kind::softmax, nullptr},
+    {OpKind::softmax, Step::Kind::tensor_op, keep_node},
+    {OpKind::add_constant, Step::Kind::tensor_op, keep_node},
+    {OpKind::sub_constant, Step::Kind::tensor_op, keep_node},
+    {OpKind::mul_constant, Step::Kind::tensor_op, keep_node},
+    {OpKind::div_constant, Step::Kind::tensor_op, keep_node},
+    {OpKind::clip, Step::Kind::tensor_op, keep_node},
+    {OpKind::reduce_mean, Step::Kind::tensor_op, keep_node},
+    {OpKind::reshape, Step::Kind::tensor_op, keep_node},
+    {OpKind::transpose, Step::Kind::tensor_op, keep_node},
+    {OpKind::matmul, Step::Kind::tensor_op, keep_node},
 }};
 static_assert(covers_every_op(kOpPlans), "the compiler needs a plan entry per OpKind");
 
@@ -197,6 +210,30 @@ void fuse_relu(Plan& plan) {
         prev->relu = true;
         prev->output = s.output;
         prev->fused.push_back("relu " + s.name);
+        continue;
+      }
+    }
+    out.push_back(std::move(s));
+  }
+  plan.steps = std::move(out);
+}
+
+void fuse_clip(Plan& plan) {
+  std::vector<int> readers = reader_counts(plan);
+  std::vector<Step> out;
+  for (Step& s : plan.steps) {
+    if (s.kind == Step::Kind::tensor_op && s.node.op == OpKind::clip) {
+      Step* conv = nullptr;
+      for (Step& q : out)
+        if (q.output == s.inputs[0] && q.kind == Step::Kind::conv && !q.clip &&
+            readers[q.output] == 1)
+          conv = &q;
+      if (conv != nullptr) {
+        conv->clip = true;
+        conv->clip_min = s.node.clip_min;
+        conv->clip_max = s.node.clip_max;
+        conv->output = s.output;
+        conv->fused.push_back("clip " + s.name);
         continue;
       }
     }

@@ -20,7 +20,8 @@ struct Step {
     flatten,    // unfused flatten
     subsample,  // CIFAR option-A shortcut pieces, on plain tensors
     pad_channels,
-    softmax,  // over the classes of [N, K], on plain f32
+    tensor_op,  // softmax and the tensor ops of any rank (OpKind::add_constant, ...), on
+                // plain f32: `node` says which and how (run_tensor_op)
   };
   Kind kind;
   OpKind source_op;  // the graph op the step came from
@@ -38,8 +39,11 @@ struct Step {
   // file gives one, is kept inside the fused kernel; see FusedConv2dConfig::Int8).
   int own_output = -1;
   bool relu = false;
+  bool clip = false;  // conv: clip to [clip_min, clip_max] after everything else
+  float clip_min = 0.f, clip_max = 0.f;
   std::vector<int64_t> pads;       // pad_channels
   std::vector<std::string> fused;  // what the passes merged in, for describe()
+  Node node;                       // tensor_op: the graph node it runs
 };
 
 struct Plan {
@@ -56,7 +60,11 @@ void fold_batch_norm(Plan& plan);    // conv -> BN into one conv; a lone BN beco
                                      // depthwise conv
 void fuse_residual_add(Plan& plan);  // conv -> add into the conv's sum post-op
 void fuse_relu(Plan& plan);          // conv/add -> relu into a post-op
+void fuse_clip(Plan& plan);          // conv -> clip (ReLU6) into a post-op; not for int8
 void fold_flatten(Plan& plan);       // flatten -> linear: the linear reads 4-D input
+
+// A tensor_op step's node on plain f32 `x`, whose output has `out_shape`.
+Tensor run_tensor_op(const Node& node, const Tensor& x, const Shape& out_shape);
 
 // For each value, the index of the last step that reads it (-1: never read).
 std::vector<int> last_uses(const Plan& plan);

@@ -175,18 +175,143 @@ Tensor run_subsample(const Node& n, const std::vector<Tensor>& v, const Shape& o
 Tensor run_pad_channels(const Node& n, const std::vector<Tensor>& v, const Shape& out_shape) {
   return pad_channels(n, v[n.inputs[0]], out_shape);
 }
-// Per row, in double with the row's maximum subtracted.
+// Along the axis (or over the rows of the 2-D view), in double with the maximum
+// subtracted.
 Tensor run_softmax(const Node& n, const std::vector<Tensor>& v, const Shape& out_shape) {
   const Tensor& x = v[n.inputs[0]];
+  const size_t axis = normalized_axis(n, n.axis, out_shape.size());
+  const Shape& d = out_shape;
+  const int64_t outer = shape_numel(Shape(d.begin(), d.begin() + static_cast<int64_t>(axis)));
+  const int64_t k = n.coerce_2d ? x.numel() / std::max<int64_t>(outer, 1) : d[axis];
+  const int64_t inner = n.coerce_2d ? 1 : x.numel() / std::max<int64_t>(outer * k, 1);
   Tensor y(out_shape);
-  const int64_t rows = out_shape[0], k = out_shape[1];
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* in = x.f32() + r * k;
-    const double top = *std::max_element(in, in + k);
-    std::vector<double> e(static_cast<size_t>(k));
-    double sum = 0.0;
-    for (int64_t j = 0; j < k; ++j) sum += e[j] = std::exp(in[j] - top);
-    for (int64_t j = 0; j < k; ++j) y.f32()[r * k + j] = static_cast<float>(e[j] / sum);
+  std::vector<double> e(static_cast<size_t>(k));
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i) {
+      const float* in = x.f32() + o * k * inner + i;
+      float* out = y.f32() + o * k * inner + i;
+      double top = -std::numeric_limits<double>::infinity(), sum = 0.0;
+      for (int64_t j = 0; j < k; ++j) top = std::max(top, static_cast<double>(in[j * inner]));
+      for (int64_t j = 0; j < k; ++j) sum += e[j] = std::exp(in[j * inner] - top);
+      for (int64_t j = 0; j < k; ++j) out[j * inner] = static_cast<float>(e[j] / sum);
+    }
+  return y;
+}
+
+// --- tensor ops: plain loops over row-major indices, sums in double -------------------
+
+// Row-major strides of `s` seen from an output of shape `out` (NumPy broadcasting): 0
+// where `s` has size 1 or lacks the axis.
+std::vector<int64_t> broadcast_strides(const Shape& s, const Shape& out) {
+  std::vector<int64_t> strides(out.size(), 0);
+  int64_t step = 1;
+  for (size_t k = 0; k < s.size(); ++k) {
+    const size_t i = s.size() - 1 - k, o = out.size() - 1 - k;
+    strides[o] = s[i] == 1 ? 0 : step;
+    step *= s[i];
+  }
+  return strides;
+}
+
+// The offset `strides` give to the multi-index of row-major position `pos` in `out`.
+int64_t offset_of(int64_t pos, const Shape& out, const std::vector<int64_t>& strides) {
+  int64_t offset = 0;
+  for (size_t k = out.size(); k-- > 0;) {
+    offset += (pos % out[k]) * strides[k];
+    pos /= out[k];
+  }
+  return offset;
+}
+
+Tensor run_binary(const Node& n, const std::vector<Tensor>& v, const Shape& out_shape) {
+  const Tensor& x = v[n.inputs[0]];
+  const Tensor& c = n.params[0].value;
+  const std::vector<int64_t> xs = broadcast_strides(x.shape(), out_shape);
+  const std::vector<int64_t> cs = broadcast_strides(c.shape(), out_shape);
+  Tensor y(out_shape);
+  for (int64_t i = 0; i < y.numel(); ++i) {
+    double a = x.f32()[offset_of(i, out_shape, xs)], b = c.f32()[offset_of(i, out_shape, cs)];
+    if (n.constant_first) std::swap(a, b);
+    double r = 0;
+    switch (n.op) {
+      case OpKind::add_constant:
+        r = a + b;
+        break;
+      case OpKind::sub_constant:
+        r = a - b;
+        break;
+      case OpKind::mul_constant:
+        r = a * b;
+        break;
+      default:
+        r = a / b;
+        break;
+    }
+    y.f32()[i] = static_cast<float>(r);
+  }
+  return y;
+}
+
+Tensor run_clip(const Node& n, const std::vector<Tensor>& v, const Shape&) {
+  Tensor y = v[n.inputs[0]].clone();
+  for (int64_t i = 0; i < y.numel(); ++i)
+    y.f32()[i] = std::min(std::max(y.f32()[i], n.clip_min), n.clip_max);
+  return y;
+}
+
+Tensor run_reduce_mean(const Node& n, const std::vector<Tensor>& v, const Shape& out_shape) {
+  const Tensor& x = v[n.inputs[0]];
+  const std::vector<bool> reduced = reduced_axes(n, static_cast<size_t>(x.rank()));
+  // Each input element adds to the output element with its reduced indices at 0.
+  Shape kept = x.shape();
+  for (size_t i = 0; i < kept.size(); ++i)
+    if (reduced[i]) kept[i] = 1;
+  const std::vector<int64_t> strides = broadcast_strides(kept, x.shape());
+  std::vector<double> sums(static_cast<size_t>(shape_numel(kept)), 0.0);
+  for (int64_t i = 0; i < x.numel(); ++i)
+    sums[static_cast<size_t>(offset_of(i, x.shape(), strides))] += x.f32()[i];
+  const double count = static_cast<double>(x.numel()) / static_cast<double>(sums.size());
+  Tensor y(out_shape);
+  for (size_t i = 0; i < sums.size(); ++i) y.f32()[i] = static_cast<float>(sums[i] / count);
+  return y;
+}
+
+Tensor run_reshape(const Node& n, const std::vector<Tensor>& v, const Shape& out_shape) {
+  return v[n.inputs[0]].clone().reshape(out_shape);
+}
+
+Tensor run_transpose(const Node& n, const std::vector<Tensor>& v, const Shape& out_shape) {
+  const Tensor& x = v[n.inputs[0]];
+  const std::vector<size_t> perm = permutation(n, static_cast<size_t>(x.rank()));
+  const std::vector<int64_t> in_strides = broadcast_strides(x.shape(), x.shape());
+  std::vector<int64_t> strides(perm.size());
+  for (size_t i = 0; i < perm.size(); ++i) strides[i] = in_strides[perm[i]];
+  Tensor y(out_shape);
+  for (int64_t i = 0; i < y.numel(); ++i) y.f32()[i] = x.f32()[offset_of(i, out_shape, strides)];
+  return y;
+}
+
+// A broadcast over the batch dimensions of matrix products, each in double.
+Tensor run_matmul(const Node& n, const std::vector<Tensor>& v, const Shape& out_shape) {
+  const Tensor& a = v[n.inputs[0]];
+  const Tensor& b = n.params[0].value;
+  const Shape as = a.rank() == 1 ? Shape{1, a.dim(0)} : a.shape();
+  const int64_t M = as[as.size() - 2], K = as.back(), N = b.shape().back();
+  Shape batch(out_shape.begin(), out_shape.end() - (a.rank() == 1 ? 1 : 2));
+  const Shape a_batch(as.begin(), as.end() - 2), b_batch(b.shape().begin(), b.shape().end() - 2);
+  const std::vector<int64_t> sa = broadcast_strides(a_batch, batch);
+  const std::vector<int64_t> sb = broadcast_strides(b_batch, batch);
+  Tensor y(out_shape);
+  for (int64_t i = 0; i < shape_numel(batch); ++i) {
+    const float* pa = a.f32() + offset_of(i, batch, sa) * M * K;
+    const float* pb = b.f32() + offset_of(i, batch, sb) * K * N;
+    float* py = y.f32() + i * M * N;
+    for (int64_t r = 0; r < M; ++r)
+      for (int64_t c = 0; c < N; ++c) {
+        double sum = 0.0;
+        for (int64_t k = 0; k < K; ++k) sum += static_cast<double>(pa[r * K + k]) * pb[k * N + c];
+        py[r * N + c] = static_cast<float>(sum);
+      }
   }
   return y;
 }
@@ -204,6 +329,15 @@ constexpr std::array<OpKernel, kOpCount> kKernels = {{
     {OpKind::subsample, run_subsample},
     {OpKind::pad_channels, run_pad_channels},
     {OpKind::softmax, run_softmax},
+    {OpKind::add_constant, run_binary},
+    {OpKind::sub_constant, run_binary},
+    {OpKind::mul_constant, run_binary},
+    {OpKind::div_constant, run_binary},
+    {OpKind::clip, run_clip},
+    {OpKind::reduce_mean, run_reduce_mean},
+    {OpKind::reshape, run_reshape},
+    {OpKind::transpose, run_transpose},
+    {OpKind::matmul, run_matmul},
 }};
 static_assert(covers_every_op(kKernels), "the reference interpreter needs a kernel per OpKind");
 
@@ -213,8 +347,8 @@ Tensor run_reference(const Graph& g, const Tensor& x) {
   RESNET_CHECK(g.num_inputs == 1,
                "run_reference: expected a graph with one input, found " << g.num_inputs);
   RESNET_CHECK(
-      x.defined() && x.dtype() == DType::f32 && x.is_plain() && x.rank() == 4,
-      "run_reference: expected a plain f32 input [N, C, H, W], found "
+      x.defined() && x.dtype() == DType::f32 && x.is_plain(),
+      "run_reference: expected a plain f32 input, found "
           << (x.defined() ? x.shape_str() + " " + dtype_name(x.dtype()) : std::string("nothing")));
   // A copy shares the parameters' storage; only its value shapes are new.
   Graph shaped = g;

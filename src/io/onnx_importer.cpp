@@ -25,6 +25,9 @@ std::vector<int64_t> transpose_perm(const onnx::NodeProto& n) {
 
 }  // namespace
 
+using infer::Node;
+using infer::OpKind;
+
 Importer::Importer(std::string file, int64_t opset, const onnx::GraphProto& graph)
     : file_(std::move(file)), opset_(opset), proto_(graph) {}
 
@@ -81,18 +84,23 @@ void Importer::add_input() {
   const onnx::TypeProto_Tensor& tt = in.type().tensor_type();
   RESNET_CHECK(tt.elem_type() == onnx::TensorProto_DataType_FLOAT,
                who << ": expected FLOAT elements, found " << onnx_dtype_name(tt.elem_type()));
-  RESNET_CHECK(tt.has_shape(), who << ": expected a declared 4-D shape [N, C, H, W], found none");
-  RESNET_CHECK(tt.shape().dim_size() == 4, who << ": expected a 4-D input [N, C, H, W], found "
-                                               << tt.shape().dim_size() << " dimension(s)");
-  // Shapes are checked as the graph is built when C, H and W are concrete; a symbolic
-  // batch is checked as 1 (every op here treats images independently). An NHWC input
-  // read only by a Transpose to NCHW (tf2onnx, Keras) is taken as NCHW: the Transpose
-  // becomes an alias of the input, so the graph takes [N, C, H, W] as every model here.
-  input_is_nhwc_ = read_only_by_nhwc_to_nchw(in.name());
-  const std::array<int, 4> axes =
-      input_is_nhwc_ ? std::array<int, 4>{0, 3, 1, 2} : std::array<int, 4>{0, 1, 2, 3};
+  RESNET_CHECK(tt.has_shape(), who << ": expected a declared shape ([N, C, H, W] for a network), "
+                                      "found none");
+  const int rank = tt.shape().dim_size();
+  RESNET_CHECK(rank >= 1 && rank <= static_cast<int>(infer::kMaxRank),
+               who << ": expected 1 to " << infer::kMaxRank << " dimensions ([N, C, H, W] for a "
+                   << "network), found " << rank);
+  // Shapes are checked as the graph is built when every size after the first is
+  // concrete; a symbolic batch is checked as 1 (every op here treats the samples of a
+  // batch independently). An NHWC input read only by a Transpose to NCHW (tf2onnx,
+  // Keras) is taken as NCHW: the Transpose becomes an alias of the input, so the graph
+  // takes [N, C, H, W] as every model here.
+  input_is_nhwc_ = rank == 4 && read_only_by_nhwc_to_nchw(in.name());
+  std::vector<int> axes(static_cast<size_t>(rank));
+  for (int i = 0; i < rank; ++i) axes[static_cast<size_t>(i)] = i;
+  if (input_is_nhwc_) axes = {0, 3, 1, 2};
   shapes_ = true;
-  for (int i = 0; i < 4; ++i) {
+  for (int i = 0; i < rank; ++i) {
     const int axis = axes[static_cast<size_t>(i)];
     const auto& d = tt.shape().dim(axis);
     RESNET_CHECK(!d.has_dim_value() || (d.dim_value() >= 0 && d.dim_value() <= (1 << 20)),
@@ -122,16 +130,20 @@ bool Importer::read_only_by_nhwc_to_nchw(const std::string& input) const {
   return readers > 0 && readers == transposes;
 }
 
-// Only the NHWC-to-NCHW Transpose of the graph input (see add_input): an alias of it.
+// The NHWC-to-NCHW Transpose of the graph input (see add_input) is an alias of it; any
+// other is a transpose tensor op.
 void Importer::op_transpose() {
   expect_arity(1, 1);
   const bool of_input = input(0).kind == Symbol::Kind::activation && input(0).value == 0;
-  RESNET_CHECK(of_input && input_is_nhwc_,
-               here() << ": expected the Transpose of an NHWC graph input to NCHW (perm [0, 3, 1, "
-                         "2]), found perm "
-                      << ints_str(transpose_perm(*node_)) << " of '" << node_->input(0)
-                      << "'; other Transposes are not supported");
-  define(input(0));
+  if (of_input && input_is_nhwc_) {
+    define(input(0));
+    return;
+  }
+  Node n;
+  n.op = OpKind::transpose;
+  n.inputs = {activation(0).value};
+  n.axes = transpose_perm(*node_);
+  define_activation(emit(std::move(n)));
 }
 
 void Importer::index_nodes() {
@@ -180,6 +192,7 @@ const Importer::Converter Importer::kConverters[] = {
     {"Div", &Importer::op_div, 7},
     {"ReduceMean", &Importer::op_reduce_mean, 1},
     {"Squeeze", &Importer::op_squeeze, 1},
+    {"Unsqueeze", &Importer::op_unsqueeze, 1},
     {"Softmax", &Importer::op_softmax, 1},
     {"Transpose", &Importer::op_transpose, 1},
     {"QuantizeLinear", &Importer::op_quantize_linear, 10},
@@ -323,6 +336,13 @@ void Importer::expect_arity(int lo, int hi) {
 int Importer::emit(infer::Node n) {
   n.name = node_name_;
   const int v = g_.add_node(std::move(n), node_->output(0));
+  check_shapes(v);
+  return v;
+}
+
+int Importer::emit_step(infer::Node n, const std::string& suffix) {
+  n.name = node_name_ + suffix;
+  const int v = g_.add_node(std::move(n), node_->output(0) + suffix);
   check_shapes(v);
   return v;
 }

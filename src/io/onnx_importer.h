@@ -97,6 +97,9 @@ class Importer {
   int emit(infer::Node n);
   // emit() of a node of one input and no parameters (Relu, Flatten, ...).
   int emit_unary(infer::OpKind op, int x);
+  // Adds `n` as one step of several that the current node becomes: named after the node
+  // with `suffix` (".transA"), its output not yet the node's output.
+  int emit_step(infer::Node n, const std::string& suffix);
   // Binds the node's first output to an activation, or to a constant.
   void define(Symbol s);
   // Binds the node's first output to activation value `v`.
@@ -132,15 +135,16 @@ class Importer {
   void op_max_pool() { op_pool(true); }
   void op_avg_pool() { op_pool(false); }
   void op_global_avg_pool();
-  void op_flatten();
-  void op_gemm();
-  void op_matmul();
-  void op_reshape();
   void op_identity();
   void op_constant();
   void op_pad();
   std::vector<int64_t> pad_amounts(const NodeAttributes& attrs);
   void op_slice();
+  // onnx_ops_linear.cpp
+  void op_flatten();
+  void op_gemm();
+  void op_matmul();
+  void op_reshape();
   // onnx_ops_other_exporters.cpp
   void op_clip();
   void op_dropout();
@@ -151,6 +155,11 @@ class Importer {
   void op_reduce_mean();
   void op_squeeze();
   void op_softmax();
+  void op_unsqueeze();
+  // The tensor-op forms of the converters above: x OP k (k OP x), and a reshape node.
+  void emit_arithmetic(char op, int x, const Symbol& k, bool constant_first);
+  void emit_reshape(infer::ShapeRule rule, int x, std::vector<int64_t> axes,
+                    bool allowzero = false);
   void op_transpose();
   // onnx_ops_quantized.cpp
   void op_quantize_linear();
@@ -182,8 +191,9 @@ class Importer {
   bool produced_by(int value, infer::OpKind op) const;
   // Kernel, strides, dilations, pads and auto_pad of Conv, MaxPool and AveragePool, for an
   // input of value `x`; `kernel` comes from the weight (Conv) or kernel_shape (pools).
+  // one_d: a 1-D operator's attributes, read as the 2-D ones of [N, C, 1, L].
   infer::Window window(const NodeAttributes& attrs, int x, std::array<int64_t, 2> kernel,
-                       bool has_dilations);
+                       bool has_dilations, bool one_d = false);
 
   std::string file_;
   int64_t opset_;

@@ -29,34 +29,37 @@ bool all_in(const std::vector<int64_t>& v, int64_t lo) {
   return true;
 }
 
-// [K, N] -> [N, K] (a MatMul or transB=0 Gemm weight into Linear's [OUT, IN]).
-Tensor transposed(const Tensor& t) {
-  const int64_t rows = t.dim(0), cols = t.dim(1);
-  Tensor out({cols, rows});
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) out.f32()[c * rows + r] = t.f32()[r * cols + c];
-  return out;
-}
+}  // namespace
 
-Tensor scaled(const Tensor& t, double factor) {
-  Tensor out = t.clone();
-  for (float& v : out.values()) v = static_cast<float>(v * factor);
-  return out;
+namespace {
+
+// A 1-D operator's attribute as its 2-D form over [N, C, 1, L]: `neutral` for the added
+// axis, before each of the values (pads: [begin, end] -> [0, begin, 0, end]).
+std::vector<int64_t> as_2d(std::vector<int64_t> v, int64_t neutral, bool pads) {
+  if (pads && v.size() == 2) return {neutral, v[0], neutral, v[1]};
+  if (!pads && v.size() == 1) return {neutral, v[0]};
+  return v;  // malformed: refused by the 2-D checks, in the file's own values
 }
 
 }  // namespace
 
 Window Importer::window(const NodeAttributes& attrs, int x, std::array<int64_t, 2> kernel,
-                        bool has_dilations) {
+                        bool has_dilations, bool one_d) {
+  auto get = [&](const char* name, std::vector<int64_t> fallback, bool pads = false) {
+    if (!one_d) return attrs.get_ints(name, fallback);
+    return as_2d(attrs.get_ints(name, std::vector<int64_t>(fallback.begin() + fallback.size() / 2,
+                                                           fallback.end())),
+                 pads ? 0 : 1, pads);
+  };
   Window w;
   w.kernel_h = kernel[0], w.kernel_w = kernel[1];
-  const auto strides = attrs.get_ints("strides", {1, 1});
+  const auto strides = get("strides", {1, 1});
   RESNET_CHECK(strides.size() == 2 && all_in(strides, 1), here() << ": expected two strides in [1, "
                                                                  << kMaxExtent << "], found "
                                                                  << ints_str(strides));
   w.stride_h = strides[0], w.stride_w = strides[1];
   if (has_dilations) {
-    const auto dilations = attrs.get_ints("dilations", {1, 1});
+    const auto dilations = get("dilations", {1, 1});
     RESNET_CHECK(dilations.size() == 2 && all_in(dilations, 1),
                  here() << ": expected two dilations in [1, " << kMaxExtent << "], found "
                         << ints_str(dilations));
@@ -64,7 +67,7 @@ Window Importer::window(const NodeAttributes& attrs, int x, std::array<int64_t, 
   }
   const std::string auto_pad = attrs.get_string("auto_pad", "NOTSET");
   if (auto_pad == "NOTSET") {
-    const auto pads = attrs.get_ints("pads", {0, 0, 0, 0});
+    const auto pads = get("pads", {0, 0, 0, 0}, true);
     RESNET_CHECK(pads.size() == 4 && all_in(pads, 0),
                  here() << ": expected four pads [top, left, bottom, right] in [0, " << kMaxExtent
                         << "], found " << ints_str(pads));
@@ -191,22 +194,36 @@ void Importer::op_add() {
   define_activation(linear.output);
 }
 
+// 2-D pooling; a 1-D pool over [N, C, L] runs as the 2-D pool of [N, C, 1, L], between
+// two reshapes.
 void Importer::op_pool(bool is_max) {
   expect_arity(1, 1);
   const NodeAttributes attrs(*node_, here());
+  const auto kernel = attrs.get_ints("kernel_shape", {});
+  const bool one_d = kernel.size() == 1;
+  RESNET_CHECK((kernel.size() == 2 || one_d) && all_in(kernel, 1),
+               here() << ": expected kernel_shape of one or two sizes in [1, " << kMaxExtent
+                      << "] (1-D or 2-D pooling), found " << ints_str(kernel));
   // MaxPool reads the integers of a QuantizeLinear as well (QLinear graphs): the maximum
   // of quantized values is the quantized maximum, so its output keeps their grid.
-  const Symbol x = activation(0, !is_max, is_max);
-  const auto kernel = attrs.get_ints("kernel_shape", {});
-  RESNET_CHECK(kernel.size() == 2 && all_in(kernel, 1),
-               here() << ": expected kernel_shape of two sizes in [1, " << kMaxExtent
-                      << "] (2-D pooling), found " << ints_str(kernel));
+  Symbol x = activation(0, !is_max && !one_d, is_max && !one_d);
+  if (one_d) {
+    Node up;
+    up.op = OpKind::reshape;
+    up.inputs = {x.value};
+    up.shape_rule = infer::ShapeRule::unsqueeze;
+    up.axes = {2};
+    x.value = emit_step(std::move(up), ".as_2d");
+  }
   Node n;
   n.op = is_max ? OpKind::max_pool : OpKind::avg_pool;
   n.inputs = {x.value};
   // Dilated pooling (MaxPool's dilations; AveragePool has them from opset 19) is refused:
   // no ResNet uses it, and neither the compiled pool nor the reference runs it.
-  n.window = window(attrs, x.value, {kernel[0], kernel[1]}, is_max);
+  n.window = window(
+      attrs, x.value,
+      one_d ? std::array<int64_t, 2>{1, kernel[0]} : std::array<int64_t, 2>{kernel[0], kernel[1]},
+      is_max, one_d);
   RESNET_CHECK(n.window.dilation_h == 1 && n.window.dilation_w == 1,
                here() << ": expected dilations [1, 1], found [" << n.window.dilation_h << ", "
                       << n.window.dilation_w << "]; dilated pooling is not supported");
@@ -223,93 +240,17 @@ void Importer::op_pool(bool is_max) {
     n.window.pad_t += x.pending_pad[0], n.window.pad_l += x.pending_pad[1];
     n.window.pad_b += x.pending_pad[2], n.window.pad_r += x.pending_pad[3];
   }
-  define_rearranged(emit(std::move(n)), x);
+  if (!one_d) {
+    define_rearranged(emit(std::move(n)), x);
+    return;
+  }
+  const int pooled = emit_step(std::move(n), ".pool_2d");
+  emit_reshape(infer::ShapeRule::squeeze, pooled, {2});
 }
 
 void Importer::op_global_avg_pool() {
   expect_arity(1, 1);
   define_activation(emit_unary(OpKind::global_avg_pool, activation(0).value));
-}
-
-void Importer::op_flatten() {
-  expect_arity(1, 1);
-  const NodeAttributes attrs(*node_, here());
-  const Symbol& in = activation(0, false, true);  // integers too: Flatten moves values only
-  const int x = in.value;
-  int64_t axis = attrs.get_int("axis", 1);
-  if (axis < 0 && shapes_) axis += static_cast<int64_t>(shape_of(x, "a negative axis").size());
-  RESNET_CHECK(axis == 1, here() << ": expected axis 1 (keep the batch dimension), found "
-                                 << attrs.get_int("axis", 1));
-  define_rearranged(emit_unary(OpKind::flatten, x), in);
-}
-
-void Importer::op_gemm() {
-  expect_arity(opset_ < 11 ? 3 : 2, 3);  // C became optional in opset 11
-  const NodeAttributes attrs(*node_, here());
-  RESNET_CHECK(attrs.get_int("transA", 0) == 0,
-               here() << ": expected transA 0 (activations [N, IN]), found 1");
-  const double alpha = attrs.get_float("alpha", 1.0), beta = attrs.get_float("beta", 1.0);
-  const bool trans_b = attrs.get_int("transB", 0) != 0;
-  Node n;
-  n.op = OpKind::linear;
-  n.inputs = {activation(0).value};
-  const Symbol& b = constant(1, DType::f32, "weight");
-  RESNET_CHECK(b.tensor.rank() == 2, here() << ": expected a 2-D weight, found '" << b.name << "' "
-                                            << b.tensor.shape_str());
-  // Linear keeps weight [OUT, IN], which is B when transB = 1 (torch's export).
-  Tensor weight = trans_b ? b.tensor : transposed(b.tensor);
-  if (alpha != 1.0) weight = scaled(weight, alpha);
-  n.params.push_back({b.name, weight});
-  if (has_input(2) && beta != 0.0) {
-    const Symbol& c = constant(2, DType::f32, "bias");
-    const int64_t out = weight.dim(0);
-    RESNET_CHECK(c.tensor.shape() == Shape{out} || c.tensor.shape() == (Shape{1, out}),
-                 here() << ": expected the bias '" << c.name << "' to be [" << out << "] or [1, "
-                        << out << "], found " << c.tensor.shape_str());
-    Tensor bias = c.tensor.reshape({out});
-    if (beta != 1.0) bias = scaled(bias, beta);
-    n.params.push_back({c.name, bias});
-  }
-  define_activation(emit(std::move(n)));
-}
-
-void Importer::op_matmul() {
-  expect_arity(2, 2);
-  Node n;
-  n.op = OpKind::linear;
-  n.inputs = {activation(0).value};
-  const Symbol& b = constant(1, DType::f32, "weight");
-  RESNET_CHECK(b.tensor.rank() == 2, here() << ": expected a 2-D weight [IN, OUT], found '"
-                                            << b.name << "' " << b.tensor.shape_str());
-  // The parameter keeps its name, transposed to Linear's [OUT, IN].
-  n.params.push_back({b.name, transposed(b.tensor)});
-  Symbol y;
-  y.value = emit(std::move(n));
-  bare_matmuls_[node_->output(0)] = g_.nodes.size() - 1;
-  define(y);
-}
-
-void Importer::op_reshape() {
-  expect_arity(2, 2);
-  const NodeAttributes attrs(*node_, here());
-  const int x = activation(0).value;
-  const std::vector<int64_t> t = constant_ints(1, "shape");
-  // Only the flatten before the classifier is supported: [N, -1], [0, -1], [N, C].
-  bool ok = t.size() == 2 && !(t[0] == -1 && t[1] == -1);
-  const bool zero_copies = attrs.get_int("allowzero", 0) == 0;
-  if (ok && shapes_) {
-    const Shape& s = shape_of(x, "Reshape");
-    int64_t rest = 1;
-    for (size_t i = 1; i < s.size(); ++i) rest *= s[i];
-    ok = (t[0] == s[0] || t[0] == -1 || (t[0] == 0 && zero_copies)) &&
-         (t[1] == -1 || t[1] == rest) && (t[0] != -1 || t[1] == rest);
-  } else if (ok) {
-    ok = t[0] == 0 && zero_copies && t[1] == -1;
-  }
-  RESNET_CHECK(ok, here() << ": expected a flatten to [batch, -1] or [batch, features], found "
-                          << "shape " << ints_str(t)
-                          << (shapes_ ? " for input " + shape_str(g_.values[x].shape) : ""));
-  define_activation(emit_unary(OpKind::flatten, x));
 }
 
 void Importer::op_identity() {

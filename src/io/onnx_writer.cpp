@@ -232,6 +232,17 @@ class Writer {
     return name;
   }
 
+  // A FLOAT scalar operand (Clip's bounds since opset 11).
+  std::string float_initializer(const std::string& node_name, const std::string& what,
+                                float value) {
+    const std::string name = names_.unique(node_name + "." + what, what);
+    onnx::TensorProto& init = *graph_->add_initializer();
+    init.set_name(name);
+    init.set_data_type(onnx::TensorProto::FLOAT);
+    init.add_float_data(value);
+    return name;
+  }
+
  private:
   // The op type, name, inputs, parameters and output alike for all ops; the rest from
   // the op's emitter (kEmitters below).
@@ -333,9 +344,57 @@ void emit_pad_channels(Writer& writer, const Node& n, onnx::NodeProto& node) {
   attr_string(node, "mode", "constant");
 }
 
-// Over the classes of [N, K]: axis 1 means the same at every opset.
-void emit_softmax(Writer&, const Node&, onnx::NodeProto& node) {
-  attr_int(node, "axis", 1);
+// Along one axis: opset 13's meaning. The older 2-D view (coerce_2d) has no opset-13
+// form of one node.
+void emit_softmax(Writer&, const Node& n, onnx::NodeProto& node) {
+  RESNET_CHECK(!n.coerce_2d, infer::describe(n)
+                                 << ": a softmax over a 2-D view of its input (before "
+                                    "opset 13) cannot be written at opset "
+                                 << kOpset);
+  attr_int(node, "axis", n.axis);
+}
+
+// c - x and c / x: the constant operand first.
+void emit_binary(Writer&, const Node& n, onnx::NodeProto& node) {
+  if (n.constant_first) node.mutable_input()->SwapElements(0, 1);
+}
+
+void emit_clip(Writer& writer, const Node& n, onnx::NodeProto& node) {
+  node.add_input(writer.float_initializer(node.name(), "min", n.clip_min));
+  node.add_input(writer.float_initializer(node.name(), "max", n.clip_max));
+}
+
+void emit_reduce_mean(Writer&, const Node& n, onnx::NodeProto& node) {
+  if (!n.axes.empty()) attr_ints(node, "axes", n.axes);
+  attr_int(node, "keepdims", n.keepdims ? 1 : 0);
+}
+
+// Reshape, Flatten, Squeeze or Unsqueeze, as the node's rule says (opset 13's forms).
+void emit_reshape(Writer& writer, const Node& n, onnx::NodeProto& node) {
+  switch (n.shape_rule) {
+    case infer::ShapeRule::reshape:
+      RESNET_CHECK(!n.allowzero, infer::describe(n) << ": allowzero needs opset 14; export "
+                                                       "writes opset "
+                                                    << kOpset);
+      node.add_input(writer.int64_initializer(node.name(), "shape", n.axes));
+      break;
+    case infer::ShapeRule::flatten:
+      node.set_op_type("Flatten");
+      attr_int(node, "axis", n.axes.at(0));
+      break;
+    case infer::ShapeRule::squeeze:
+      node.set_op_type("Squeeze");
+      if (!n.axes.empty()) node.add_input(writer.int64_initializer(node.name(), "axes", n.axes));
+      break;
+    case infer::ShapeRule::unsqueeze:
+      node.set_op_type("Unsqueeze");
+      node.add_input(writer.int64_initializer(node.name(), "axes", n.axes));
+      break;
+  }
+}
+
+void emit_transpose(Writer&, const Node& n, onnx::NodeProto& node) {
+  if (!n.axes.empty()) attr_ints(node, "perm", n.axes);
 }
 
 constexpr std::array<OpEmitter, infer::kOpCount> kEmitters = {{
@@ -351,6 +410,15 @@ constexpr std::array<OpEmitter, infer::kOpCount> kEmitters = {{
     {OpKind::subsample, emit_subsample},
     {OpKind::pad_channels, emit_pad_channels},
     {OpKind::softmax, emit_softmax},
+    {OpKind::add_constant, emit_binary},
+    {OpKind::sub_constant, emit_binary},
+    {OpKind::mul_constant, emit_binary},
+    {OpKind::div_constant, emit_binary},
+    {OpKind::clip, emit_clip},
+    {OpKind::reduce_mean, emit_reduce_mean},
+    {OpKind::reshape, emit_reshape},
+    {OpKind::transpose, emit_transpose},
+    {OpKind::matmul, emit_nothing},
 }};
 static_assert(infer::covers_every_op(kEmitters), "ONNX export needs an emitter per OpKind");
 

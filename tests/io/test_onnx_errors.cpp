@@ -164,10 +164,14 @@ TEST_F(OnnxErrors, TwoRealInputs) {
   EXPECT_IO_ERROR(read_onnx(save(b)), path_, "exactly one graph input", "found 2");
 }
 
-TEST_F(OnnxErrors, InputNot4D) {
+TEST_F(OnnxErrors, InputOfAnotherRankThanTheConvolutionTakes) {
   OnnxBuilder b = valid();
-  b.graph().mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->add_dim();
-  EXPECT_IO_ERROR(read_onnx(save(b)), path_, "input 'input'", "4-D", "found 5");
+  auto* shape = b.graph().mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape();
+  shape->add_dim()->set_dim_value(1);
+  EXPECT_IO_ERROR(read_onnx(save(b)), path_, "node 'conv' (Conv, opset 13)", "4-D",
+                  "[1, 3, 8, 8, 1]");
+  for (int i = 0; i < 4; ++i) shape->add_dim()->set_dim_value(1);
+  EXPECT_IO_ERROR(read_onnx(save(b)), path_, "input 'input'", "1 to 8 dimensions", "found 9");
 }
 
 TEST_F(OnnxErrors, ConstantWhereAnActivationIsExpected) {
@@ -294,22 +298,25 @@ TEST_F(OnnxErrors, AddOfAConstant) {
   b.graph().mutable_node(1)->set_output(0, "r");
   b.node("Add", {"r", "w"}, {"output"}, "shift");  // w is [4, 3, 3, 3]
   EXPECT_IO_ERROR(read_onnx(save(b)), path_, "node 'shift' (Add, opset 13)",
-                  "one value per channel", "[4, 3, 3, 3]");
+                  "cannot broadcast [1, 4, 8, 8] with [4, 3, 3, 3]");
 }
 
-TEST_F(OnnxErrors, FlattenOnAnotherAxis) {
+TEST_F(OnnxErrors, FlattenAxisOutOfRange) {
   OnnxBuilder b(13);
-  set_int(b.node("Flatten", {"input"}, {"output"}, "flat"), "axis", 2);
-  EXPECT_IO_ERROR(read_onnx(save(b)), path_, "node 'flat' (Flatten, opset 13)", "axis 1",
-                  "found 2");
+  set_int(b.node("Flatten", {"input"}, {"output"}, "flat"), "axis", 5);
+  EXPECT_IO_ERROR(read_onnx(save(b)), path_, "node 'flat' (Flatten, opset 13)",
+                  "flatten axis in [-4, 4], found 5");
 }
 
-TEST_F(OnnxErrors, ReshapeThatIsNoFlatten) {
+TEST_F(OnnxErrors, ReshapeToAnotherSize) {
   OnnxBuilder b(13);
-  b.ints("shape", {1, 3, 64});
+  b.ints("shape", {5, -1});
   b.node("Reshape", {"input", "shape"}, {"output"}, "reshape");
   EXPECT_IO_ERROR(read_onnx(save(b)), path_, "node 'reshape' (Reshape, opset 13)",
-                  "flatten to [batch, -1]", "[1, 3, 64]");
+                  "cannot reshape [1, 3, 8, 8] to [5, -1]");
+  b.ints("twice", {-1, -1});
+  b.graph().mutable_node(0)->set_input(1, "twice");
+  EXPECT_IO_ERROR(read_onnx(save(b)), path_, "at most one -1");
 }
 
 TEST_F(OnnxErrors, SliceThatCrops) {

@@ -2,7 +2,7 @@
 // Inference convolutions with everything that follows them fused in, running on
 // activation tensors that stay in oneDNN's blocked (or channels-last) layout from one
 // convolution to the next:
-//   dst = relu?(conv(src, weight) + bias + residual?)
+//   dst = clip?(relu?(conv(src, weight) + bias + residual?))
 // The residual add and the ReLU are oneDNN post-ops (sum, eltwise), so neither costs a
 // pass over memory of its own. Weights are packed into the primitive's layout once per
 // input shape and repacked only when the weight tensors change (Tensor::version).
@@ -25,6 +25,9 @@ struct FusedConv2dConfig {
   Conv2dConfig conv;          // conv.bias is ignored: the fused conv always has a bias
   bool add_residual = false;  // add a residual activation of the output's shape
   bool relu = false;          // ReLU after the (optional) add
+  // Clip to [clip_min, clip_max] last (ONNX's Clip, ReLU6's [0, 6]): f32 and bf16 only.
+  bool clip = false;
+  float clip_min = 0.f, clip_max = 0.f;
   // Precision of the activations and weights: f32, or bf16 (AVX512_BF16 where the CPU
   // has it). The bias and the accumulation stay f32.
   DType dtype = DType::f32;

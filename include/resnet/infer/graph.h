@@ -11,6 +11,7 @@
 // order where every input is produced before it is read (validate() checks it).
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,8 +32,19 @@ enum class OpKind {
   linear,           // params: weight [OUT, IN], optional bias [OUT]: y = x W^T + b
   subsample,        // x[:, :, ::stride_h, ::stride_w] (ONNX Slice with steps on H, W)
   pad_channels,     // zero channels: pads.front = before, pads.back = after (ONNX Pad)
-  softmax,          // [N, K] -> probabilities over K (a classifier's final ONNX Softmax)
-  kCount            // not an op: the number of ops, the size of every table indexed by OpKind
+  softmax,          // probabilities along `axis` (a classifier's final ONNX Softmax)
+  // Tensor ops on any rank, for the graphs other exporters write (and ONNX's own node
+  // tests): plain f32, outside the hot path of a ResNet.
+  add_constant,  // x + c, c a parameter broadcast with x by NumPy's rules (either order)
+  sub_constant,  // x - c, or c - x where constant_first
+  mul_constant,  // x * c
+  div_constant,  // x / c, or c / x where constant_first
+  clip,          // min(max(x, clip_min), clip_max)
+  reduce_mean,   // the mean over `axes` (every axis where empty), keepdims or not
+  reshape,       // the same values under another shape; the rule: see ShapeRule
+  transpose,     // axes permuted by `axes` (ONNX perm)
+  matmul,        // params: B (rank >= 2): x B, NumPy's matmul broadcasting
+  kCount         // not an op: the number of ops, the size of every table indexed by OpKind
 };
 // Each op is described once in the op table (resnet/infer/op_table.h).
 inline constexpr size_t kOpCount = static_cast<size_t>(OpKind::kCount);
@@ -74,6 +86,15 @@ struct Window {
   bool count_include_pad = false;  // avg_pool only
 };
 
+// How a reshape node computes its output shape from its input's (ONNX's rules).
+enum class ShapeRule {
+  reshape,    // axes: the target; 0 copies the input's size at that index (unless
+              // allowzero), -1 takes what is left
+  flatten,    // axes: {axis}: [prod(dims before axis), prod(dims from axis)]
+  squeeze,    // axes: the size-1 axes to drop (every size-1 axis where empty)
+  unsqueeze,  // axes: where size-1 axes are inserted, in the output's numbering
+};
+
 struct Node {
   OpKind op;
   std::string name;           // a readable name: the module path or the ONNX node name
@@ -87,6 +108,19 @@ struct Node {
   // channel (real = q * step), so that int8 inference quantizes it back onto the file's
   // grid; empty for weights stored in float.
   std::vector<float> weight_steps;
+  // The tensor ops (see OpKind): axes as the ONNX file gives them, negatives counting
+  // from the end.
+  std::vector<int64_t> axes;  // reduce_mean, reshape (per shape_rule), transpose
+  ShapeRule shape_rule = ShapeRule::reshape;
+  bool allowzero = false;       // reshape: a 0 in the target is a size 0, not a copy
+  bool keepdims = true;         // reduce_mean
+  bool constant_first = false;  // sub_constant, div_constant: c - x, c / x
+  float clip_min = -std::numeric_limits<float>::infinity();
+  float clip_max = std::numeric_limits<float>::infinity();
+  // softmax: the axis; coerce_2d: ONNX before opset 13, the input viewed as
+  // [prod(dims before axis), prod(dims from axis)] and normalised over its rows.
+  int64_t axis = -1;
+  bool coerce_2d = false;
 };
 
 struct Value {
@@ -96,6 +130,9 @@ struct Value {
   // of a calibration; see Calibration::from_graph).
   std::optional<Quantization> quant;
 };
+
+// The most dimensions a value may have (oneDNN's own limit is higher).
+inline constexpr size_t kMaxRank = 8;
 
 // A dimension only a runtime knows: an ONNX export's symbolic batch and spatial sizes.
 inline constexpr int64_t kUnknownDim = -1;
@@ -120,7 +157,8 @@ struct Graph {
   // parameter counts and shapes as each op requires, the output set. Throws
   // resnet::Error naming the node on the first problem.
   void validate() const;
-  // Fills every value's shape from the input shape [N, C, H, W]; throws resnet::Error
+  // Fills every value's shape from the input shape (a network's [N, C, H, W], or any
+  // rank where the graph holds only tensor ops); throws resnet::Error
   // naming the node when shapes do not fit (channel mismatch, window larger than input).
   // A dimension may be kUnknownDim: it propagates as unknown, and a check that needs it
   // is left to whoever knows it (what ONNX export declares for a symbolic input).

@@ -35,6 +35,17 @@ const OpInfo& op_info(OpKind op);
 // "node 'layer1.0.conv1' (Conv)": how every graph error names a node.
 std::string describe(const Node& n);
 
+// Shape rules the tensor ops share with their kernels (each throws resnet::Error naming
+// the node):
+// `axis` of a value of `rank` dimensions, negatives counted from the end.
+size_t normalized_axis(const Node& n, int64_t axis, size_t rank);
+// reduce_mean: which axes its `axes` reduce (all where empty).
+std::vector<bool> reduced_axes(const Node& n, size_t rank);
+// transpose: output axis i reads input axis perm[i] (reversed where `axes` is empty).
+std::vector<size_t> permutation(const Node& n, size_t rank);
+// NumPy's broadcast of two shapes, aligned from the last axis.
+Shape broadcast_shapes(const Node& n, const Shape& a, const Shape& b);
+
 // True when `table` holds one entry per OpKind, in enum order (entry i has .op == i).
 template <typename Entry, size_t N>
 constexpr bool covers_every_op(const std::array<Entry, N>& table) {
