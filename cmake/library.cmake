@@ -11,7 +11,9 @@
 file(GLOB_RECURSE RESNET_LIB_SOURCES CONFIGURE_DEPENDS src/*.cpp)
 # The command line and the inference server it runs (src/serve/, on cpp-httplib) are
 # programs over the library, not part of it.
-list(FILTER RESNET_LIB_SOURCES EXCLUDE REGEX "/src/cli/|/src/serve/")
+# src/mpi/ (the MPI communicator) is the command line's too, so that the library does not
+# depend on MPI.
+list(FILTER RESNET_LIB_SOURCES EXCLUDE REGEX "/src/cli/|/src/serve/|/src/mpi/")
 
 # The test oracle: naive reference kernels and the reference interpreter of inference
 # graphs. Tests link it; the installed library does not contain it.

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 packages=(build-essential cmake libdnnl-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev
           libbenchmark-dev zlib1g-dev libpng-dev libjpeg-dev libprotobuf-dev libonnx-dev
           python3-onnx libonnx-testdata dataset-fashion-mnist pkg-config file libssl-dev
-          libcpp-httplib-dev)
+          libcpp-httplib-dev openmpi-bin libopenmpi-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -183,6 +183,21 @@ RESNET_HOT_LOOP void channel_affine(const ChannelWalk& w, float* out, const floa
 
 // Per-channel arrays padded to c_padded with neutral values, so blocked padding
 // channels compute zeros.
+// Sums the channel sums (2 * cp values, the first c of each half real) and `count` over the
+// ranks; the layout (plain or blocked) may differ between ranks, so only the c real
+// channels travel.
+void reduce_channel_sums(const ChannelSumReducer& reduce, std::vector<double>& sums, int64_t c,
+                         int64_t cp, double& count) {
+  std::vector<double> packed(static_cast<size_t>(2 * c + 1));
+  std::copy_n(sums.begin(), c, packed.begin());
+  std::copy_n(sums.begin() + cp, c, packed.begin() + c);
+  packed.back() = count;
+  reduce(std::span(packed));
+  std::copy_n(packed.begin(), c, sums.begin());
+  std::copy_n(packed.begin() + c, c, sums.begin() + cp);
+  count = packed.back();
+}
+
 std::vector<float> padded(const Tensor& t, int64_t cp, float fill) {
   std::vector<float> v(static_cast<size_t>(cp), fill);
   std::copy(t.f32(), t.f32() + t.numel(), v.begin());
@@ -217,11 +232,13 @@ Tensor BatchNorm2dKernel::forward_train(const Tensor& src, const Tensor& weight,
                                         BatchNormAffine* affine) {
   const ChannelWalk w(src);
   const int64_t cp = w.c_padded();
-  const double count = static_cast<double>(w.n * w.hw);
+  double count = static_cast<double>(w.n * w.hw);
   const float* x = src.f32();
   // One pass for both sums: in double, E[x^2] - E[x]^2 keeps ~1e-8 relative accuracy
   // even for means 1e4 times the standard deviation.
   std::vector<double> sums = channel_sums(w, x, nullptr, nullptr, nullptr);
+  if (reducer_) reduce_channel_sums(reducer_, sums, w.c, cp, count);
+  last_train_count_ = count;
   std::vector<float> scale(static_cast<size_t>(cp), 0.f), shift(static_cast<size_t>(cp), 0.f);
   const std::vector<float> gamma = padded(weight, cp, 0.f), beta = padded(bias, cp, 0.f);
   for (int64_t c = 0; c < w.c; ++c) {
@@ -276,7 +293,7 @@ Tensor BatchNorm2dKernel::backward(const Tensor& diff_dst, const Tensor& src, co
                    << diff_dst.shape_str());
   const ChannelWalk w(src);
   const int64_t cp = w.c_padded();
-  const double count = static_cast<double>(w.n * w.hw);
+  double count = static_cast<double>(w.n * w.hw);
   const float* x = src.f32();
   const float* dy = diff_dst.f32();
   const float* y = relu_dst.defined() ? relu_dst.f32() : nullptr;
@@ -292,6 +309,10 @@ Tensor BatchNorm2dKernel::backward(const Tensor& diff_dst, const Tensor& src, co
                                  : std::vector<double>(static_cast<size_t>(2 * cp), 0.0);
   // d/dx of gamma * xhat + beta; with batch statistics, xhat's own dependence on the
   // mean and variance subtracts the projections onto 1 and onto xhat.
+  // Synchronised statistics: the input gradient needs the sums over every rank's batch;
+  // the parameter gradients are this rank's own.
+  std::vector<double> batch_sums = sums;
+  if (reducer_ && !use_global_stats) reduce_channel_sums(reducer_, batch_sums, w.c, cp, count);
   std::vector<float> a(static_cast<size_t>(cp), 0.f), b(static_cast<size_t>(cp), 0.f),
       k(static_cast<size_t>(cp), 0.f);
   const std::vector<float> gamma = padded(weight, cp, 0.f);
@@ -299,8 +320,8 @@ Tensor BatchNorm2dKernel::backward(const Tensor& diff_dst, const Tensor& src, co
     const double invstd = 1.0 / std::sqrt(static_cast<double>(var.f32()[c]) + impl_->eps);
     const double sum_dy = sums[c], sum_dy_xmu = sums[cp + c];
     const double g = gamma[c] * invstd;
-    const double kk = use_global_stats ? 0.0 : sum_dy_xmu * invstd * invstd / count;
-    const double mean_dy = use_global_stats ? 0.0 : sum_dy / count;
+    const double kk = use_global_stats ? 0.0 : batch_sums[cp + c] * invstd * invstd / count;
+    const double mean_dy = use_global_stats ? 0.0 : batch_sums[c] / count;
     // dx = g * (dy - mean_dy - (x - mean) * kk) = a * dy + b + k * (x - mean); x - mean
     // is formed first so that a large mean does not cancel in float.
     a[c] = static_cast<float>(g);

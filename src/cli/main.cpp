@@ -5,6 +5,7 @@
 #include <exception>
 #include <iostream>
 
+#include "../mpi/world.h"
 #include "command.h"
 #include "resnet/api/runtime.h"
 #include "resnet/api/version.h"
@@ -13,7 +14,8 @@
 int main(int argc, char** argv) {
   resnet::configure_allocator();  // keeps freed memory for reuse (see its comment)
   CLI::App app{"resnet: residual networks in C++, identical to PyTorch"};
-  app.set_version_flag("--version", std::string("resnet ") + resnet::version());
+  app.set_version_flag("--version", std::string("resnet ") + resnet::version() +
+                                        ", data-parallel training: " + resnet::mpi::support());
   app.require_subcommand(1);
   resnet::cli::add_summary_command(app);
   resnet::cli::add_run_command(app);

@@ -4,10 +4,13 @@
 
 #include <csignal>
 #include <cstdio>
+#include <iostream>
 
+#include "../mpi/world.h"
 #include "command.h"
 #include "recipes.h"
 #include "resnet/data/open_dataset.h"
+#include "resnet/dist/communicator.h"
 #include "resnet/train/trainer.h"
 
 namespace resnet::cli {
@@ -18,6 +21,23 @@ extern "C" void on_interrupt(int) {
   train::stop_requested() = true;
   std::signal(SIGINT, SIG_DFL);
 }
+// Data-parallel: rank 0 alone prints; an error every rank found alike is printed once and
+// ends every rank normally, any other ends every rank at once (MPI_Abort) naming the rank.
+train::TrainResult train_on(dist::Communicator& comm, const train::TrainConfig& config,
+                            bool resume) {
+  if (!comm.distributed()) return train::train(config, resume, comm);
+  if (!comm.is_root()) std::freopen("/dev/null", "w", stdout);
+  try {
+    return train::train(config, resume, comm);
+  } catch (const dist::AgreedError& e) {
+    if (comm.is_root()) std::cerr << "resnet: error: " << e.what() << "\n";
+  } catch (const std::exception& e) {
+    comm.abort(e.what());
+  }
+  std::cerr.flush();
+  throw dist::AgreedError("");  // the caller exits with status 1
+}
+
 }  // namespace
 
 void add_train_command(CLI::App& app) {
@@ -118,6 +138,10 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--grad-norm-steps", c->grad_norm_steps,
                   "Record every conv weight's gradient norm for the first N steps (grad_norms.csv)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--log-every", c->log_every,
+                  "steps.csv: mean training loss and accuracy of every N steps")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cmd->add_option("--max-steps", c->max_steps,
                   "Stop after N steps in this run, saving as Ctrl-C does")
       ->check(CLI::NonNegativeNumber);
@@ -145,12 +169,35 @@ void add_train_command(CLI::App& app) {
                   "batch)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--resume", *resume, "Continue the run in --out exactly where it stopped");
-  cmd->callback([cmd, c, resume] {
+  cmd->add_flag("--sync-bn", c->sync_bn,
+                "Under mpirun: BatchNorm statistics of the whole global batch (all ranks), not "
+                "each rank's own");
+  cmd->add_option("--bucket-mb", c->bucket_mb,
+                  "Under mpirun: gradients reduced together, in MB per bucket")
+      ->check(CLI::Range(0.001, 1024.0))
+      ->capture_default_str();
+  auto timeout = std::make_shared<double>(30.0);
+  cmd->add_option("--comm-timeout", *timeout,
+                  "Under mpirun: seconds a rank waits for the others before stopping the run")
+      ->check(CLI::Range(1.0, 86400.0))
+      ->capture_default_str();
+  cmd->callback([cmd, c, resume, timeout] {
     if (!c->recipe.empty()) apply_recipe(*cmd, c->recipe);
+    std::unique_ptr<dist::Communicator> comm = mpi::world(*timeout);
     std::signal(SIGINT, on_interrupt);
-    train::TrainResult r = train::train(*c, *resume);
+    train::TrainResult r;
+    try {
+      r = train_on(*comm, *c, *resume);
+    } catch (const dist::AgreedError&) {
+      if (comm->distributed()) {
+        comm.reset();  // MPI_Finalize
+        std::exit(1);
+      }
+      throw;
+    }
     std::signal(SIGINT, SIG_DFL);
     if (r.interrupted) {
+      comm.reset();                                 // MPI_Finalize before exiting
       if (train::stop_requested()) std::exit(130);  // the shell's convention for Ctrl-C
       return;
     }

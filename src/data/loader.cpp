@@ -48,6 +48,10 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions opt
                "DataLoader: expected prefetch >= 0, got " << options_.prefetch);
   RESNET_CHECK(options_.workers >= 0,
                "DataLoader: expected workers >= 0, got " << options_.workers);
+  RESNET_CHECK(options_.shard_count > 0 && options_.shard_rank >= 0 &&
+                   options_.shard_rank < options_.shard_count,
+               "DataLoader: expected shard 0 <= rank < count, got rank "
+                   << options_.shard_rank << " of " << options_.shard_count);
   RESNET_CHECK(batches_per_epoch() > 0,
                "DataLoader: expected at least one batch per epoch, got "
                    << dataset_->size() << " examples in " << dataset_->name() << " with batch size "
@@ -90,11 +94,15 @@ Batch DataLoader::make_batch(int64_t epoch, int64_t batch_index) const {
 
 Batch DataLoader::allocate(const std::vector<int64_t>& order, int64_t epoch,
                            int64_t batch_index) const {
-  const int64_t first = batch_index * options_.batch_size;
-  const int64_t n = std::min(options_.batch_size, dataset_->size() - first);
+  const int64_t global_first = batch_index * options_.batch_size;
+  const int64_t global_n = std::min(options_.batch_size, dataset_->size() - global_first);
+  const int64_t r = options_.shard_rank, shards = options_.shard_count;
+  const int64_t first = global_first + global_n * r / shards;
+  const int64_t n = global_first + global_n * (r + 1) / shards - first;
   Batch batch;
   batch.epoch = epoch;
   batch.index = batch_index;
+  batch.global_size = global_n;
   batch.images = Tensor({n, sample_shape_.channels, sample_shape_.height, sample_shape_.width});
   batch.labels = Tensor({n}, DType::i64);
   batch.indices.assign(order.begin() + first, order.begin() + first + n);

@@ -59,7 +59,9 @@ Tensor BatchNorm2d::forward_train(const Tensor& x, bool relu, bool observed) {
                                     recompute || observed ? &saved_affine_ : nullptr);
   if (observed) observed_normalized_ = kernel_->apply(x, saved_affine_, false);
   const float m = static_cast<float>(options_.momentum);
-  const float unbias = static_cast<float>(n) / static_cast<float>(n - 1);
+  // With synchronised statistics, the count is every rank's (n when alone).
+  const double count = kernel_->last_train_count();
+  const float unbias = static_cast<float>(count) / static_cast<float>(count - 1);
   float* rm = running_mean_->f32();
   float* rv = running_var_->f32();
   for (int64_t i = 0; i < c; ++i) {

@@ -9,6 +9,7 @@ namespace resnet::nn {
 namespace {
 thread_local bool g_grad_enabled = false;
 thread_local ForwardObserver g_forward_observer;
+thread_local BackwardObserver g_backward_observer;
 
 // torch.nn.modules.module._addindent: indent every line but the first.
 std::string add_indent(const std::string& s, int spaces) {
@@ -44,6 +45,14 @@ ForwardObserverGuard::~ForwardObserverGuard() {
   g_forward_observer = std::move(previous_);
 }
 
+BackwardObserverGuard::BackwardObserverGuard(BackwardObserver observer)
+    : previous_(std::move(g_backward_observer)) {
+  g_backward_observer = std::move(observer);
+}
+BackwardObserverGuard::~BackwardObserverGuard() {
+  g_backward_observer = std::move(previous_);
+}
+
 Tensor Module::forward(const Tensor& x) {
   RESNET_CHECK(x.defined(), who() << ": expected an input tensor, got none");
   RESNET_CHECK(x.dtype() == DType::f32,
@@ -71,6 +80,7 @@ Tensor Module::backward(const Tensor& grad_output) {
   Tensor grad_input = backward_impl(grad_output);
   release_saved();
   has_forward_ = false;
+  if (g_backward_observer) g_backward_observer(*this);
   return grad_input;
 }
 

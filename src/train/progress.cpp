@@ -29,6 +29,7 @@ void Progress::start_epoch(int64_t epoch, int64_t epochs, int64_t batches, int64
   first_batch_ = first_batch;
   images_ = 0;
   data_wait_ = 0;
+  comm_wait_ = 0;
   start_ = std::chrono::steady_clock::now();
 }
 
@@ -36,6 +37,12 @@ double Progress::data_wait_share() const {
   const double elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   return elapsed > 0 ? std::min(1.0, data_wait_ / elapsed) : 0.0;
+}
+
+double Progress::comm_wait_share() const {
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  return elapsed > 0 ? std::min(1.0, comm_wait_ / elapsed) : 0.0;
 }
 
 void Progress::update(int64_t batch, double loss, double accuracy, int64_t images) {
@@ -49,23 +56,25 @@ void Progress::update(int64_t batch, double loss, double accuracy, int64_t image
   const double per_batch =
       done > first_batch_ ? elapsed / static_cast<double>(done - first_batch_) : 0.0;
   const std::string eta = format_duration(per_batch * static_cast<double>(batches_ - done));
+  char comm[32] = "";
+  if (show_comm_) std::snprintf(comm, sizeof comm, " allreduce %.1f%%", 100 * comm_wait_share());
   if (terminal_) {
     constexpr int kWidth = 24;
     const int filled = static_cast<int>(kWidth * done / batches_);
     std::string bar(static_cast<size_t>(filled), '=');
     if (filled < kWidth) bar += '>' + std::string(static_cast<size_t>(kWidth - filled - 1), ' ');
     std::printf(
-        "\repoch %lld/%lld [%s] %lld/%lld loss %.4f acc %5.2f%% %6.0f img/s data %2.0f%% ETA %s "
-        "\x1b[K",
+        "\repoch %lld/%lld [%s] %lld/%lld loss %.4f acc %5.2f%% %6.0f img/s data %2.0f%%%s ETA "
+        "%s \x1b[K",
         static_cast<long long>(epoch_ + 1), static_cast<long long>(epochs_), bar.c_str(),
         static_cast<long long>(done), static_cast<long long>(batches_), loss, 100 * accuracy, rate,
-        100 * data_wait_share(), eta.c_str());
+        100 * data_wait_share(), comm, eta.c_str());
   } else {
     std::printf(
-        "epoch %lld/%lld batch %lld/%lld loss %.4f acc %.4f %.0f img/s data %.1f%% eta %s\n",
+        "epoch %lld/%lld batch %lld/%lld loss %.4f acc %.4f %.0f img/s data %.1f%%%s eta %s\n",
         static_cast<long long>(epoch_ + 1), static_cast<long long>(epochs_),
         static_cast<long long>(done), static_cast<long long>(batches_), loss, accuracy, rate,
-        100 * data_wait_share(), eta.c_str());
+        100 * data_wait_share(), comm, eta.c_str());
   }
   std::fflush(stdout);
 }

@@ -45,7 +45,9 @@ std::string TrainConfig::to_json() const {
                               {"ema", ema},
                               {"mixup", mixup},
                               {"cutmix", cutmix},
-                              {"test_flip", test_flip}};
+                              {"test_flip", test_flip},
+                              {"sync_bn", sync_bn},
+                              {"bucket_mb", bucket_mb}};
   return j.dump(2) + "\n";
 }
 
@@ -97,6 +99,8 @@ TrainConfig TrainConfig::from_json(const std::string& text, const std::string& p
     c.cutmix = j.value("cutmix", c.cutmix);
     c.recipe = j.value("recipe", c.recipe);
     c.test_flip = j.value("test_flip", c.test_flip);
+    c.sync_bn = j.value("sync_bn", c.sync_bn);
+    c.bucket_mb = j.value("bucket_mb", c.bucket_mb);
   } catch (const nlohmann::json::exception& e) {
     RESNET_FAIL(path << ": expected a training config written by resnet train, got: " << e.what());
   } catch (const Error& e) {

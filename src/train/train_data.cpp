@@ -10,6 +10,7 @@
 #include "resnet/data/pipeline.h"
 #include "resnet/data/stats.h"
 #include "resnet/data/subset.h"
+#include "resnet/dist/communicator.h"
 #include "resnet/io/atomic_file.h"
 #include "resnet/io/safetensors.h"
 #include "resnet/train/checkpoint_info.h"
@@ -59,7 +60,7 @@ std::optional<data::ChannelStats> init_statistics(const TrainConfig& config, int
   return data::ChannelStats{data::imagenet_mean(), data::imagenet_std()};
 }
 
-TrainingData make_training_data(TrainConfig& config) {
+TrainingData make_training_data(TrainConfig& config, int64_t rank, int64_t ranks) {
   TrainingData d;
   data::OpenOptions open;
   open.test_optional = config.val_split > 0;
@@ -125,6 +126,8 @@ TrainingData make_training_data(TrainConfig& config) {
   train_options.sample_transform = pipeline.train_sample;
   train_options.transform = pipeline.train;
   train_options.bad_images = d.bad_images;
+  train_options.shard_rank = rank;
+  train_options.shard_count = ranks;
   d.train_loader = std::make_unique<data::DataLoader>(train, train_options);
   data::LoaderOptions test_options = train_options;
   test_options.batch_size = config.eval_batch;
@@ -138,6 +141,20 @@ TrainingData make_training_data(TrainConfig& config) {
                    << d.shape.str() << ", got " << d.test_loader->sample_shape().str() << " in "
                    << test->name());
   return d;
+}
+
+uint64_t data_fingerprint(const TrainingData& data) {
+  std::string text;
+  for (const auto& set : {data.datasets.train, data.datasets.test}) {
+    text += set->name() + "|" + std::to_string(set->size()) + "|";
+    for (const std::string& name : set->class_names()) text += name + ",";
+    int64_t label_sum = 0;
+    for (int64_t i = 0; i < set->size(); ++i) label_sum += set->label(i) * (i % 7919 + 1);
+    text += std::to_string(label_sum) + "|";
+  }
+  for (float v : data.stats.mean) text += std::to_string(v) + ",";
+  for (float v : data.stats.std) text += std::to_string(v) + ",";
+  return dist::fnv1a(std::as_bytes(std::span(text.data(), text.size())));
 }
 
 void write_val_split(const TrainingData& data, const std::string& dir) {

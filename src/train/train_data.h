@@ -38,8 +38,13 @@ struct TrainingData {
 bool uses_imagenet_statistics(const TrainConfig& config);
 
 // Opens config.data and builds the loaders. Sets config.model_options' in_channels and
-// num_classes to the data's.
-TrainingData make_training_data(TrainConfig& config);
+// num_classes to the data's. Rank `rank` of `ranks` loads its shard of every training and
+// test batch (data::LoaderOptions::shard_rank).
+TrainingData make_training_data(TrainConfig& config, int64_t rank = 0, int64_t ranks = 1);
+
+// A checksum of what the data is: sizes, class names, labels, normalization statistics
+// (ranks of one run must agree on it).
+uint64_t data_fingerprint(const TrainingData& data);
 
 // Writes DIR/val_split.txt (with a held-out split) atomically.
 void write_val_split(const TrainingData& data, const std::string& dir);

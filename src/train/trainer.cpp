@@ -10,11 +10,13 @@
 #include <optional>
 #include <sstream>
 
+#include "evaluation.h"
+#include "replica_state.h"
 #include "resnet/backend/threads.h"
 #include "resnet/core/error.h"
-#include "resnet/data/transforms.h"
-#include "resnet/infer/compiled_model.h"
-#include "resnet/infer/lower_module.h"
+#include "resnet/dist/communicator.h"
+#include "resnet/dist/gradient_reducer.h"
+#include "resnet/dist/replicas.h"
 #include "resnet/io/atomic_file.h"
 #include "resnet/io/checkpoint.h"
 #include "resnet/io/safetensors.h"
@@ -25,6 +27,7 @@
 #include "resnet/train/progress.h"
 #include "resnet/train/top_k.h"
 #include "run_state.h"
+#include "step_log.h"
 #include "train_data.h"
 #include "train_model.h"
 
@@ -38,10 +41,6 @@ std::atomic<bool>& stop_requested() {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Training loss and accuracy go to steps.csv every this many steps, for curves finer than
-// epochs.
-constexpr int64_t kStepLogEvery = 20;
 
 // The files of a run's output directory (trainer.h lists them).
 struct RunFiles {
@@ -76,86 +75,14 @@ TrainConfig resumed_config(const TrainConfig& invocation, const RunFiles& files)
   config.threads = invocation.threads;
   config.workers = invocation.workers;  // a machine setting: the batches do not depend on it
   config.max_steps = invocation.max_steps;
+  config.log_every = invocation.log_every;
   return config;
 }
-
-struct Evaluation {
-  double loss = 0.0, accuracy = 0.0;
-};
-
-// The logits of `images`, or with test_flip the mean of theirs and their mirrors'.
-Tensor test_logits(infer::CompiledModel& compiled, const Tensor& images, bool test_flip) {
-  Tensor logits = compiled.run(images);
-  if (!test_flip) return logits;
-  Tensor mirrored = images.clone();
-  data::hflip_batch(mirrored);
-  const Tensor mirrored_logits = compiled.run(mirrored);
-  float* out = logits.f32();
-  const float* other = mirrored_logits.f32();
-  for (int64_t i = 0; i < logits.numel(); ++i) out[i] = 0.5f * (out[i] + other[i]);
-  return logits;
-}
-
-// Runs the compiled inference graph, as `resnet eval` does on the checkpoint, so the
-// accuracy a run reports is the one its checkpoint gets.
-Evaluation evaluate(nn::Module& model, data::DataLoader& loader, bool test_flip) {
-  model.eval();
-  infer::CompiledModel compiled(infer::lower_module(model));
-  loader.start_epoch(0);
-  double loss_sum = 0.0;
-  int64_t correct = 0, count = 0;
-  while (auto batch = loader.next()) {
-    Tensor logits = test_logits(compiled, batch->images, test_flip);
-    std::span<const int64_t> labels(batch->labels.i64(), static_cast<size_t>(batch->size()));
-    loss_sum += cross_entropy(logits, labels).loss * static_cast<double>(batch->size());
-    correct += count_top_k_correct(logits, labels, 1);
-    count += batch->size();
-  }
-  model.train();
-  return {loss_sum / static_cast<double>(count),
-          static_cast<double>(correct) / static_cast<double>(count)};
-}
-
-// Per conv weight: name and depth (order of appearance, which is forward order).
-void record_grad_norms(nn::Module& model, int64_t step, std::ostream& out) {
-  int64_t depth = 0;
-  for (auto& [name, p] : model.named_parameters()) {
-    if (p->value.rank() != 4) continue;
-    double sq = 0.0;
-    for (float g : std::as_const(p->grad).values()) sq += static_cast<double>(g) * g;
-    out << step << ',' << name << ',' << depth++ << ',' << std::sqrt(sq) << '\n';
-  }
-}
-
-// steps.csv: the mean loss and accuracy of every window of kStepLogEvery steps.
-class StepLog {
- public:
-  StepLog(const RunFiles& files, bool resume)
-      : out_(files.dir / "steps.csv", resume ? std::ios::app : std::ios::trunc) {
-    if (!resume) out_ << "step,epoch,train_loss,train_acc\n";
-  }
-  void add(int64_t step, int64_t epoch, double loss, int64_t correct, int64_t images) {
-    loss_ += loss * static_cast<double>(images);
-    correct_ += correct;
-    seen_ += images;
-    if (step % kStepLogEvery != 0) return;
-    out_ << step << ',' << epoch << ',' << loss_ / static_cast<double>(seen_) << ','
-         << static_cast<double>(correct_) / static_cast<double>(seen_) << '\n';
-    out_.flush();
-    loss_ = 0.0;
-    correct_ = seen_ = 0;
-  }
-
- private:
-  std::ofstream out_;
-  double loss_ = 0.0;
-  int64_t correct_ = 0, seen_ = 0;
-};
 
 // One training run: everything the loop touches, and the loop's steps by name.
 class TrainingRun {
  public:
-  TrainingRun(TrainConfig config, bool resume);
+  TrainingRun(TrainConfig config, bool resume, dist::Communicator& comm);
   TrainResult run();
 
  private:
@@ -165,6 +92,20 @@ class TrainingRun {
   // Trains the rest of the current epoch; false when stopped (Ctrl-C or --max-steps).
   bool train_epoch(std::chrono::steady_clock::time_point start, double seconds_before);
   void train_batch(const data::Batch& batch);
+  // Backward (with the gradients summed over the ranks when distributed), timed.
+  void backward(const Tensor& grad_logits, double forward_seconds);
+  // The batch's loss, correct count and size over all ranks, and whether any rank was
+  // asked to stop; the same on every rank.
+  struct StepTotals {
+    double loss = 0.0;
+    int64_t correct = 0, images = 0;
+    bool stop = false;
+  };
+  StepTotals step_totals(double loss, int64_t correct, int64_t images);
+  // The epoch's mean step time split, for the summary of a data-parallel run.
+  std::string step_breakdown() const;
+  void start_distributed();
+  void check_finite_loss(double loss, int64_t batch_index) const;
   void stop_and_save(std::chrono::steady_clock::time_point start, double seconds_before);
   // Evaluates, records metrics and checkpoints, and prints the epoch's summary.
   void finish_epoch(double seconds);
@@ -173,6 +114,7 @@ class TrainingRun {
   std::optional<Evaluation> finish_epoch_ema(EpochRow& row);
 
   TrainConfig config_;
+  dist::Communicator& comm_;
   bool resume_;
   RunFiles files_;
   TrainingData data_;
@@ -188,40 +130,94 @@ class TrainingRun {
   int64_t steps_here_ = 0;
   double lr_ = 0.0;
   MixOptions mix_;
+  // Data-parallel only: the gradient reduction, whether a rank asked to stop, and the
+  // epoch's step time split (seconds summed over its steps).
+  std::unique_ptr<dist::GradientReducer> reducer_;
+  bool stop_all_ = false;
+  struct StepTimes {
+    int64_t steps = 0;
+    double forward = 0, backward = 0, reduce = 0, exposed = 0;
+  } times_;
 };
 
-TrainConfig checked(TrainConfig config, bool resume) {
-  if (resume) config = resumed_config(config, RunFiles(config.out));
+// Data-parallel: rank 0 alone reads --out, and hands the run's configuration to the
+// others, which keep their own machine settings.
+TrainConfig resumed_config(const TrainConfig& invocation, dist::Communicator& comm) {
+  if (!comm.distributed()) return resumed_config(invocation, RunFiles(invocation.out));
+  TrainConfig config = TrainConfig::from_json(
+      dist::from_root(
+          comm, "broadcast of the run's config.json",
+          [&] { return resumed_config(invocation, RunFiles(invocation.out)).to_json(); }),
+      "rank 0's config.json");
+  config.threads = invocation.threads;
+  config.workers = invocation.workers;
+  config.max_steps = invocation.max_steps;
+  config.log_every = invocation.log_every;
+  config.bucket_mb = invocation.bucket_mb;
+  return config;
+}
+
+TrainConfig checked(TrainConfig config, bool resume, dist::Communicator& comm) {
+  if (resume) config = resumed_config(config, comm);
   if (config.threads > 0) backend::set_num_threads(config.threads);
   RESNET_CHECK(config.epochs > 0 && config.batch > 0,
                "train: expected positive --epochs and --batch, got " << config.epochs << " and "
                                                                      << config.batch);
+  if (comm.distributed() && config.batch % comm.size() != 0) {
+    throw dist::AgreedError("train: --batch " + std::to_string(config.batch) +
+                            " does not divide across " + std::to_string(comm.size()) +
+                            " ranks: expected a multiple of " + std::to_string(comm.size()) +
+                            " (--batch is the global batch; each rank takes batch / ranks)");
+  }
+  if (comm.distributed() && !(config.bucket_mb > 0 && config.bucket_mb <= 1024)) {
+    throw dist::AgreedError("train: --bucket-mb " + std::to_string(config.bucket_mb) +
+                            ": expected a size in (0, 1024] MB");
+  }
   return config;
 }
 
-TrainingRun::TrainingRun(TrainConfig config, bool resume)
-    : config_(checked(std::move(config), resume)),
+// The batches an epoch trains on: a data-parallel run skips a last batch smaller than
+// its ranks (every rank needs a sample), so no sample is seen twice.
+int64_t trained_batches(const data::DataLoader& loader, int ranks) {
+  const int64_t n = loader.batches_per_epoch();
+  const int64_t tail = loader.dataset().size() - (n - 1) * loader.options().batch_size;
+  return ranks > 1 && tail < ranks && n > 1 ? n - 1 : n;
+}
+
+TrainingRun::TrainingRun(TrainConfig config, bool resume, dist::Communicator& comm)
+    : config_(checked(std::move(config), resume, comm)),
+      comm_(comm),
       resume_(resume),
       files_(config_.out),
-      data_(make_training_data(config_)),
-      batches_(data_.train_loader->batches_per_epoch()),
+      data_(make_training_data(config_, comm.rank(), comm.size())),
+      batches_(trained_batches(*data_.train_loader, comm.size())),
       progress_(isatty(STDOUT_FILENO) != 0, std::max<int64_t>(1, batches_ / 10)) {
   model_ = make_training_model(config_, config_.epochs * batches_, resume_);
   mix_.mixup_alpha = config_.mixup;
   mix_.cutmix_alpha = config_.cutmix;
   mix_.seed = config_.seed;
   info_ = checkpoint_info();
+  check_same_start(comm_, config_, data_);
   if (resume_) {
-    restore();
-  } else {
+    if (comm_.is_root()) restore();
+  } else if (comm_.is_root()) {
     start_fresh();
   }
+  if (comm_.distributed()) start_distributed();
+  if (!comm_.is_root()) return;  // rank 0 alone writes into --out
   write_val_split(data_, config_.out);
-  step_log_ = std::make_unique<StepLog>(files_, resume_);
+  step_log_ = std::make_unique<StepLog>(files_.path("steps.csv"), resume_, config_.log_every);
   if (config_.grad_norm_steps > 0 && state_.global_step < config_.grad_norm_steps) {
     grad_norms_.open(files_.dir / "grad_norms.csv", resume_ ? std::ios::app : std::ios::trunc);
     if (!resume_) grad_norms_ << "step,layer,depth,norm\n";
   }
+}
+
+void TrainingRun::start_distributed() {
+  share_root_state(comm_, model_, state_);
+  if (config_.sync_bn) dist::synchronise_batchnorm(*model_.model, comm_);
+  reducer_ = std::make_unique<dist::GradientReducer>(
+      *model_.model, comm_, static_cast<int64_t>(config_.bucket_mb * 1024 * 1024));
 }
 
 CheckpointInfo TrainingRun::checkpoint_info() const {
@@ -264,6 +260,9 @@ void TrainingRun::start_fresh() {
 }
 
 void TrainingRun::save(const std::string& model_path, bool with_state) {
+  share_root_buffers(comm_, model_);
+  check_replicas_agree(comm_, model_);
+  if (!comm_.is_root()) return;
   info_.epoch = state_.epoch;
   write_bad_images(data_, config_.out);
   io::save_state_dict(*model_.model, model_path, info_.to_metadata());
@@ -279,12 +278,19 @@ TrainResult TrainingRun::run() {
   stop_requested() = false;
   std::printf(
       "training %s on %s (%lld train / %lld test images, %s), %lld epochs of %lld batches, %d "
-      "threads\n",
+      "threads%s\n",
       config_.model.c_str(), config_.data.c_str(),
       static_cast<long long>(data_.datasets.train->size()),
       static_cast<long long>(data_.datasets.test->size()), data_.shape.str().c_str(),
       static_cast<long long>(config_.epochs), static_cast<long long>(batches_),
-      backend::num_threads());
+      backend::num_threads(),
+      comm_.distributed()
+          ? (" per rank; " + std::to_string(comm_.size()) + " ranks, " +
+             std::to_string(config_.batch / comm_.size()) + " images each per batch, " +
+             std::to_string(reducer_->bucket_count()) + " gradient buckets" +
+             (config_.sync_bn ? ", synchronised BatchNorm" : ""))
+                .c_str()
+          : "");
   for (; state_.epoch < config_.epochs; ++state_.epoch) {
     const auto start = std::chrono::steady_clock::now();
     const double seconds_before = state_.seconds;
@@ -302,12 +308,15 @@ bool TrainingRun::train_epoch(std::chrono::steady_clock::time_point start, doubl
   data_.train_loader->start_epoch(state_.epoch, state_.next_batch);
   lr_ = model_.schedule->lr_at(state_.global_step);
   auto waiting_since = std::chrono::steady_clock::now();
+  times_ = {};
   while (auto batch = data_.train_loader->next()) {
+    if (batch->index >= batches_) break;  // a data-parallel run's too-short last batch
     const auto now = std::chrono::steady_clock::now();
     progress_.add_data_wait(std::chrono::duration<double>(now - waiting_since).count());
     train_batch(*batch);
     waiting_since = std::chrono::steady_clock::now();
-    if (stop_requested() || (config_.max_steps > 0 && steps_here_ >= config_.max_steps)) {
+    const bool stop = comm_.distributed() ? stop_all_ : stop_requested().load();  // all ranks agree
+    if (stop || (config_.max_steps > 0 && steps_here_ >= config_.max_steps)) {
       stop_and_save(start, seconds_before);
       return false;
     }
@@ -315,7 +324,46 @@ bool TrainingRun::train_epoch(std::chrono::steady_clock::time_point start, doubl
   return true;
 }
 
+TrainingRun::StepTotals TrainingRun::step_totals(double loss, int64_t correct, int64_t images) {
+  if (!comm_.distributed()) return {loss, correct, images, stop_requested()};
+  double loss_sum = loss * static_cast<double>(images);
+  comm_.allreduce_sum(std::span(&loss_sum, 1), "step loss");
+  int64_t counts[3] = {correct, images, stop_requested() ? 1 : 0};
+  comm_.allreduce_sum(std::span(counts), "step counts");
+  return {loss_sum / static_cast<double>(counts[1]), counts[0], counts[1], counts[2] > 0};
+}
+
+void TrainingRun::backward(const Tensor& grad_logits, double forward_seconds) {
+  if (!reducer_) {
+    model_.model->backward(grad_logits);
+    return;
+  }
+  reducer_->backward(grad_logits);
+  const dist::ReduceTiming& t = reducer_->last();
+  ++times_.steps;
+  times_.forward += forward_seconds;
+  times_.backward += t.backward;
+  times_.reduce += t.reduce;
+  times_.exposed += t.exposed;
+  progress_.add_comm_wait(t.exposed);
+}
+
+std::string TrainingRun::step_breakdown() const {
+  if (times_.steps == 0) return "";
+  const double n = static_cast<double>(times_.steps);
+  const double hidden = times_.reduce > 0 ? 1.0 - times_.exposed / times_.reduce : 1.0;
+  char text[160];
+  std::snprintf(text, sizeof text,
+                " | step %.0f ms: forward %.0f, backward %.0f, allreduce %.0f (%.0f%% hidden), "
+                "exposed wait %.0f",
+                1e3 * (times_.forward + times_.backward + times_.exposed) / n,
+                1e3 * times_.forward / n, 1e3 * times_.backward / n, 1e3 * times_.reduce / n,
+                100 * std::max(0.0, hidden), 1e3 * times_.exposed / n);
+  return text;
+}
+
 void TrainingRun::train_batch(const data::Batch& batch) {
+  const auto forward_start = std::chrono::steady_clock::now();
   lr_ = model_.schedule->lr_at(state_.global_step);
   model_.sgd->set_lr(lr_);
   nn::Module& model = *model_.model;
@@ -329,12 +377,21 @@ void TrainingRun::train_batch(const data::Batch& batch) {
   CrossEntropyResult ce = mixed
                               ? cross_entropy_soft(logits, mixed->targets, config_.label_smoothing)
                               : cross_entropy(logits, labels, config_.label_smoothing);
-  RESNET_CHECK(std::isfinite(ce.loss),
-               "train: loss is " << ce.loss << " at epoch " << state_.epoch + 1 << ", batch "
-                                 << batch.index + 1 << " (step " << state_.global_step + 1
-                                 << "); lower --lr or check the data");
+  if (comm_.distributed()) {
+    // The loss is the mean over the global batch: this rank's mean, weighted by its share.
+    const float share = static_cast<float>(batch.size()) / static_cast<float>(batch.global_size);
+    for (float& g : ce.grad_logits.values()) g *= share;
+  } else {
+    check_finite_loss(ce.loss, batch.index);
+  }
   model.zero_grad();
-  model.backward(ce.grad_logits);
+  backward(ce.grad_logits,
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - forward_start).count());
+  const int64_t local_correct = count_top_k_correct(
+      logits, mixed ? std::span<const int64_t>(mixed->dominant_labels) : labels, 1);
+  const StepTotals totals = step_totals(ce.loss, local_correct, batch.size());
+  stop_all_ = totals.stop;
+  if (comm_.distributed()) check_finite_loss(totals.loss, batch.index);
   if (grad_norms_.is_open() && state_.global_step < config_.grad_norm_steps)
     record_grad_norms(model, state_.global_step, grad_norms_);
   model_.sgd->step();
@@ -342,15 +399,25 @@ void TrainingRun::train_batch(const data::Batch& batch) {
   ++state_.global_step;
   ++steps_here_;
   state_.next_batch = batch.index + 1;
-  const int64_t correct = count_top_k_correct(
-      logits, mixed ? std::span<const int64_t>(mixed->dominant_labels) : labels, 1);
-  state_.loss_sum += ce.loss * static_cast<double>(batch.size());
-  state_.correct += correct;
-  state_.seen += batch.size();
-  step_log_->add(state_.global_step, state_.epoch + 1, ce.loss, correct, batch.size());
+  state_.loss_sum += totals.loss * static_cast<double>(totals.images);
+  state_.correct += totals.correct;
+  state_.seen += totals.images;
+  if (step_log_)
+    step_log_->add(state_.global_step, state_.epoch + 1, totals.loss, totals.correct,
+                   totals.images);
   progress_.update(batch.index, state_.loss_sum / static_cast<double>(state_.seen),
                    static_cast<double>(state_.correct) / static_cast<double>(state_.seen),
-                   batch.size());
+                   totals.images);
+}
+
+void TrainingRun::check_finite_loss(double loss, int64_t batch_index) const {
+  if (std::isfinite(loss)) return;
+  std::ostringstream line;
+  line << "train: loss is " << loss << " at epoch " << state_.epoch + 1 << ", batch "
+       << batch_index + 1 << " (step " << state_.global_step + 1
+       << "); lower --lr or check the data";
+  if (comm_.distributed()) throw dist::AgreedError(line.str());  // every rank sees it
+  throw Error(line.str());
 }
 
 void TrainingRun::stop_and_save(std::chrono::steady_clock::time_point start,
@@ -367,13 +434,16 @@ void TrainingRun::stop_and_save(std::chrono::steady_clock::time_point start,
 
 void TrainingRun::finish_epoch(double seconds) {
   const double data_wait_share = progress_.data_wait_share();  // of training, not testing
-  Evaluation test = evaluate(*model_.model, *data_.test_loader, config_.test_flip);
+  share_root_buffers(comm_, model_);
+  Evaluation test = evaluate(*model_.model, *data_.test_loader, config_.test_flip, comm_);
   rows_.push_back({state_.epoch + 1, state_.loss_sum / static_cast<double>(state_.seen),
                    static_cast<double>(state_.correct) / static_cast<double>(state_.seen),
                    test.loss, test.accuracy, lr_, seconds});
   const std::optional<Evaluation> ema = finish_epoch_ema(rows_.back());
-  io::write_file_atomic(files_.metrics(), metrics_csv(rows_, model_.ema != nullptr));
-  write_svg(files_.path("curves.svg"), training_curves(files_.metrics()), 2);
+  if (comm_.is_root()) {
+    io::write_file_atomic(files_.metrics(), metrics_csv(rows_, model_.ema != nullptr));
+    write_svg(files_.path("curves.svg"), training_curves(files_.metrics()), 2);
+  }
   const bool best = test.accuracy > state_.best_acc;
   if (best) state_.best_acc = test.accuracy;
   // The state saved is that of the next epoch's start.
@@ -390,7 +460,7 @@ void TrainingRun::finish_epoch(double seconds) {
       static_cast<long long>(state_.epoch + 1), static_cast<long long>(config_.epochs),
       rows_.back().train_loss, rows_.back().train_acc, test.loss, test.accuracy,
       best ? " (best)" : "", lr_, format_duration(seconds).c_str(), 100 * data_wait_share);
-  std::string line = summary;
+  std::string line = summary + step_breakdown();
   if (ema) {
     char ema_part[96];
     std::snprintf(ema_part, sizeof ema_part, " | ema loss %.4f acc %.4f", ema->loss, ema->accuracy);
@@ -407,23 +477,28 @@ void TrainingRun::finish_epoch(double seconds) {
 std::optional<Evaluation> TrainingRun::finish_epoch_ema(EpochRow& row) {
   if (!model_.ema) return std::nullopt;
   nn::Module& average = model_.ema->module();
-  const Evaluation test = evaluate(average, *data_.test_loader, config_.test_flip);
+  const Evaluation test = evaluate(average, *data_.test_loader, config_.test_flip, comm_);
   average.eval();  // evaluate() leaves a module in training mode
   row.ema_test_loss = test.loss;
   row.ema_test_acc = test.accuracy;
   info_.epoch = state_.epoch + 1;
+  check_replicas_agree(comm_, model_);
+  const bool best = test.accuracy > state_.best_ema_acc;
+  if (best) state_.best_ema_acc = test.accuracy;
+  if (!comm_.is_root()) return test;
   io::save_state_dict(average, files_.ema(), info_.to_metadata());
-  if (test.accuracy > state_.best_ema_acc) {
-    state_.best_ema_acc = test.accuracy;
-    io::save_state_dict(average, files_.best_ema(), info_.to_metadata());
-  }
+  if (best) io::save_state_dict(average, files_.best_ema(), info_.to_metadata());
   return test;
 }
 
 }  // namespace
 
 TrainResult train(TrainConfig config, bool resume) {
-  TrainingRun run(std::move(config), resume);
+  return train(std::move(config), resume, *dist::single_process());
+}
+
+TrainResult train(TrainConfig config, bool resume, dist::Communicator& comm) {
+  TrainingRun run(std::move(config), resume, comm);
   return run.run();
 }
 

@@ -14,7 +14,9 @@
 // primitives made on first use); different instances may run on different threads at
 // once, and the caches they share (reorders, element-wise primitives) are locked.
 
+#include <functional>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "resnet/tensor/tensor.h"
@@ -29,6 +31,11 @@ struct BatchNormAffine {
   std::vector<float> scale, shift;
   bool defined() const { return !scale.empty(); }
 };
+
+// Sums per-channel values over the processes of a data-parallel run, in place (SyncBatchNorm).
+// The span holds [sums of the first kind per channel, sums of the second kind per channel,
+// the value count]: all additive, so a sum over the ranks is the whole batch's.
+using ChannelSumReducer = std::function<void(std::span<double>)>;
 
 class BatchNorm2dKernel {
  public:
@@ -59,9 +66,21 @@ class BatchNorm2dKernel {
                   const Tensor& mean, const Tensor& var, bool use_global_stats, Tensor& diff_weight,
                   Tensor& diff_bias, const Tensor& relu_dst = Tensor());
 
+  // Synchronised batch statistics: with a reducer, a training forward normalizes with the
+  // mean and variance of every rank's batch together (sum x, sum x^2 and the count summed
+  // over the ranks), and backward's input gradient uses the summed sum dy and
+  // sum dy * (x - mean); the parameter gradients stay this rank's own (the gradient
+  // reduction sums them). Null: this process's batch alone.
+  void set_cross_replica_sum(ChannelSumReducer reducer) { reducer_ = std::move(reducer); }
+  // The number of values per channel the last training forward normalized over (all
+  // ranks' with a reducer).
+  double last_train_count() const { return last_train_count_; }
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+  ChannelSumReducer reducer_;
+  double last_train_count_ = 0.0;
 };
 
 }  // namespace resnet::backend

@@ -85,6 +85,12 @@ struct LoaderOptions {
   std::shared_ptr<const Transform> transform;
   // Non-null: unreadable images are replaced and recorded here instead of stopping.
   std::shared_ptr<BadImageLog> bad_images;
+  // Data-parallel training: this process takes part shard_rank of shard_count of every
+  // batch, the contiguous slice [n * rank / count, n * (rank + 1) / count) of its n
+  // samples (empty when n < count). The batches, their order and every sample's
+  // transform are those of one process: the shards of a batch together are that batch.
+  int64_t shard_rank = 0;
+  int64_t shard_count = 1;
 };
 
 struct Batch {
@@ -92,7 +98,8 @@ struct Batch {
   Tensor labels;                 // [N] i64
   std::vector<int64_t> indices;  // dataset index of each sample (after any replacement)
   int64_t epoch = 0;
-  int64_t index = 0;  // batch index within the epoch
+  int64_t index = 0;        // batch index within the epoch
+  int64_t global_size = 0;  // samples of the whole batch, every shard's (size() unsharded)
 
   int64_t size() const { return static_cast<int64_t>(indices.size()); }
 };

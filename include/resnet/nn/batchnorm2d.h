@@ -62,6 +62,12 @@ class BatchNorm2d : public Module {
   void set_keeps_input(bool keep) { keeps_input_ = keep; }
   bool keeps_input() const { return keeps_input_; }
   void supply_input(const Tensor& x) { saved_input_ = x; }
+  // SyncBatchNorm across the ranks of a data-parallel run (BatchNorm2dKernel's
+  // set_cross_replica_sum): the running statistics then follow the whole batch too, with
+  // its count in the unbiased variance. Null: per-rank statistics (the default).
+  void set_cross_replica_sum(backend::ChannelSumReducer reducer) {
+    kernel_->set_cross_replica_sum(std::move(reducer));
+  }
   // The output of the last forward, for the layer it feeds: the kept one, or recomputed
   // (and then kept until this layer's backward).
   const Tensor& output_for_backward();

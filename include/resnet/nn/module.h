@@ -63,6 +63,22 @@ class ForwardObserverGuard {
   ForwardObserver previous_;
 };
 
+// Sees every module's backward as it returns, when that module's parameter gradients (and
+// those of the modules below it) are final for this step: data-parallel training starts
+// reducing them then, while the layers before it still run. Set with
+// BackwardObserverGuard, thread-local, none by default.
+using BackwardObserver = std::function<void(Module& module)>;
+class BackwardObserverGuard {
+ public:
+  explicit BackwardObserverGuard(BackwardObserver observer);
+  ~BackwardObserverGuard();
+  BackwardObserverGuard(const BackwardObserverGuard&) = delete;
+  BackwardObserverGuard& operator=(const BackwardObserverGuard&) = delete;
+
+ private:
+  BackwardObserver previous_;
+};
+
 struct Parameter {
   Tensor value;
   Tensor grad;  // same shape as value, zero until backward accumulates into it

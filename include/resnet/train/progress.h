@@ -20,6 +20,13 @@ class Progress {
   void add_data_wait(double seconds) { data_wait_ += seconds; }
   // data wait / elapsed time since the epoch started, in [0, 1].
   double data_wait_share() const;
+  // Data-parallel runs: time spent waiting for the gradient allreduce after the backward
+  // pass (what overlap did not hide); the line then shows its share of the time too.
+  void add_comm_wait(double seconds) {
+    comm_wait_ += seconds;
+    show_comm_ = true;
+  }
+  double comm_wait_share() const;
   // Ends the epoch's line with a summary.
   void finish_epoch(const std::string& summary);
 
@@ -27,7 +34,8 @@ class Progress {
   bool terminal_;
   int64_t line_every_;
   int64_t epoch_ = 0, epochs_ = 0, batches_ = 0, first_batch_ = 0, images_ = 0;
-  double data_wait_ = 0;
+  double data_wait_ = 0, comm_wait_ = 0;
+  bool show_comm_ = false;
   std::chrono::steady_clock::time_point start_;
 };
 

@@ -9,7 +9,7 @@
 //   last.state.safetensors  SGD momentum buffers + where to resume (metadata)
 //   best.safetensors     the model with the best test accuracy so far
 //   curves.svg           loss and accuracy curves, train and test
-//   steps.csv            step,epoch,train_loss,train_acc every 20 steps
+//   steps.csv            step,epoch,train_loss,train_acc every 20 steps (log_every)
 //   grad_norms.csv       with grad_norm_steps > 0: step,layer,depth,norm per conv weight
 //   val_split.txt        with val_split > 0: the held-out files (or dataset indices), one a line
 //   bad_images.txt       with skip_bad_images: every file that could not be read, and why
@@ -22,6 +22,10 @@
 #include <string>
 
 #include "resnet/models/zoo.h"
+
+namespace resnet::dist {
+class Communicator;
+}
 
 namespace resnet::train {
 
@@ -75,6 +79,9 @@ struct TrainConfig {
   // Record each conv weight's gradient norm for the first N steps (the seed's
   // vanishing-gradient picture); 0 = off.
   int64_t grad_norm_steps = 0;
+  // steps.csv's window: the mean training loss and accuracy of every this many steps (not
+  // recorded in config.json: a resumed run takes the invocation's).
+  int64_t log_every = 20;
   // Stop (saving a checkpoint, as Ctrl-C does) after this many steps in this process;
   // 0 = never. For tests of --resume.
   int64_t max_steps = 0;
@@ -96,6 +103,12 @@ struct TrainConfig {
   // Test-time augmentation: each test image's logits are the mean of its own and its
   // mirror image's (left-right flip).
   bool test_flip = false;
+  // Data-parallel runs (mpirun -np N resnet train): BatchNorm statistics over the whole
+  // global batch (all ranks' samples) rather than each rank's own, and the size of the
+  // gradient buckets reduced together (dist/gradient_reducer.h). A single process ignores
+  // both.
+  bool sync_bn = false;
+  double bucket_mb = 4.0;
 
   std::string to_json() const;
   static TrainConfig from_json(const std::string& text, const std::string& path);
@@ -114,5 +127,13 @@ std::atomic<bool>& stop_requested();
 // Runs (or, with resume, continues) training. Progress goes to stdout: a progress bar on
 // a terminal, plain lines otherwise.
 TrainResult train(TrainConfig config, bool resume);
+
+// The same on every rank of `comm`, data-parallel (every rank calls it with the same
+// arguments): --batch is the global batch, each rank trains on its contiguous share of
+// every batch of the one-process order, and the gradients are summed over the ranks
+// during backward (dist/gradient_reducer.h), so the ranks' weights stay identical. Rank 0
+// alone reads and writes --out and prints; rank 0's weights and state start every rank.
+// One rank: exactly train(config, resume).
+TrainResult train(TrainConfig config, bool resume, dist::Communicator& comm);
 
 }  // namespace resnet::train
