@@ -39,6 +39,8 @@ std::string TrainConfig::to_json() const {
                               {"threads", threads},
                               {"eval_batch", eval_batch},
                               {"grad_norm_steps", grad_norm_steps},
+                              {"save_every", save_every},
+                              {"keep_going_on_write_error", keep_going_on_write_error},
                               {"init", init},
                               {"freeze", freeze},
                               {"lr_backbone", lr_backbone},
@@ -48,6 +50,40 @@ std::string TrainConfig::to_json() const {
                               {"test_flip", test_flip}};
   return j.dump(2) + "\n";
 }
+
+namespace {
+
+// What the command line's option checks refuse, refused in a config.json too (a --resume
+// reads one that may have been edited by hand).
+void check_ranges(const TrainConfig& c) {
+  auto expect = [](bool ok, const char* key, const char* wanted) {
+    RESNET_CHECK(ok, "'" << key << "': expected " << wanted);
+  };
+  expect(c.epochs > 0, "epochs", "a positive number");
+  expect(c.batch > 0, "batch", "a positive number");
+  expect(c.eval_batch > 0, "eval_batch", "a positive number");
+  expect(c.lr > 0, "lr", "a positive number");
+  expect(c.momentum >= 0 && c.momentum <= 1, "momentum", "a number in [0, 1]");
+  expect(c.weight_decay >= 0, "weight_decay", "a non-negative number");
+  expect(c.warmup_steps >= 0, "warmup_steps", "a non-negative number");
+  expect(c.label_smoothing >= 0 && c.label_smoothing <= 1, "label_smoothing", "a number in [0, 1]");
+  expect(c.crop_padding >= 0, "crop_padding", "a non-negative number");
+  expect(c.erasing >= 0 && c.erasing <= 1, "erasing", "a number in [0, 1]");
+  expect(c.size >= 0 && c.resize >= 0, "size", "non-negative sizes");
+  expect(c.crop_scale >= 0.01 && c.crop_scale <= 1, "crop_scale", "a number in [0.01, 1]");
+  expect(c.val_split >= 0 && c.val_split <= 0.99, "val_split", "a number in [0, 0.99]");
+  expect(c.workers >= 0, "workers", "a non-negative number");
+  expect(c.threads >= 0, "threads", "a non-negative number");
+  expect(c.grad_norm_steps >= 0, "grad_norm_steps", "a non-negative number");
+  expect(c.lr_backbone >= 0, "lr_backbone", "a non-negative number");
+  expect(c.ema >= 0 && c.ema < 1, "ema", "a number in [0, 1)");
+  expect(c.mixup >= 0 && c.cutmix >= 0, "mixup", "non-negative alphas");
+  expect(c.save_every >= 0, "save_every", "a non-negative number");
+  expect(c.model_options.num_classes >= 0 && c.model_options.in_channels >= 0, "num_classes",
+         "non-negative class and channel counts");
+}
+
+}  // namespace
 
 TrainConfig TrainConfig::from_json(const std::string& text, const std::string& path) {
   TrainConfig c;
@@ -97,6 +133,9 @@ TrainConfig TrainConfig::from_json(const std::string& text, const std::string& p
     c.cutmix = j.value("cutmix", c.cutmix);
     c.recipe = j.value("recipe", c.recipe);
     c.test_flip = j.value("test_flip", c.test_flip);
+    c.save_every = j.value("save_every", c.save_every);
+    c.keep_going_on_write_error = j.value("keep_going_on_write_error", c.keep_going_on_write_error);
+    check_ranges(c);
   } catch (const nlohmann::json::exception& e) {
     RESNET_FAIL(path << ": expected a training config written by resnet train, got: " << e.what());
   } catch (const Error& e) {
