@@ -23,7 +23,9 @@ build=${FUZZ_BUILD_DIR:-build-fuzz}
 configure() {
   [ -f "$build/CMakeCache.txt" ] && return
   local cxx=${FUZZ_CXX:-$(command -v clang++-14 || command -v clang++)}
-  cmake -S . -B "$build" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  local launcher=()
+  command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  cmake -S . -B "$build" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher[@]}" \
     -DRESNET_FUZZ=ON -DRESNET_BUILD_TESTS=ON -DRESNET_BUILD_BENCHMARKS=OFF -DRESNET_INSTALL=OFF \
     ${FUZZ_CMAKE_ARGS:-} >/dev/null
 }

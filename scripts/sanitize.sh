@@ -16,11 +16,11 @@ cmake --build "$build" -j"$(nproc)" --target resnet_tests resnet >/dev/null
 t1=$(date +%s)
 
 # The suites, by gtest name pattern.
-parsers='Npy*:Safetensors*:StateDict*:Checkpoint*:Onnx*:Idx*:Cifar*:ImageCodec*:LabelFile*:AtomicFile*:ByteReader*'
-data='Loader*:Pipeline*:OpenDataset*:ImageFolder*:FakeData*:Subset*:Transforms*:SampleTransform*:Preprocess*'
-training='Trainer*:CrashSafety*:FineTuneRun*:TrainData*:RunState*'
-compiler='CompiledModel*:LowerModule*:OpTable*'
-cli='Cli*:EvalPredict*:Export*:InferenceOnnxCli*:PredictOnnx*:QuantizeCli*:TrainRecipe*'
+parsers='Npy*:Safetensors*:Onnx*:Idx*:Cifar*:ImageCodec*:LabelFile*:AtomicFile*:TorchvisionResnet18*:TorchWrittenResnet20*:InitWeights*'
+data='Loader*:Workers*:Pipeline*:DataOpen*:Folder*:FakeData*:Subset*:Transform*:SampleTransform*:Preprocess*:DataStats*:ResizedCrop*:CenterCrop*:ResizeAntialias*:DataRng*:DataFashionMnist*'
+training='Trainer*:CrashSafety*:FineTuneRun*:TrainPhotos*:Sgd*:Ema*:Mixup*:LrSchedule*'
+compiler='CompiledModel*:LowerModule*:OpTable*:ReferenceRunOps*'
+cli='Cli*:InferenceOnnx*:PredictImagenet*:PredictOnnx*:Quantize*:MemoryLimit*'
 # Leaks are reported, ODR violations between the static library's copies are not (the
 # library is linked into the test program once, but its objects carry the same inline
 # definitions as the program's own).
