@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # kill -9 safety on the default recipe (resnet20 on Fashion-MNIST): trains once without
-# interruption, then trains again killing the run with SIGKILL at KILLS random moments of
-# the first run's duration (with --save-every, so inside checkpoint writes too), resuming
-# after each kill, and requires the same last.safetensors byte for byte.
+# interruption, then trains again killing the run with SIGKILL KILLS times, each after a
+# random time of up to twice the run's duration divided by KILLS (with --save-every, so
+# inside checkpoint writes too), resuming after each kill, and requires the same
+# last.safetensors byte for byte.
 # The short version runs in the test suite (CrashSafety.TwentySigkills*).
 # Usage: scripts/kill_test.sh [KILLS (default 20)] [more resnet train options]
 # Environment: RESNET (default build/resnet), THREADS (2), SAVE_EVERY (50).
@@ -20,25 +21,28 @@ start=$(date +%s.%N)
 seconds=$(python3 -c "print($(date +%s.%N) - $start)")
 echo "kill_test: uninterrupted run ${seconds%.*} s; $kills kills at random moments"
 
-done_early=0
+killed=0
+finished=0
 for i in $(seq "$kills"); do
   resume=()
   [ -f "$work/killed/config.json" ] && resume=(--resume)
   "$resnet" "${args[@]}" --out "$work/killed" "${resume[@]}" >>"$work/killed.log" 2>&1 &
   pid=$!
-  sleep "$(python3 -c "import random; print(random.uniform(0, $seconds))")"
-  if kill -9 "$pid" 2>/dev/null; then
-    wait "$pid" || true
-  else
-    wait "$pid"  # finished before its kill: it must have succeeded
-    done_early=1
+  sleep "$(python3 -c "import random; print(random.uniform(0, 2 * $seconds / $kills))")"
+  kill -9 "$pid" 2>/dev/null || true
+  status=0
+  { wait "$pid"; } 2>/dev/null || status=$?
+  if [ "$status" = 0 ]; then
+    finished=1  # it ended before its kill, and succeeded
     break
   fi
-  echo "kill $i: $(grep -c '^resuming' "$work/killed.log" || true) resumes so far"
+  [ "$status" = 137 ] || { echo "kill_test: the run failed with status $status" >&2; exit 1; }
+  killed=$((killed + 1))
+  echo "kill $killed: $(ls "$work/killed" | tr '\n' ' ')"
 done
-[ "$done_early" = 1 ] || "$resnet" "${args[@]}" --out "$work/killed" --resume >>"$work/killed.log"
+[ "$finished" = 1 ] || "$resnet" "${args[@]}" --out "$work/killed" --resume >>"$work/killed.log"
 if cmp -s "$work/reference/last.safetensors" "$work/killed/last.safetensors"; then
-  echo "kill_test: identical weights after $kills kills"
+  echo "kill_test: identical weights after $killed kills"
 else
   echo "kill_test: last.safetensors differs from the uninterrupted run's" >&2
   exit 1
