@@ -178,8 +178,9 @@ class TrainingRun {
   // last.* as a pair (checkpoint_pair.h), at the current state.
   void save_last();
   // Runs the checkpoint writes in `write`; a failure (a full disk) ends the run with the
-  // previous checkpoint intact, or with keep_going_on_write_error is reported and skipped.
-  void guarded_write(const std::function<void()>& write);
+  // previous checkpoint intact, or with keep_going_on_write_error is reported and skipped
+  // (false).
+  bool guarded_write(const std::function<void()>& write);
   // Tests the moving average (--ema) and saves it; returns its evaluation.
   std::optional<Evaluation> finish_epoch_ema(EpochRow& row);
 
@@ -305,9 +306,10 @@ void TrainingRun::save_last() {
       });
 }
 
-void TrainingRun::guarded_write(const std::function<void()>& write) {
+bool TrainingRun::guarded_write(const std::function<void()>& write) {
   try {
     write();
+    return true;
   } catch (const Error& e) {
     RESNET_CHECK(config_.keep_going_on_write_error,
                  "train: checkpoint not saved: "
@@ -315,6 +317,7 @@ void TrainingRun::guarded_write(const std::function<void()>& write) {
                      << " is intact (--resume continues from it; --keep-going-on-write-error "
                         "trains on without saving)");
     std::fprintf(stderr, "warning: checkpoint not saved (training goes on): %s\n", e.what());
+    return false;
   }
 }
 
@@ -416,10 +419,12 @@ void TrainingRun::stop_and_save(std::chrono::steady_clock::time_point start,
   state_.seconds = seconds_before +
                    std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   stop_requested() = false;
-  guarded_write([&] { save_last(); });
+  const bool saved = guarded_write([&] { save_last(); });
   progress_.finish_epoch("stopped at epoch " + std::to_string(state_.epoch + 1) + ", batch " +
-                         std::to_string(state_.next_batch) + "; checkpoint saved in " +
-                         config_.out + " (continue with --resume)");
+                         std::to_string(state_.next_batch) +
+                         (saved ? "; checkpoint saved in " + config_.out
+                                : "; no checkpoint saved, the last one in " + config_.out) +
+                         " (continue with --resume)");
   result_.interrupted = true;
   result_.epochs_done = state_.epoch;
 }
