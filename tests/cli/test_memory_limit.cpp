@@ -30,6 +30,7 @@ TEST(MemoryLimit, TrainsWithRoomAndFailsInOneLineWithout) {
   auto r = train_under_limit(dir / "room", 1000000);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   for (int kilobytes : {100000, 250000, 400000}) {
+    SCOPED_TRACE("ulimit -v " + std::to_string(kilobytes));
     r = train_under_limit(dir / std::to_string(kilobytes), kilobytes);
     if (r.exit_code == 0) continue;  // fitted after all (the need varies with the machine)
     testing::expect_clean_failure(r, {"out of memory"});
