@@ -8,6 +8,11 @@ packages=(build-essential cmake libdnnl-dev libcli11-dev nlohmann-json3-dev libg
           libbenchmark-dev zlib1g-dev libpng-dev libjpeg-dev libprotobuf-dev libonnx-dev
           python3-onnx libonnx-testdata dataset-fashion-mnist pkg-config file libssl-dev
           libcpp-httplib-dev openmpi-bin libopenmpi-dev)
+# The ASan+UBSan pass (scripts/sanitize.sh) and the fuzz targets build with clang, its
+# libFuzzer runtime and LLVM's OpenMP.
+if [ "${RESNET_CI_SANITIZERS:-0}" = 1 ]; then
+  packages+=(clang-14 libclang-rt-14-dev libomp-14-dev)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

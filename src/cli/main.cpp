@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <exception>
 #include <iostream>
+#include <new>
+#include <system_error>
 
 #include "../mpi/world.h"
 #include "command.h"
@@ -40,6 +42,20 @@ int main(int argc, char** argv) {
     return e.get_exit_code() != 0 ? e.get_exit_code() : 2;
   } catch (const resnet::Error& e) {
     std::cerr << "resnet: error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::bad_alloc&) {
+    // Under a memory limit (ulimit -v) or on a machine too small for the run.
+    std::cerr << "resnet: error: out of memory: an allocation failed (the process's memory "
+                 "limit, ulimit -v, or the machine's memory is too small for this run)\n";
+    return 1;
+  } catch (const std::system_error& e) {
+    if (e.code() != std::errc::resource_unavailable_try_again) {
+      std::cerr << "resnet: internal error: " << e.what() << "\n";
+      return 3;
+    }
+    // std::thread's EAGAIN: no memory for the thread's stack, or the thread limit.
+    std::cerr << "resnet: error: out of memory: cannot start a thread (" << e.what()
+              << "; under ulimit -v each thread's stack and malloc arena count)\n";
     return 1;
   } catch (const std::exception& e) {
     std::cerr << "resnet: internal error: " << e.what() << "\n";

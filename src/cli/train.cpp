@@ -16,8 +16,11 @@
 namespace resnet::cli {
 
 namespace {
+volatile std::sig_atomic_t interrupted = 0;
+
 extern "C" void on_interrupt(int) {
-  // First Ctrl-C: finish the batch, save, exit. A second one kills as usual.
+  // First Ctrl-C: finish the batch (or the set-up), save, exit. A second one kills as usual.
+  interrupted = 1;
   train::stop_requested() = true;
   std::signal(SIGINT, SIG_DFL);
 }
@@ -168,7 +171,15 @@ void add_train_command(CLI::App& app) {
                   "CutMix with lambda ~ Beta(A, A) (0: off; with --mixup, one of the two per "
                   "batch)")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_flag("--resume", *resume, "Continue the run in --out exactly where it stopped");
+  cmd->add_option("--save-every", c->save_every,
+                  "Also write last.* every N steps inside an epoch (0: at each epoch's end only)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--keep-going-on-write-error", c->keep_going_on_write_error,
+                "When a checkpoint cannot be written (a full disk), warn and train on instead "
+                "of stopping");
+  cmd->add_flag("--resume", *resume,
+                "Continue the run in --out exactly where it stopped (from its config.json when "
+                "it stopped before its first checkpoint)");
   cmd->add_flag("--sync-bn", c->sync_bn,
                 "Under mpirun: BatchNorm statistics of the whole global batch (all ranks), not "
                 "each rank's own");
@@ -184,7 +195,12 @@ void add_train_command(CLI::App& app) {
   cmd->callback([cmd, c, resume, timeout] {
     if (!c->recipe.empty()) apply_recipe(*cmd, c->recipe);
     std::unique_ptr<dist::Communicator> comm = mpi::world(*timeout);
+    train::stop_requested() = false;
+    interrupted = 0;
     std::signal(SIGINT, on_interrupt);
+    // A file-size limit (ulimit -f) makes a write fail with EFBIG, reported as a failed
+    // checkpoint, instead of killing the process.
+    std::signal(SIGXFSZ, SIG_IGN);
     train::TrainResult r;
     try {
       r = train_on(*comm, *c, *resume);
@@ -197,8 +213,8 @@ void add_train_command(CLI::App& app) {
     }
     std::signal(SIGINT, SIG_DFL);
     if (r.interrupted) {
-      comm.reset();                                 // MPI_Finalize before exiting
-      if (train::stop_requested()) std::exit(130);  // the shell's convention for Ctrl-C
+      comm.reset();                     // MPI_Finalize before exiting
+      if (interrupted) std::exit(130);  // the shell's convention for Ctrl-C
       return;
     }
     std::printf("best test accuracy %.4f, last %.4f\n", r.best_test_acc, r.last_test_acc);

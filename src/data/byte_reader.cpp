@@ -19,6 +19,9 @@ namespace {
 
 // zlib's technical note: deflate expands at most 1032:1 (258-byte matches coded in 2 bits).
 constexpr uint64_t kMaxDeflateRatio = 1032;
+// The most a gzip stream may decompress to: more than any dataset read whole into memory
+// should hold (Fashion-MNIST's largest file is 47 MB); a stream beyond it is refused.
+constexpr uint64_t kMaxGzipContent = uint64_t{4} << 30;
 // Buffers grow in steps of this much, so a lying header costs at most one step.
 constexpr size_t kChunk = size_t{1} << 20;
 // expect_end() counts surplus bytes up to this many.
@@ -63,7 +66,9 @@ ByteReader::~ByteReader() {
 
 uint64_t ByteReader::max_content_size() const {
   if (!gzip_) return file_size_;
-  return file_size_ > UINT64_MAX / kMaxDeflateRatio ? UINT64_MAX : file_size_ * kMaxDeflateRatio;
+  return std::min(
+      file_size_ > UINT64_MAX / kMaxDeflateRatio ? UINT64_MAX : file_size_ * kMaxDeflateRatio,
+      kMaxGzipContent);
 }
 
 size_t ByteReader::read_some(void* dst, size_t size) {
@@ -81,6 +86,9 @@ size_t ByteReader::read_some(void* dst, size_t size) {
     }
     if (n == 0) break;
     done += static_cast<size_t>(n);
+    RESNET_CHECK(!gzip_ || position_ + done <= kMaxGzipContent,
+                 path_ << ": expected a gzip stream of at most " << kMaxGzipContent
+                       << " bytes decompressed, got more (a decompression bomb?)");
   }
   position_ += done;
   return done;

@@ -53,6 +53,11 @@ RawImage jpeg_decode(const EncodedSource& source, int64_t scale_denom);
 void jpeg_encode(const std::string& path, const uint8_t* hwc, int64_t height, int64_t width,
                  int64_t channels, int quality);
 
+// The bytes from the stream's position to its end (the position is kept): what the image
+// data can at most be, against which a header's size is checked before pixels are
+// allocated, so that a small file cannot make the decoder allocate for a huge image.
+uint64_t bytes_left(std::FILE* file);
+
 // Throws unless 0 < height, width and height * width <= kMaxImagePixels.
 void check_image_size(const std::string& path, int64_t height, int64_t width);
 

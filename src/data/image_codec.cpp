@@ -24,6 +24,14 @@ void check_image_size(const std::string& path, int64_t height, int64_t width) {
                                                        << width);
 }
 
+uint64_t bytes_left(std::FILE* file) {
+  const long here = std::ftell(file);
+  if (here < 0 || std::fseek(file, 0, SEEK_END) != 0) return UINT64_MAX;
+  const long end = std::ftell(file);
+  std::fseek(file, here, SEEK_SET);
+  return end >= here ? static_cast<uint64_t>(end - here) : UINT64_MAX;
+}
+
 std::FILE* EncodedSource::open(const char* what) const {
   if (!in_memory) {
     std::FILE* file = std::fopen(name.c_str(), "rb");

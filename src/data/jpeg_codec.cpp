@@ -2,6 +2,7 @@
 // return; we longjmp back to the setjmp in the one function that drives the library. That
 // function holds only trivially destructible locals, so the jump skips no C++ destructor
 // (the condition under which setjmp/longjmp is defined in C++).
+#include <algorithm>
 #include <cerrno>
 #include <csetjmp>
 #include <cstdio>
@@ -70,6 +71,7 @@ int find_orientation(const jpeg_decompress_struct& cinfo) {
 // header. Pixels are allocated only after the declared size is known and checked.
 bool run_decoder(std::FILE* file, bool header_only, int scale_denom, Decoded& out,
                  ErrorManager& err) {
+  const uint64_t file_bytes = bytes_left(file);
   jpeg_decompress_struct cinfo;
   cinfo.err = jpeg_std_error(&err.pub);
   err.pub.error_exit = on_error;
@@ -95,6 +97,24 @@ bool run_decoder(std::FILE* file, bool header_only, int scale_denom, Decoded& ou
   if (header_only || out.unsupported_color || out.height * out.width > kMaxImagePixels) {
     jpeg_destroy_decompress(&cinfo);
     return true;
+  }
+  // Huffman coding spends at least one bit on each block's DC coefficient, so the file
+  // must hold at least one bit per MCU (arithmetic coding has no such bound): a small file
+  // declaring a huge image is refused before its pixels are allocated.
+  const auto mcu_side = [](uint64_t pixels, int factor) {
+    const uint64_t side = 8 * static_cast<uint64_t>(std::max(factor, 1));
+    return (pixels + side - 1) / side;
+  };
+  const uint64_t mcus = mcu_side(cinfo.image_width, cinfo.max_h_samp_factor) *
+                        mcu_side(cinfo.image_height, cinfo.max_v_samp_factor);
+  if (!cinfo.arith_code && mcus / 8 > file_bytes) {
+    std::snprintf(err.message, sizeof err.message,
+                  "truncated: a %ux%u image needs at least %llu bytes of coded data, the file "
+                  "has %llu",
+                  cinfo.image_height, cinfo.image_width, static_cast<unsigned long long>(mcus / 8),
+                  static_cast<unsigned long long>(file_bytes));
+    jpeg_destroy_decompress(&cinfo);
+    return false;
   }
   // libjpeg converts YCCK to CMYK itself; the Adobe inversion and CMYK -> RGB are ours.
   cinfo.out_color_space = out.channels == 1 ? JCS_GRAYSCALE : (out.cmyk ? JCS_CMYK : JCS_RGB);

@@ -66,6 +66,7 @@ struct Decoded {
 // Returns false with err set when libpng fails. With header_only, stops after the header.
 // Pixels are allocated only after the declared size is known and checked.
 bool run_decoder(std::FILE* file, bool header_only, Decoded& out, Message& err) {
+  const uint64_t file_bytes = bytes_left(file);
   png_structp png =
       png_create_read_struct(PNG_LIBPNG_VER_STRING, &err, on_png_error, on_png_warning);
   png_infop info = png ? png_create_info_struct(png) : nullptr;
@@ -94,6 +95,21 @@ bool run_decoder(std::FILE* file, bool header_only, Decoded& out, Message& err) 
   if (header_only || out.height * out.width > kMaxImagePixels) {
     png_destroy_read_struct(&png, &info, nullptr);
     return true;
+  }
+  // Deflate expands at most 1032:1, so the file must hold at least this many bytes of
+  // image data (a lower bound: filter bytes and interlacing only add).
+  const uint64_t pixel_bits = static_cast<uint64_t>(out.height) * static_cast<uint64_t>(out.width) *
+                              static_cast<uint64_t>(depth) * png_get_channels(png, info);
+  if (pixel_bits / 8 / 1032 > file_bytes) {
+    std::snprintf(err.text, sizeof err.text,
+                  "truncated: a %lldx%lld image needs at least %llu bytes of compressed data, "
+                  "the file has %llu",
+                  static_cast<long long>(out.height), static_cast<long long>(out.width),
+                  static_cast<unsigned long long>(pixel_bits / 8 / 1032),
+                  static_cast<unsigned long long>(file_bytes));
+    out.in_pixels = true;
+    png_destroy_read_struct(&png, &info, nullptr);
+    return false;
   }
   // Pillow's unpacking: palette looked up (tRNS becomes a 4th channel we drop), low bit
   // depths scaled to 0..255, 16-bit samples cut to their high byte. No gamma handling.

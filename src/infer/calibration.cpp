@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 
@@ -22,13 +24,21 @@ Calibration Calibration::from_json(const std::string& text, const std::string& w
   Calibration c;
   try {
     const nlohmann::json j = nlohmann::json::parse(text);
-    c.images = j.at("images").get<int64_t>();
+    // Kinds and ranges are checked before converting: a number beyond int64 or float
+    // (1e300) would otherwise go through a conversion whose result is undefined.
+    const nlohmann::json& images = j.at("images");
+    RESNET_CHECK(images.is_number_unsigned(), where << ": int8 calibration 'images': expected "
+                                                       "a non-negative integer, got "
+                                                    << images.dump());
+    RESNET_CHECK(images.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX),
+                 where << ": int8 calibration 'images': " << images.dump() << " is too large");
+    c.images = static_cast<int64_t>(images.get<uint64_t>());
     for (const auto& [name, v] : j.at("max_abs").items()) {
-      const float f = v.get<float>();
-      RESNET_CHECK(std::isfinite(f) && f >= 0,
+      const double d = v.get<double>();
+      RESNET_CHECK(std::isfinite(d) && d >= 0 && d <= std::numeric_limits<float>::max(),
                    where << ": calibration of '" << name
-                         << "' expected a finite non-negative range, found " << f);
-      c.max_abs[name] = f;
+                         << "' expected a finite non-negative range, found " << v.dump());
+      c.max_abs[name] = static_cast<float>(d);
     }
   } catch (const nlohmann::json::exception& e) {
     RESNET_FAIL(where << ": int8 calibration is not valid JSON {images, max_abs}: " << e.what());

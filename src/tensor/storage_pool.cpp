@@ -166,7 +166,8 @@ class StoragePool {
       while (unmap_least_recent_free_segment()) {
       }
       p = mmap(nullptr, segment_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      RESNET_CHECK(p != MAP_FAILED, "tensor: cannot allocate " << bytes << " bytes");
+      RESNET_CHECK(p != MAP_FAILED,
+                   "tensor: cannot allocate " << bytes << " bytes (out of memory)");
     }
     madvise(p, segment_size, MADV_HUGEPAGE);  // a hint; refused where huge pages are off
     auto segment = std::make_unique<Segment>();

@@ -113,7 +113,7 @@ Tensor::Storage::Storage(size_t bytes, bool zero) : nbytes(bytes) {
 #endif
   size_t rounded = (std::max<size_t>(bytes, 1) + kAlignment - 1) / kAlignment * kAlignment;
   data = std::aligned_alloc(kAlignment, rounded);
-  RESNET_CHECK(data != nullptr, "tensor: cannot allocate " << bytes << " bytes");
+  RESNET_CHECK(data != nullptr, "tensor: cannot allocate " << bytes << " bytes (out of memory)");
 #ifdef RESNET_SANITIZE
   // Under the sanitizers an uninitialized tensor is filled with NaNs, so that a kernel
   // that leaves part of its output unwritten shows up in the tests' comparisons.

@@ -7,9 +7,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <sstream>
 
+#include "checkpoint_pair.h"
 #include "evaluation.h"
 #include "replica_state.h"
 #include "resnet/backend/threads.h"
@@ -54,6 +56,7 @@ struct RunFiles {
   std::string ema() const { return path("ema.safetensors"); }
   std::string best_ema() const { return path("best_ema.safetensors"); }
   std::string metrics() const { return path("metrics.csv"); }
+  CheckpointPairPaths pair() const { return {last(), state()}; }
 };
 
 std::string read_text(const std::string& path) {
@@ -65,17 +68,20 @@ std::string read_text(const std::string& path) {
 }
 
 // The run's own settings come back from config.json; this invocation may extend the
-// epochs and sets its own threads and step limit.
+// epochs and sets its own threads, step limit and checkpoint policy (--save-every given
+// again replaces the run's).
 TrainConfig resumed_config(const TrainConfig& invocation, const RunFiles& files) {
-  RESNET_CHECK(fs::exists(files.last()) && fs::exists(files.state()),
-               "--resume: expected " << files.last() << " and " << files.state()
-                                     << " from an earlier run, found none");
+  RESNET_CHECK(fs::exists(files.config()),
+               "--resume: expected " << files.config() << " from an earlier run, found none");
   TrainConfig config = TrainConfig::from_json(read_text(files.config()), files.config());
   config.epochs = std::max(config.epochs, invocation.epochs);
+  config.out = invocation.out;  // the directory may have been moved or copied since
   config.threads = invocation.threads;
   config.workers = invocation.workers;  // a machine setting: the batches do not depend on it
   config.max_steps = invocation.max_steps;
   config.log_every = invocation.log_every;
+  if (invocation.save_every > 0) config.save_every = invocation.save_every;
+  config.keep_going_on_write_error = invocation.keep_going_on_write_error;
   return config;
 }
 
@@ -109,7 +115,16 @@ class TrainingRun {
   void stop_and_save(std::chrono::steady_clock::time_point start, double seconds_before);
   // Evaluates, records metrics and checkpoints, and prints the epoch's summary.
   void finish_epoch(double seconds);
-  void save(const std::string& model_path, bool with_state);
+  void save_weights(const std::string& path, const std::string& id);
+  // last.* as a pair (checkpoint_pair.h), at the current state.
+  void save_last();
+  // Data-parallel: every rank takes rank 0's BatchNorm buffers and checks that the
+  // replicas agree (collectives, so every rank calls it) before a checkpoint is written.
+  void agree_before_checkpoint();
+  // Runs the checkpoint writes in `write` (on rank 0 only); a failure (a full disk) ends the run
+  // with the previous checkpoint intact, or with keep_going_on_write_error is reported and skipped
+  // (false).
+  bool guarded_write(const std::function<void()>& write);
   // Tests the moving average (--ema) and saves it; returns its evaluation.
   std::optional<Evaluation> finish_epoch_ema(EpochRow& row);
 
@@ -157,8 +172,24 @@ TrainConfig resumed_config(const TrainConfig& invocation, dist::Communicator& co
   return config;
 }
 
-TrainConfig checked(TrainConfig config, bool resume, dist::Communicator& comm) {
-  if (resume) config = resumed_config(config, comm);
+// Whether --out holds a checkpoint to resume from, once an interrupted save is completed
+// or dropped (checkpoint_pair.h); rank 0 looks and decides for every rank.
+bool has_checkpoint(const std::string& out, dist::Communicator& comm) {
+  return dist::from_root(comm, "broadcast of the checkpoint's presence", [&] {
+           return std::string(recover_checkpoint_pair(RunFiles(out).pair()) ? "1" : "0");
+         }) == "1";
+}
+
+TrainConfig checked(TrainConfig config, bool& resume, dist::Communicator& comm) {
+  if (resume) {
+    config = resumed_config(config, comm);
+    if (!has_checkpoint(config.out, comm)) {
+      if (comm.is_root())
+        std::printf("resume: no checkpoint in %s yet; starting the run from its config.json\n",
+                    config.out.c_str());
+      resume = false;
+    }
+  }
   if (config.threads > 0) backend::set_num_threads(config.threads);
   RESNET_CHECK(config.epochs > 0 && config.batch > 0,
                "train: expected positive --epochs and --batch, got " << config.epochs << " and "
@@ -243,6 +274,7 @@ void TrainingRun::restore() {
   info_.init = last.init;
   info_.init_sha256 = last.init_sha256;
   io::SafetensorsFile s = io::read_safetensors(files_.state());
+  check_checkpoint_pair(files_.pair(), io::read_safetensors(files_.last()).metadata, s.metadata);
   model_.sgd->load_state(s.tensors);
   if (model_.ema) model_.ema->load_state(s.tensors);
   state_ = parse_state(s.metadata, files_.state());
@@ -259,23 +291,58 @@ void TrainingRun::start_fresh() {
   io::write_file_atomic(files_.config(), config_.to_json());
 }
 
-void TrainingRun::save(const std::string& model_path, bool with_state) {
+void TrainingRun::save_weights(const std::string& path, const std::string& id) {
+  info_.epoch = state_.epoch;
+  std::map<std::string, std::string> metadata = info_.to_metadata();
+  if (!id.empty()) metadata[kCheckpointIdKey] = id;
+  io::save_state_dict(*model_.model, path, metadata);
+}
+
+void TrainingRun::save_last() {
+  write_bad_images(data_, config_.out);
+  const std::string id = checkpoint_id(state_.global_step, state_.epoch);
+  save_checkpoint_pair(
+      files_.pair(), [&](const std::string& path) { save_weights(path, id); },
+      [&](const std::string& path) {
+        auto tensors = model_.sgd->state_tensors();
+        if (model_.ema)
+          for (auto& entry : model_.ema->state_tensors()) tensors.push_back(std::move(entry));
+        auto metadata = state_metadata(state_);
+        metadata[kCheckpointIdKey] = id;
+        io::write_safetensors(path, tensors, metadata);
+      });
+}
+
+void TrainingRun::agree_before_checkpoint() {
   share_root_buffers(comm_, model_);
   check_replicas_agree(comm_, model_);
-  if (!comm_.is_root()) return;
-  info_.epoch = state_.epoch;
-  write_bad_images(data_, config_.out);
-  io::save_state_dict(*model_.model, model_path, info_.to_metadata());
-  if (with_state) {
-    auto tensors = model_.sgd->state_tensors();
-    if (model_.ema)
-      for (auto& entry : model_.ema->state_tensors()) tensors.push_back(std::move(entry));
-    io::write_safetensors(files_.state(), tensors, state_metadata(state_));
+}
+
+bool TrainingRun::guarded_write(const std::function<void()>& write) {
+  if (!comm_.is_root()) return true;  // rank 0 alone writes --out
+  try {
+    write();
+    return true;
+  } catch (const Error& e) {
+    RESNET_CHECK(config_.keep_going_on_write_error,
+                 "train: checkpoint not saved: "
+                     << e.what() << "; the previous checkpoint in " << config_.out
+                     << " is intact (--resume continues from it; --keep-going-on-write-error "
+                        "trains on without saving)");
+    std::fprintf(stderr, "warning: checkpoint not saved (training goes on): %s\n", e.what());
+    return false;
   }
 }
 
 TrainResult TrainingRun::run() {
-  stop_requested() = false;
+  if (stop_requested()) {
+    // Ctrl-C while opening the data or building the model: nothing has been trained.
+    stop_requested() = false;
+    std::printf("stopped during set-up; nothing saved\n");
+    result_.interrupted = true;
+    result_.epochs_done = state_.epoch;
+    return result_;
+  }
   std::printf(
       "training %s on %s (%lld train / %lld test images, %s), %lld epochs of %lld batches, %d "
       "threads%s\n",
@@ -319,6 +386,15 @@ bool TrainingRun::train_epoch(std::chrono::steady_clock::time_point start, doubl
     if (stop || (config_.max_steps > 0 && steps_here_ >= config_.max_steps)) {
       stop_and_save(start, seconds_before);
       return false;
+    }
+    if (config_.save_every > 0 && state_.global_step % config_.save_every == 0 &&
+        state_.next_batch < batches_) {
+      // The epoch's last batch is saved by finish_epoch, after its evaluation.
+      state_.seconds =
+          seconds_before +
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      agree_before_checkpoint();
+      guarded_write([&] { save_last(); });
     }
   }
   return true;
@@ -424,10 +500,14 @@ void TrainingRun::stop_and_save(std::chrono::steady_clock::time_point start,
                                 double seconds_before) {
   state_.seconds = seconds_before +
                    std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  save(files_.last(), true);
+  stop_requested() = false;
+  agree_before_checkpoint();
+  const bool saved = guarded_write([&] { save_last(); });
   progress_.finish_epoch("stopped at epoch " + std::to_string(state_.epoch + 1) + ", batch " +
-                         std::to_string(state_.next_batch) + "; checkpoint saved in " +
-                         config_.out + " (continue with --resume)");
+                         std::to_string(state_.next_batch) +
+                         (saved ? "; checkpoint saved in " + config_.out
+                                : "; no checkpoint saved, the last one in " + config_.out) +
+                         " (continue with --resume)");
   result_.interrupted = true;
   result_.epochs_done = state_.epoch;
 }
@@ -440,17 +520,22 @@ void TrainingRun::finish_epoch(double seconds) {
                    static_cast<double>(state_.correct) / static_cast<double>(state_.seen),
                    test.loss, test.accuracy, lr_, seconds});
   const std::optional<Evaluation> ema = finish_epoch_ema(rows_.back());
-  if (comm_.is_root()) {
+  guarded_write([&] {
     io::write_file_atomic(files_.metrics(), metrics_csv(rows_, model_.ema != nullptr));
     write_svg(files_.path("curves.svg"), training_curves(files_.metrics()), 2);
-  }
+  });
   const bool best = test.accuracy > state_.best_acc;
   if (best) state_.best_acc = test.accuracy;
-  // The state saved is that of the next epoch's start.
+  // The state saved is that of the next epoch's start. best.* goes first: a kill between
+  // the two leaves a state that has not yet counted this epoch as best, so a resumed run
+  // redoes both.
   const RunState current = state_;
   state_ = current.next_epoch();
-  save(files_.last(), true);
-  if (best) save(files_.best(), false);
+  agree_before_checkpoint();
+  guarded_write([&] {
+    if (best) save_weights(files_.best(), "");
+    save_last();
+  });
   state_ = current;
   char summary[256];
   std::snprintf(
@@ -483,11 +568,11 @@ std::optional<Evaluation> TrainingRun::finish_epoch_ema(EpochRow& row) {
   row.ema_test_acc = test.accuracy;
   info_.epoch = state_.epoch + 1;
   check_replicas_agree(comm_, model_);
-  const bool best = test.accuracy > state_.best_ema_acc;
-  if (best) state_.best_ema_acc = test.accuracy;
-  if (!comm_.is_root()) return test;
-  io::save_state_dict(average, files_.ema(), info_.to_metadata());
-  if (best) io::save_state_dict(average, files_.best_ema(), info_.to_metadata());
+  guarded_write([&] { io::save_state_dict(average, files_.ema(), info_.to_metadata()); });
+  if (test.accuracy > state_.best_ema_acc) {
+    state_.best_ema_acc = test.accuracy;
+    guarded_write([&] { io::save_state_dict(average, files_.best_ema(), info_.to_metadata()); });
+  }
   return test;
 }
 

@@ -118,6 +118,18 @@ TEST_F(IdxTest, HostileCountsAreRefusedBeforeAllocating) {
   EXPECT_IO_ERROR(read_idx_labels(dir_.file("l")), dir_.file("l"), "4294967280 labels");
 }
 
+TEST_F(IdxTest, GzipBeyondTheDecompressedLimitIsRefusedBeforeAllocating) {
+  // A header claiming 5 GB behind a file of 5 MB (which deflate's ratio would allow): over
+  // the 4 GiB a gzip stream may decompress to. The bytes after the header are never read.
+  std::string gz;
+  write_gzip_file(dir_.file("head.gz"), idx_images(5000, 1000, 1000, {}));
+  gz = testing::read_bytes(dir_.file("head.gz"));
+  gz.resize(5u << 20, '\x5a');
+  write_bytes(dir_.file("i.gz"), gz);
+  EXPECT_IO_ERROR(read_idx_images(dir_.file("i.gz")), dir_.file("i.gz"),
+                  "expected at most 4294967296 bytes", "claims 5000000000");
+}
+
 TEST_F(IdxTest, GzipShorterThanHeaderIsRefused) {
   // A complete gzip stream whose content is one image short of what the header says.
   std::string bytes = idx_images(3, 2, 3, test_pixels(3, 6));

@@ -141,6 +141,30 @@ TEST_F(ImageCodecTest, DeclaredSizeOverThePixelLimitIsRefusedBeforeDecoding) {
   EXPECT_IO_ERROR(decode_image(jpeg, 3, nullptr, DecodeOptions{8}), jpeg, "at most 178956970");
 }
 
+TEST_F(ImageCodecTest, ASmallFileDeclaringAHugeImageIsRefusedBeforeAllocating) {
+  // 13000 x 13000 is under the pixel limit, but 500 MB of pixels cannot come out of a file
+  // of a hundred bytes (deflate: at most 1032:1; Huffman-coded JPEG: one bit per MCU).
+  const std::string png = file("bomb.png");
+  write_bytes(png, png_signature() + png_ihdr(13000, 13000, 2) +
+                       png_chunk("IDAT", deflate_with_zeros("", 10)) + png_chunk("IEND", ""));
+  EXPECT_EQ(read_image_info(png).width, 13000);
+  EXPECT_IO_ERROR(decode_image(png, 3), png, "complete PNG image",
+                  "a 13000x13000 image needs at least 491", "the file has");
+
+  std::string jpeg_bytes = small_jpeg();
+  const size_t sof = jpeg_bytes.find("\xff\xc0");
+  ASSERT_NE(sof, std::string::npos);
+  for (size_t i : {sof + 5, sof + 7}) {
+    jpeg_bytes[i] = static_cast<char>(13000 >> 8);
+    jpeg_bytes[i + 1] = static_cast<char>(13000 & 0xff);
+  }
+  const std::string jpeg = file("bomb.jpg");
+  write_bytes(jpeg, jpeg_bytes);
+  EXPECT_EQ(read_image_info(jpeg).height, 13000);
+  EXPECT_IO_ERROR(decode_image(jpeg, 3), jpeg, "a 13000x13000 image needs at least");
+  EXPECT_IO_ERROR(decode_image(jpeg, 1, nullptr, DecodeOptions{8}), jpeg, "needs at least");
+}
+
 TEST_F(ImageCodecTest, PngAncillaryChunksThatInflateToMegabytesAreNeverInflated) {
   // zTXt and iCCP whose streams inflate to 64 MB each (about 65 KB on disk), and an iTXt.
   const std::string text =

@@ -16,6 +16,7 @@
 #include "resnet/data/image_codec.h"
 #include "resnet/io/safetensors.h"
 #include "resnet/train/trainer.h"
+#include "train/train_test_util.h"
 
 namespace resnet {
 namespace {
@@ -107,6 +108,34 @@ TEST_F(Trainer, WritesEverythingAnInterruptedRunResumesExactly) {
   EXPECT_EQ(a.metadata.at("model"), "resnet20");
   EXPECT_EQ(a.metadata.at("in_channels"), "1");
   EXPECT_EQ(a.metadata.at("num_classes"), "3");
+}
+
+TEST_F(Trainer, AStopRequestedDuringSetUpEndsBeforeTheFirstStep) {
+  // As a Ctrl-C while the data is opened: honoured before any step, nothing saved, and the
+  // request consumed, so the next run trains.
+  train::stop_requested() = true;
+  const train::TrainResult r = train::train(config("setup"), false);
+  EXPECT_TRUE(r.interrupted);
+  EXPECT_FALSE(train::stop_requested());
+  EXPECT_FALSE(fs::exists(root_ / "setup" / "last.safetensors"));
+  train::TrainConfig c = config("setup");
+  c.max_steps = 1;
+  EXPECT_TRUE(train::train(c, true).interrupted);  // from config.json: nothing saved yet
+  EXPECT_TRUE(fs::exists(root_ / "setup" / "last.safetensors"));
+}
+
+TEST_F(Trainer, AnEditedConfigIsRefusedInOneLine) {
+  train::TrainConfig c = config("edited");
+  c.max_steps = 1;
+  train::train(c, false);
+  const fs::path path = root_ / "edited" / "config.json";
+  std::string text = slurp(path);
+  const std::string key = "\"eval_batch\": 4";
+  ASSERT_NE(text.find(key), std::string::npos) << text;
+  text.replace(text.find(key), key.size(), "\"eval_batch\": -4");
+  std::ofstream(path) << text;
+  EXPECT_TRAIN_ERROR(train::train(c, true), "config.json",
+                     "'eval_batch': expected a positive number");
 }
 
 TEST_F(Trainer, DivergenceStopsNamingTheStep) {

@@ -31,7 +31,8 @@ class ByteReader {
   // Size of the file on disk (compressed size for gzip).
   uint64_t file_size() const { return file_size_; }
   // Largest content size the file can possibly hold: the file size, or for gzip the file
-  // size times deflate's largest expansion ratio (1032:1).
+  // size times deflate's largest expansion ratio (1032:1), and at most 4 GiB: a gzip
+  // stream that decompresses to more is refused as it reaches the limit.
   uint64_t max_content_size() const;
   // Content bytes consumed so far.
   uint64_t position() const { return position_; }

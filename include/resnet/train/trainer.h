@@ -85,6 +85,12 @@ struct TrainConfig {
   // Stop (saving a checkpoint, as Ctrl-C does) after this many steps in this process;
   // 0 = never. For tests of --resume.
   int64_t max_steps = 0;
+  // Also write last.* every this many steps inside an epoch (0: at each epoch's end only),
+  // so that a kill loses at most this many steps.
+  int64_t save_every = 0;
+  // A checkpoint that cannot be written (a full disk) ends the run with an error, the
+  // previous checkpoint intact; with this, the run says so and goes on.
+  bool keep_going_on_write_error = false;
   // Fine-tuning (fine_tune.h). Starting weights: a torchvision state_dict or a checkpoint
   // of ours as safetensors; empty = from scratch. A classifier of another class count is
   // re-initialised.
@@ -121,7 +127,10 @@ struct TrainResult {
   bool interrupted = false;
 };
 
-// Set from a signal handler to stop at the next batch boundary with a checkpoint.
+// Set from a signal handler to stop at the next batch boundary with a checkpoint. A request
+// made while train() is setting up (opening the data, computing its statistics) stops it
+// before the first step, with nothing saved. train() clears the flag when it returns
+// having honoured it; a request made before train() is called is honoured too.
 std::atomic<bool>& stop_requested();
 
 // Runs (or, with resume, continues) training. Progress goes to stdout: a progress bar on
