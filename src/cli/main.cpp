@@ -16,8 +16,9 @@
 int main(int argc, char** argv) {
   resnet::configure_allocator();  // keeps freed memory for reuse (see its comment)
   CLI::App app{"resnet: residual networks in C++, identical to PyTorch"};
+  // The first line stays "resnet X.Y.Z" (scripts read it); what was built in follows.
   app.set_version_flag("--version", std::string("resnet ") + resnet::version() +
-                                        ", data-parallel training: " + resnet::mpi::support());
+                                        "\ndata-parallel training: " + resnet::mpi::support());
   app.require_subcommand(1);
   resnet::cli::add_summary_command(app);
   resnet::cli::add_run_command(app);
