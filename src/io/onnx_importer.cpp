@@ -334,10 +334,7 @@ void Importer::expect_arity(int lo, int hi) {
 }
 
 int Importer::emit(infer::Node n) {
-  n.name = node_name_;
-  const int v = g_.add_node(std::move(n), node_->output(0));
-  check_shapes(v);
-  return v;
+  return emit_step(std::move(n), "");
 }
 
 int Importer::emit_step(infer::Node n, const std::string& suffix) {
