@@ -322,7 +322,12 @@ TEST(CrashSafety, CtrlCSavesAndExitsWith130AndASecondOneKills) {
   r.epochs = 200;
   r.save_every = 0;
   pid_t pid = spawn(r.args());
-  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  // Into the training loop (past the first epoch) however loaded the machine is.
+  const auto start = std::chrono::steady_clock::now();
+  while (!fs::exists(r.out / "last.state.safetensors") &&
+         std::chrono::steady_clock::now() - start < std::chrono::seconds(60))
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
   ::kill(pid, SIGINT);
   int status = wait_for(pid);
   ASSERT_TRUE(WIFEXITED(status)) << "status " << status;

@@ -217,12 +217,13 @@ TEST_F(DataParallel, KilledRankStopsTheRunAndTheCheckpointResumes) {
     execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
-  // Wait for the first checkpoint (up to 120 s).
+  // Wait for the first checkpoint (up to 120 s): last.state.safetensors is the second file
+  // of the pair.
   const auto start = std::chrono::steady_clock::now();
-  while (!fs::exists(out / "metrics.csv") &&
+  while (!fs::exists(out / "last.state.safetensors") &&
          std::chrono::steady_clock::now() - start < std::chrono::seconds(120))
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  ASSERT_TRUE(fs::exists(out / "metrics.csv"));
+  ASSERT_TRUE(fs::exists(out / "last.state.safetensors"));
   std::this_thread::sleep_for(std::chrono::milliseconds(500));  // inside the next epoch
   // The rank that is not rank 0: the resnet process whose environment says rank 1.
   pid_t victim = 0;
