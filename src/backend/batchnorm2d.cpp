@@ -10,18 +10,10 @@
 #include <utility>
 #include <vector>
 
+#include "hot_loop.h"
 #include "plan_cache.h"
 #include "resnet/backend/eltwise.h"
 #include "thread_count.h"
-
-// Not under ThreadSanitizer: the clones' ifunc resolver runs while the program is being
-// loaded, before the TSan runtime is initialized, and crashes there.
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
-#define RESNET_HOT_LOOP \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define RESNET_HOT_LOOP
-#endif
 
 namespace resnet::backend {
 
@@ -72,9 +64,7 @@ inline void store(uint16_t* p, int64_t i, float v) {
 // otherwise of g and g * (x - m[c]), where g is dy masked by y > 0 when y is given.
 // Parallel over images with one accumulator row per thread; channels are visited so
 // that memory is read in order, and the 16 lanes of a block vectorize.
-// The build targets baseline x86-64; these memory-bound loops get AVX-512 and AVX2
-// clones chosen at run time (bench_layers, BN+ReLU forward and backward on
-// 128x16x28x28 blocked, one thread: 9.0 ms with scalar code, 1.4 ms with the clones).
+// Memory-bound: the entry points are RESNET_HOT_LOOP clones (hot_loop.h).
 template <typename Mask>
 [[gnu::always_inline]] inline std::vector<double> channel_sums_body(const ChannelWalk& w,
                                                                     const float* x, const float* dy,

@@ -3,6 +3,7 @@
 #include <iterator>
 
 #include "resnet/backend/eltwise.h"
+#include "resnet/backend/relu_mask.h"
 #include "resnet/core/error.h"
 #include "resnet/nn/sequential.h"
 
@@ -104,16 +105,20 @@ Tensor ResidualUnit::forward_impl(const Tensor& x) {
     // The final ReLU ran inside the add; its input exists only for an observer.
     if (forward_observed()) relu_->notify_observer(backend::add(h, shortcut), out);
   }
-  saved_output_ = out;
+  // The final ReLU's backward needs only where the sum was positive: kept as bits, so the
+  // output itself lives no longer than the next block keeps it (in bf16 that block's
+  // convolutions keep a bf16 copy of their own).
+  saved_shape_ = out.shape();
+  if (residual_) saved_mask_ = backend::relu_mask(out);
   return out;
 }
 
 Tensor ResidualUnit::backward_impl(const Tensor& grad_output) {
-  RESNET_CHECK(grad_output.shape() == saved_output_.shape(),
-               who() << ": expected output gradient " << saved_output_.shape_str() << ", got "
-                     << grad_output.shape_str());
+  RESNET_CHECK(grad_output.shape() == saved_shape_, who() << ": expected output gradient "
+                                                          << shape_str(saved_shape_) << ", got "
+                                                          << grad_output.shape_str());
   // A plain unit's final ReLU belongs to its last BN; a residual one's follows the sum.
-  Tensor grad_sum = residual_ ? backend::relu_backward(grad_output, saved_output_) : grad_output;
+  Tensor grad_sum = residual_ ? backend::relu_backward(grad_output, saved_mask_) : grad_output;
   Tensor g = grad_sum;
   for (size_t i = path_.size(); i-- > 0;) {
     auto [conv, bn] = path_[i];

@@ -16,6 +16,7 @@
 #include <memory>
 #include <vector>
 
+#include "resnet/backend/relu_mask.h"
 #include "resnet/nn/batchnorm2d.h"
 #include "resnet/nn/conv2d.h"
 #include "resnet/nn/relu.h"
@@ -49,7 +50,10 @@ class ResidualUnit : public Module {
   Tensor forward_impl(const Tensor& x) override;
   Tensor backward_impl(const Tensor& grad_output) override;
 
-  void release_saved() override { saved_output_ = Tensor(); }
+  void release_saved() override {
+    saved_mask_ = {};
+    saved_shape_.clear();
+  }
 
  private:
   // Eval without backward: every module runs itself.
@@ -68,8 +72,9 @@ class ResidualUnit : public Module {
   // A 1x1 projection shortcut, whose BN input is recomputed too (else null).
   Conv2d* projection_conv_ = nullptr;
   BatchNorm2d* projection_bn_ = nullptr;
-  // The unit's output, for the final ReLU's backward.
-  Tensor saved_output_;
+  // For backward: the output's shape, and (residual units) the final ReLU's mask.
+  Shape saved_shape_;
+  backend::ReluMask saved_mask_;
 };
 
 }  // namespace resnet::nn
