@@ -26,6 +26,11 @@ void ResidualUnit::set_main_path(std::vector<std::pair<Conv2d*, BatchNorm2d*>> p
   // recomputed in backward from the block's input, which that convolution keeps anyway,
   // instead of being kept from forward to backward.
   path_[0].second->set_keeps_input(!(path_.size() > 1 && path_[0].first->is_pointwise()));
+  // The bottleneck's last 1x1 convolution too (as many multiply-adds as its first): its
+  // output, the last BN's input, is as large as the block's output, and backward runs it
+  // again from its input, which backward recomputes anyway for its weight gradient.
+  if (path_.size() > 2 && path_.back().first->is_pointwise())
+    path_.back().second->set_keeps_input(false);
 }
 
 namespace {
@@ -122,6 +127,10 @@ Tensor ResidualUnit::backward_impl(const Tensor& grad_output) {
   Tensor g = grad_sum;
   for (size_t i = path_.size(); i-- > 0;) {
     auto [conv, bn] = path_[i];
+    if (i > 0 && !bn->keeps_input()) {
+      conv->supply_input(path_[i - 1].second->output_for_backward());
+      bn->supply_input(conv->recompute_output());
+    }
     g = bn->backward(g);
     if (i > 0) {
       if (i == 1 && !path_[0].second->keeps_input())

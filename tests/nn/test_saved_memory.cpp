@@ -89,8 +89,8 @@ TEST(SavedMemory, OutputForBackwardNeedsAForwardThatKeptItsState) {
 struct Net {
   std::string name;
   nn::ResNetConfig config;
-  // BNs whose input backward recomputes: the ImageNet stem's, each bottleneck's bn1, each
-  // 1x1 projection's.
+  // BNs whose input backward recomputes: the ImageNet stem's, each bottleneck's bn1 and
+  // bn3, each 1x1 projection's.
   int recomputed_bn_inputs;
 };
 
@@ -154,8 +154,8 @@ using Stem = nn::ResNetConfig::Stem;
 INSTANTIATE_TEST_SUITE_P(
     Blocks, SavedMemoryNet,
     ::testing::Values(
-        Net{"bottleneck", config(Block::bottleneck, Stem::imagenet, false), 1 + 3 + 2},
-        Net{"bottleneck_zero_init", config(Block::bottleneck, Stem::imagenet, true), 1 + 3 + 2},
+        Net{"bottleneck", config(Block::bottleneck, Stem::imagenet, false), 1 + 3 + 3 + 2},
+        Net{"bottleneck_zero_init", config(Block::bottleneck, Stem::imagenet, true), 1 + 3 + 3 + 2},
         Net{"basic_cifar_stem", config(Block::basic, Stem::cifar, true), 1},
         Net{"plain", config(Block::plain, Stem::imagenet, false), 1}),
     [](const ::testing::TestParamInfo<Net>& info) { return info.param.name; });
