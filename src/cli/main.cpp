@@ -9,12 +9,14 @@
 
 #include "../mpi/world.h"
 #include "command.h"
+#include "fatal_signal.h"
 #include "resnet/api/runtime.h"
 #include "resnet/api/version.h"
 #include "resnet/core/error.h"
 
 int main(int argc, char** argv) {
   resnet::configure_allocator();  // keeps freed memory for reuse (see its comment)
+  resnet::cli::install_fatal_signal_handlers();
   CLI::App app{"resnet: residual networks in C++, identical to PyTorch"};
   // The first line stays "resnet X.Y.Z" (scripts read it); what was built in follows.
   app.set_version_flag("--version", std::string("resnet ") + resnet::version() +
