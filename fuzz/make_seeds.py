@@ -5,6 +5,7 @@ run's config.json and state). Usage: make_seeds.py OUT_DIR (one folder per targe
 import gzip
 import json
 import os
+import re
 import shutil
 import struct
 import sys
@@ -93,6 +94,20 @@ def cifar(records, labels_per_record):
     return out
 
 
+def conformance_models():
+    """The models of ONNX's node tests that the conformance test runs (its committed list),
+    where libonnx-testdata is installed: every operator the importer reads, at every
+    attribute form the spec allows."""
+    listing = os.path.join(ROOT, "tests", "io", "onnx_conformance_outcomes.inc")
+    node_tests = "/usr/share/libonnx-testdata/data/node"
+    models = []
+    for name in re.findall(r'\{"(test_[a-z0-9_]+)"', open(listing).read()):
+        path = os.path.join(node_tests, name, "model.onnx")
+        if os.path.exists(path):
+            models.append(open(path, "rb").read())
+    return models
+
+
 def main():
     out = sys.argv[1]
     seeds = {name: [] for name in ["npy", "safetensors", "idx", "idx_gzip", "cifar", "image",
@@ -106,6 +121,7 @@ def main():
     seeds["cifar"] = [cifar(2, 1), cifar(2, 2), cifar(1, 1)]
     seeds["image"] = [open(p, "rb").read() for p in fixtures((".png", ".jpg"), 65536, 60)]
     seeds["onnx"] = [open(p, "rb").read() for p in fixtures((".onnx",), 65536)]
+    seeds["onnx"] += conformance_models()
     state = safetensors([("momentum.0.weight", "F32", [3, 4], f32([0.0] * 12))], STATE)
     config = json.dumps(CONFIG, indent=2).encode() + b"\n"
     seeds["resume"] = [config + b"\n@@state@@\n" + state, config]

@@ -3,7 +3,9 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -41,6 +43,31 @@ struct ChannelWalk {
         blocked(t.layout() == Layout::blocked16) {}
 };
 
+// bf16 values are their bit patterns (uint16_t): the top half of the f32. Loads widen
+// exactly; stores round to nearest even, as oneDNN's conversion does on this hardware
+// (AVX512_BF16's vcvtneps2bf16), so a tensor this kernel writes in bf16 holds exactly what a
+// reorder of its f32 values would: denormals become zero of their sign, and a NaN stays a
+// (quiet) NaN.
+inline float load(const float* p, int64_t i) {
+  return p[i];
+}
+inline float load(const uint16_t* p, int64_t i) {
+  return std::bit_cast<float>(static_cast<uint32_t>(p[i]) << 16);
+}
+inline void store(float* p, int64_t i, float v) {
+  p[i] = v;
+}
+inline void store(uint16_t* p, int64_t i, float v) {
+  const uint32_t u = std::bit_cast<uint32_t>(v);
+  const uint32_t magnitude = u & 0x7fffffffu;
+  const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  const uint32_t flushed = (u >> 16) & 0x8000u;
+  const uint32_t nan = (u >> 16) | 0x40u;
+  p[i] = static_cast<uint16_t>(magnitude > 0x7f800000u   ? nan
+                               : magnitude < 0x00800000u ? flushed
+                                                         : rounded);
+}
+
 // Per-channel sums (in double) of two terms per element: with dy null, of x and x^2;
 // otherwise of g and g * (x - m[c]), where g is dy masked by y > 0 when y is given.
 // Parallel over images with one accumulator row per thread; channels are visited so
@@ -48,8 +75,10 @@ struct ChannelWalk {
 // The build targets baseline x86-64; these memory-bound loops get AVX-512 and AVX2
 // clones chosen at run time (bench_layers, BN+ReLU forward and backward on
 // 128x16x28x28 blocked, one thread: 9.0 ms with scalar code, 1.4 ms with the clones).
-RESNET_HOT_LOOP std::vector<double> channel_sums(const ChannelWalk& w, const float* x,
-                                                 const float* dy, const float* y, const float* m) {
+template <typename Mask>
+[[gnu::always_inline]] inline std::vector<double> channel_sums_body(const ChannelWalk& w,
+                                                                    const float* x, const float* dy,
+                                                                    const Mask* y, const float* m) {
   const int64_t cp = w.c_padded();
   const int threads = adopt_thread_count();
   std::vector<double> partial(static_cast<size_t>(threads) * 2 * cp, 0.0);
@@ -85,7 +114,7 @@ RESNET_HOT_LOOP std::vector<double> channel_sums(const ChannelWalk& w, const flo
 #pragma omp simd
               for (int l = 0; l < 16; ++l) {
                 // A multiply by the 0/1 mask rather than a select: GCC vectorizes this one.
-                const float gf = dy[o + l] * static_cast<float>(y[o + l] > 0.f);
+                const float gf = dy[o + l] * static_cast<float>(load(y, o + l) > 0.f);
                 const double g = gf;
                 s0[l] += g;
                 s1[l] += g * static_cast<double>(x[o + l] - m[r * 16 + l]);
@@ -110,7 +139,7 @@ RESNET_HOT_LOOP std::vector<double> channel_sums(const ChannelWalk& w, const flo
 #pragma omp simd reduction(+ : a0, a1)
             for (int64_t i = 0; i < w.hw; ++i) {
               const float d = dy[base + i];
-              const double g = (y == nullptr || y[base + i] > 0.f) ? d : 0.f;
+              const double g = (y == nullptr || load(y, base + i) > 0.f) ? d : 0.f;
               a0 += g;
               a1 += g * (x[base + i] - mc);
             }
@@ -127,12 +156,26 @@ RESNET_HOT_LOOP std::vector<double> channel_sums(const ChannelWalk& w, const flo
   return total;
 }
 
+// The mask, when there is one, is the fused ReLU's output in f32 or bf16.
+RESNET_HOT_LOOP std::vector<double> channel_sums(const ChannelWalk& w, const float* x,
+                                                 const float* dy, const float* y, const float* m) {
+  return channel_sums_body(w, x, dy, y, m);
+}
+RESNET_HOT_LOOP std::vector<double> channel_sums(const ChannelWalk& w, const float* x,
+                                                 const float* dy, const uint16_t* y,
+                                                 const float* m) {
+  return channel_sums_body(w, x, dy, y, m);
+}
+
 // out = a[c] * g + b[c] + k[c] * (x - m[c]) for every element, g being dy masked by
 // y > 0 when y is given. With dy null it is the forward's out = x * a[c] + b[c], clamped
 // at 0 when relu. Parallel over images; vectorizes over positions or lanes.
-RESNET_HOT_LOOP void channel_affine(const ChannelWalk& w, float* out, const float* x,
-                                    const float* dy, const float* y, const float* a, const float* b,
-                                    const float* k, const float* m, bool relu) {
+template <typename Out, typename Mask>
+[[gnu::always_inline]] inline void channel_affine_body(const ChannelWalk& w, Out* out,
+                                                       const float* x, const float* dy,
+                                                       const Mask* y, const float* a,
+                                                       const float* b, const float* k,
+                                                       const float* m, bool relu) {
   const int64_t cp = w.c_padded();
   const int64_t rows = w.blocked ? cp / 16 : w.c;
   const int64_t lanes = w.blocked ? 16 : 1;
@@ -150,15 +193,15 @@ RESNET_HOT_LOOP void channel_affine(const ChannelWalk& w, float* out, const floa
 #pragma omp simd
             for (int l = 0; l < 16; ++l) {
               const float v = x[o + l] * pa[l] + pb[l];
-              out[o + l] = relu ? std::max(0.f, v) : v;
+              store(out, o + l, relu ? std::max(0.f, v) : v);
             }
           } else {
             const float* pk = k + r * 16;
             const float* pm = m + r * 16;
 #pragma omp simd
             for (int l = 0; l < 16; ++l) {
-              const float g = (y == nullptr || y[o + l] > 0.f) ? dy[o + l] : 0.f;
-              out[o + l] = pa[l] * g + pb[l] + pk[l] * (x[o + l] - pm[l]);
+              const float g = (y == nullptr || load(y, o + l) > 0.f) ? dy[o + l] : 0.f;
+              store(out, o + l, pa[l] * g + pb[l] + pk[l] * (x[o + l] - pm[l]));
             }
           }
         }
@@ -167,18 +210,48 @@ RESNET_HOT_LOOP void channel_affine(const ChannelWalk& w, float* out, const floa
 #pragma omp simd
         for (int64_t i = 0; i < w.hw; ++i) {
           const float v = x[base + i] * sa + sb;
-          out[base + i] = relu ? std::max(0.f, v) : v;
+          store(out, base + i, relu ? std::max(0.f, v) : v);
         }
       } else {
         const float sa = pa[0], sb = pb[0], sk = k[r], sm = m[r];
 #pragma omp simd
         for (int64_t i = 0; i < w.hw; ++i) {
-          const float g = (y == nullptr || y[base + i] > 0.f) ? dy[base + i] : 0.f;
-          out[base + i] = sa * g + sb + sk * (x[base + i] - sm);
+          const float g = (y == nullptr || load(y, base + i) > 0.f) ? dy[base + i] : 0.f;
+          store(out, base + i, sa * g + sb + sk * (x[base + i] - sm));
         }
       }
     }
   }
+}
+
+// channel_affine_body's four clones: the output and the ReLU mask each in f32 or bf16.
+#define RESNET_AFFINE_CLONE(name, Out, Mask)                                                 \
+  RESNET_HOT_LOOP void name(const ChannelWalk& w, Out* out, const float* x, const float* dy, \
+                            const Mask* y, const float* a, const float* b, const float* k,   \
+                            const float* m, bool relu) {                                     \
+    channel_affine_body(w, out, x, dy, y, a, b, k, m, relu);                                 \
+  }
+RESNET_AFFINE_CLONE(affine_f32_mask_f32, float, float)
+RESNET_AFFINE_CLONE(affine_bf16_mask_f32, uint16_t, float)
+RESNET_AFFINE_CLONE(affine_f32_mask_bf16, float, uint16_t)
+RESNET_AFFINE_CLONE(affine_bf16_mask_bf16, uint16_t, uint16_t)
+#undef RESNET_AFFINE_CLONE
+
+// out = channel_affine_body(...) into `out` (f32 or bf16), masked by `mask` (f32 or bf16)
+// when it is defined.
+void channel_affine(const ChannelWalk& w, Tensor& out, const float* x, const float* dy,
+                    const Tensor& mask, const float* a, const float* b, const float* k,
+                    const float* m, bool relu) {
+  const bool out_bf16 = out.dtype() == DType::bf16;
+  auto* out16 = static_cast<uint16_t*>(out.raw());
+  if (mask.defined() && mask.dtype() == DType::bf16) {
+    const auto* y = static_cast<const uint16_t*>(mask.raw());
+    if (out_bf16) return affine_bf16_mask_bf16(w, out16, x, dy, y, a, b, k, m, relu);
+    return affine_f32_mask_bf16(w, out.f32(), x, dy, y, a, b, k, m, relu);
+  }
+  const float* y = mask.defined() ? mask.f32() : nullptr;
+  if (out_bf16) return affine_bf16_mask_f32(w, out16, x, dy, y, a, b, k, m, relu);
+  affine_f32_mask_f32(w, out.f32(), x, dy, y, a, b, k, m, relu);
 }
 
 // Per-channel arrays padded to c_padded with neutral values, so blocked padding
@@ -202,6 +275,12 @@ std::vector<float> padded(const Tensor& t, int64_t cp, float fill) {
   std::vector<float> v(static_cast<size_t>(cp), fill);
   std::copy(t.f32(), t.f32() + t.numel(), v.begin());
   return v;
+}
+
+DType checked_out_type(DType t) {
+  RESNET_CHECK(t == DType::f32 || t == DType::bf16,
+               "BatchNorm2d: expected an f32 or bf16 output, asked for " << dtype_name(t));
+  return t;
 }
 
 }  // namespace
@@ -229,14 +308,15 @@ BatchNorm2dKernel::~BatchNorm2dKernel() = default;
 
 Tensor BatchNorm2dKernel::forward_train(const Tensor& src, const Tensor& weight, const Tensor& bias,
                                         Tensor& batch_mean, Tensor& batch_var, bool relu,
-                                        BatchNormAffine* affine) {
+                                        BatchNormAffine* affine, DType out_type) {
   const ChannelWalk w(src);
   const int64_t cp = w.c_padded();
   double count = static_cast<double>(w.n * w.hw);
   const float* x = src.f32();
   // One pass for both sums: in double, E[x^2] - E[x]^2 keeps ~1e-8 relative accuracy
   // even for means 1e4 times the standard deviation.
-  std::vector<double> sums = channel_sums(w, x, nullptr, nullptr, nullptr);
+  std::vector<double> sums =
+      channel_sums(w, x, nullptr, static_cast<const float*>(nullptr), nullptr);
   if (reducer_) reduce_channel_sums(reducer_, sums, w.c, cp, count);
   last_train_count_ = count;
   std::vector<float> scale(static_cast<size_t>(cp), 0.f), shift(static_cast<size_t>(cp), 0.f);
@@ -250,24 +330,24 @@ Tensor BatchNorm2dKernel::forward_train(const Tensor& src, const Tensor& weight,
     batch_mean.f32()[c] = static_cast<float>(mean);
     batch_var.f32()[c] = static_cast<float>(var);
   }
-  Tensor dst = Tensor::empty(src.shape(), DType::f32, src.layout());
-  channel_affine(w, dst.f32(), x, nullptr, nullptr, scale.data(), shift.data(), nullptr, nullptr,
-                 relu);
+  Tensor dst = Tensor::empty(src.shape(), checked_out_type(out_type), src.layout());
+  channel_affine(w, dst, x, nullptr, Tensor(), scale.data(), shift.data(), nullptr, nullptr, relu);
   if (affine != nullptr) *affine = {std::move(scale), std::move(shift)};
   return dst;
 }
 
-Tensor BatchNorm2dKernel::apply(const Tensor& src, const BatchNormAffine& affine, bool relu) const {
+Tensor BatchNorm2dKernel::apply(const Tensor& src, const BatchNormAffine& affine, bool relu,
+                                DType out_type) const {
   const ChannelWalk w(src);
   RESNET_CHECK(affine.scale.size() == static_cast<size_t>(w.c_padded()) &&
                    affine.shift.size() == affine.scale.size(),
                "BatchNorm2d: expected a map of " << w.c_padded() << " channels for input "
                                                  << src.shape_str() << ", got "
                                                  << affine.scale.size());
-  Tensor dst = Tensor::empty(src.shape(), DType::f32, src.layout());
+  Tensor dst = Tensor::empty(src.shape(), checked_out_type(out_type), src.layout());
   // The very loop forward_train ran, on the same values: the same output.
-  channel_affine(w, dst.f32(), src.f32(), nullptr, nullptr, affine.scale.data(),
-                 affine.shift.data(), nullptr, nullptr, relu);
+  channel_affine(w, dst, src.f32(), nullptr, Tensor(), affine.scale.data(), affine.shift.data(),
+                 nullptr, nullptr, relu);
   return dst;
 }
 
@@ -287,7 +367,8 @@ Tensor BatchNorm2dKernel::forward_eval(const Tensor& src, const Tensor& weight, 
 
 Tensor BatchNorm2dKernel::backward(const Tensor& diff_dst, const Tensor& src, const Tensor& weight,
                                    const Tensor& mean, const Tensor& var, bool use_global_stats,
-                                   Tensor& diff_weight, Tensor& diff_bias, const Tensor& relu_dst) {
+                                   Tensor& diff_weight, Tensor& diff_bias, const Tensor& relu_dst,
+                                   DType grad_type) {
   RESNET_CHECK(diff_dst.shape() == src.shape() && diff_dst.layout() == src.layout(),
                "BatchNorm2d: expected the output gradient in the input's shape and layout, got "
                    << diff_dst.shape_str());
@@ -296,7 +377,12 @@ Tensor BatchNorm2dKernel::backward(const Tensor& diff_dst, const Tensor& src, co
   double count = static_cast<double>(w.n * w.hw);
   const float* x = src.f32();
   const float* dy = diff_dst.f32();
-  const float* y = relu_dst.defined() ? relu_dst.f32() : nullptr;
+  RESNET_CHECK(!relu_dst.defined() ||
+                   (relu_dst.shape() == src.shape() && relu_dst.layout() == src.layout() &&
+                    (relu_dst.dtype() == DType::f32 || relu_dst.dtype() == DType::bf16)),
+               "BatchNorm2d: expected the ReLU's output in the input's shape and layout, f32 or "
+               "bf16, got "
+                   << relu_dst.shape_str());
   const std::vector<float> mu = padded(mean, cp, 0.f);
   const float* m = mu.data();
   // With a fused ReLU, the gradient reaching the normalization is dy where y > 0. The
@@ -304,9 +390,12 @@ Tensor BatchNorm2dKernel::backward(const Tensor& diff_dst, const Tensor& src, co
   const bool param_grads = diff_weight.defined();
   RESNET_CHECK(param_grads == diff_bias.defined(),
                "BatchNorm2d: expected both parameter gradients or neither");
-  std::vector<double> sums = param_grads || !use_global_stats
-                                 ? channel_sums(w, x, dy, y, m)
-                                 : std::vector<double>(static_cast<size_t>(2 * cp), 0.0);
+  std::vector<double> sums =
+      param_grads || !use_global_stats
+          ? (relu_dst.defined() && relu_dst.dtype() == DType::bf16
+                 ? channel_sums(w, x, dy, static_cast<const uint16_t*>(relu_dst.raw()), m)
+                 : channel_sums(w, x, dy, relu_dst.defined() ? relu_dst.f32() : nullptr, m))
+          : std::vector<double>(static_cast<size_t>(2 * cp), 0.0);
   // d/dx of gamma * xhat + beta; with batch statistics, xhat's own dependence on the
   // mean and variance subtracts the projections onto 1 and onto xhat.
   // Synchronised statistics: the input gradient needs the sums over every rank's batch;
@@ -331,8 +420,8 @@ Tensor BatchNorm2dKernel::backward(const Tensor& diff_dst, const Tensor& src, co
     diff_weight.f32()[c] += static_cast<float>(sum_dy_xmu * invstd);
     diff_bias.f32()[c] += static_cast<float>(sum_dy);
   }
-  Tensor diff_src = Tensor::empty(src.shape(), DType::f32, src.layout());
-  channel_affine(w, diff_src.f32(), x, dy, y, a.data(), b.data(), k.data(), m, false);
+  Tensor diff_src = Tensor::empty(src.shape(), checked_out_type(grad_type), src.layout());
+  channel_affine(w, diff_src, x, dy, relu_dst, a.data(), b.data(), k.data(), m, false);
   return diff_src;
 }
 

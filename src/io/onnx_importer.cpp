@@ -409,7 +409,10 @@ const Shape& Importer::shape_of(int v, const char* why) const {
   RESNET_CHECK(shapes_, here() << ": " << why
                                << " needs the input's channels, height and width, but the "
                                   "graph input's shape is symbolic");
-  return g_.values[v].shape;
+  const Shape& shape = g_.values[v].shape;
+  RESNET_CHECK(shape.size() == 4, here() << ": " << why << " needs a 4-D input [N, C, H, W], found "
+                                         << shape_str(shape));
+  return shape;
 }
 
 void Importer::set_output() {

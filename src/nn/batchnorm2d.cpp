@@ -40,6 +40,7 @@ Tensor BatchNorm2d::forward_impl(const Tensor& x) {
       saved_var_ = running_var_->clone();
       saved_used_batch_stats_ = false;
       saved_output_ = relu ? y : Tensor();
+      saved_output_type_ = DType::f32;
     }
     return y;
   }
@@ -55,8 +56,10 @@ Tensor BatchNorm2d::forward_train(const Tensor& x, bool relu, bool observed) {
   Tensor mean({c}), var({c});
   const bool recompute = relu && recompute_output_;
   saved_affine_ = {};
-  Tensor y = kernel_->forward_train(x, weight_->value, bias_->value, mean, var, relu,
-                                    recompute || observed ? &saved_affine_ : nullptr);
+  saved_output_type_ = relu && !observed ? output_type_ : DType::f32;
+  Tensor y =
+      kernel_->forward_train(x, weight_->value, bias_->value, mean, var, relu,
+                             recompute || observed ? &saved_affine_ : nullptr, saved_output_type_);
   if (observed) observed_normalized_ = kernel_->apply(x, saved_affine_, false);
   const float m = static_cast<float>(options_.momentum);
   // With synchronised statistics, the count is every rank's (n when alone).
@@ -89,7 +92,8 @@ const Tensor& BatchNorm2d::output_for_backward() {
   RESNET_CHECK(fused_relu_ && saved_input_.defined(),
                who() << ": no kept output (a forward with a fused ReLU that kept its state "
                         "comes first)");
-  if (!saved_output_.defined()) saved_output_ = kernel_->apply(saved_input_, saved_affine_, true);
+  if (!saved_output_.defined())
+    saved_output_ = kernel_->apply(saved_input_, saved_affine_, true, saved_output_type_);
   return saved_output_;
 }
 
@@ -103,7 +107,7 @@ Tensor BatchNorm2d::backward_impl(const Tensor& grad_output) {
   Tensor no_weight_grad, no_bias_grad;
   return kernel_->backward(grad_output, saved_input_, weight_->value, saved_mean_, saved_var_,
                            !saved_used_batch_stats_, frozen() ? no_weight_grad : weight_->grad,
-                           frozen() ? no_bias_grad : bias_->grad, saved_output_);
+                           frozen() ? no_bias_grad : bias_->grad, saved_output_, grad_input_type_);
 }
 
 std::string BatchNorm2d::label() const {

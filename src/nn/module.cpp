@@ -55,8 +55,7 @@ BackwardObserverGuard::~BackwardObserverGuard() {
 
 Tensor Module::forward(const Tensor& x) {
   RESNET_CHECK(x.defined(), who() << ": expected an input tensor, got none");
-  RESNET_CHECK(x.dtype() == DType::f32,
-               who() << ": expected f32 input, got " << dtype_name(x.dtype()));
+  RESNET_CHECK(accepts(x.dtype()), who() << ": expected f32 input, got " << dtype_name(x.dtype()));
   Tensor y = forward_impl(x);
   has_forward_ = keeps_for_backward();
   if (g_forward_observer) report_forward(x, y);
@@ -75,7 +74,7 @@ void Module::set_path(const std::string& path) {
 Tensor Module::backward(const Tensor& grad_output) {
   RESNET_CHECK(has_forward_, who() << ": backward called without a forward that kept its state "
                                       "(train mode or GradEnabledGuard)");
-  RESNET_CHECK(grad_output.defined() && grad_output.dtype() == DType::f32,
+  RESNET_CHECK(grad_output.defined() && accepts(grad_output.dtype()),
                who() << ": expected an f32 output gradient");
   Tensor grad_input = backward_impl(grad_output);
   release_saved();

@@ -57,6 +57,21 @@ void ResidualUnit::restore_projection_input() {
     projection_bn_->supply_input(projection_conv_->recompute_output());
 }
 
+void ResidualUnit::set_bf16_handoffs() {
+  // What a BN writes for a convolution that computes in bf16 is written in bf16: an inner
+  // BN+ReLU's output (read by the next convolution alone) and every BN's input gradient
+  // (read by its own convolution alone). The last BN's output meets the shortcut: f32.
+  for (size_t i = 0; i < path_.size(); ++i) {
+    auto [conv, bn] = path_[i];
+    bn->set_grad_input_type(conv->compute_type());
+    bn->set_output_type(i + 1 < path_.size() ? path_[i + 1].first->compute_type() : DType::f32);
+  }
+  Conv2d* conv = nullptr;
+  BatchNorm2d* bn = nullptr;
+  if (residual_ && downsample_ && is_projection(downsample_, &conv, &bn))
+    bn->set_grad_input_type(conv->compute_type());
+}
+
 Tensor ResidualUnit::forward_reference(const Tensor& x) {
   Tensor h = x;
   for (size_t i = 0; i < path_.size(); ++i) {
@@ -76,6 +91,7 @@ Tensor ResidualUnit::forward_impl(const Tensor& x) {
   // The channel count is conv1's to check: its error names it ("layer3.0.conv1").
   if (!keeps_for_backward()) return forward_reference(x);
   // ReLUs after inner BNs run inside those BNs (set_main_path).
+  set_bf16_handoffs();
   Tensor h = x;
   for (auto& [conv, bn] : path_) h = bn->forward(conv->forward(h));
   Tensor out = h;

@@ -350,6 +350,30 @@ TEST_F(OnnxErrors, WindowLargerThanInput) {
                   "does not fit the input");
 }
 
+// Found by the fuzzer (fuzz_onnx): a 2-D MaxPool with auto_pad SAME_UPPER on a 3-D input
+// read past the input's shape when computing the padding; a Slice on one did the same.
+TEST_F(OnnxErrors, WindowOpsOnAnInputOfTheWrongRank) {
+  OnnxBuilder pool(12, {1, 32, 32});
+  auto& p = pool.node("MaxPool", {"input"}, {"output"}, "pool");
+  set_ints(p, "kernel_shape", {2, 2});
+  testing::set_string(p, "auto_pad", "SAME_UPPER");
+  EXPECT_IO_ERROR(read_onnx(save(pool)), path_, "node 'pool' (MaxPool, opset 12)",
+                  "needs a 4-D input [N, C, H, W]", "found [1, 32, 32]");
+
+  OnnxBuilder slice(12, {1, 4, 6});
+  auto one_int = [](int64_t v) {
+    Tensor t({1}, DType::i64);
+    t.i64()[0] = v;
+    return t;
+  };
+  slice.initializer("starts", one_int(0));
+  slice.initializer("ends", one_int(3));
+  slice.initializer("axes", one_int(3));
+  slice.node("Slice", {"input", "starts", "ends", "axes"}, {"output"}, "slice");
+  EXPECT_IO_ERROR(read_onnx(save(slice)), path_, "node 'slice' (Slice, opset 12)",
+                  "needs a 4-D input [N, C, H, W]", "found [1, 4, 6]");
+}
+
 }  // namespace
 }  // namespace resnet::io
 

@@ -1,5 +1,6 @@
 #pragma once
-// Batch normalization over N, H, W per channel on f32 tensors, plain or blocked16,
+// Batch normalization over N, H, W per channel on f32 tensors, plain or blocked16 (in
+// training, the output and the input gradient may be written in bf16),
 // optionally fused with the ReLU that follows it. Statistics bookkeeping (running
 // averages, unbiased variance) belongs to the module; this kernel only normalizes and
 // differentiates.
@@ -47,24 +48,30 @@ class BatchNorm2dKernel {
   // Training mode: normalizes with the batch statistics, which it writes into
   // batch_mean [C] and batch_var [C] (biased variance). With relu, returns
   // max(0, bn(src)). The output has src's layout.
-  // When affine is given, the map applied is written there.
+  // When affine is given, the map applied is written there. out_type bf16 writes the
+  // output rounded to bf16 (to nearest even, as a oneDNN reorder of the f32 output would):
+  // for a consumer that computes in bf16, that is one pass instead of an f32 output and a
+  // conversion.
   Tensor forward_train(const Tensor& src, const Tensor& weight, const Tensor& bias,
                        Tensor& batch_mean, Tensor& batch_var, bool relu = false,
-                       BatchNormAffine* affine = nullptr);
+                       BatchNormAffine* affine = nullptr, DType out_type = DType::f32);
   // forward_train's output again, from its input and the map it wrote: the same values,
-  // bit for bit.
-  Tensor apply(const Tensor& src, const BatchNormAffine& affine, bool relu) const;
+  // bit for bit, in out_type.
+  Tensor apply(const Tensor& src, const BatchNormAffine& affine, bool relu,
+               DType out_type = DType::f32) const;
   // Eval mode: normalizes with the given statistics (then ReLU when asked).
   Tensor forward_eval(const Tensor& src, const Tensor& weight, const Tensor& bias,
                       const Tensor& mean, const Tensor& var, bool relu = false);
   // Backward of either mode: with use_global_stats the statistics are constants
   // (eval), otherwise they are the batch's (training). When the forward fused a ReLU,
-  // relu_dst is its output (defined) and masks diff_dst. Adds into diff_weight and
-  // diff_bias (both undefined: no parameter gradient, and with use_global_stats no
-  // reduction pass at all); returns diff_src in src's layout.
+  // relu_dst is its output (defined, f32 or bf16) and masks diff_dst. Adds into
+  // diff_weight and diff_bias (both undefined: no parameter gradient, and with
+  // use_global_stats no reduction pass at all); returns diff_src in src's layout, in
+  // grad_type (bf16: rounded as forward_train's bf16 output is).
   Tensor backward(const Tensor& diff_dst, const Tensor& src, const Tensor& weight,
                   const Tensor& mean, const Tensor& var, bool use_global_stats, Tensor& diff_weight,
-                  Tensor& diff_bias, const Tensor& relu_dst = Tensor());
+                  Tensor& diff_bias, const Tensor& relu_dst = Tensor(),
+                  DType grad_type = DType::f32);
 
   // Synchronised batch statistics: with a reducer, a training forward normalizes with the
   // mean and variance of every rank's batch together (sum x, sum x^2 and the count summed

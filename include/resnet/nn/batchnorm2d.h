@@ -71,6 +71,14 @@ class BatchNorm2d : public Module {
   // The output of the last forward, for the layer it feeds: the kept one, or recomputed
   // (and then kept until this layer's backward).
   const Tensor& output_for_backward();
+  // Mixed precision, set by the block that owns this BN and knows who reads what it
+  // writes. output: the type of a fused BN+ReLU's training output (applies_relu()), bf16
+  // when its one reader is a convolution computing in bf16; grad_input: the type of the
+  // input gradient, bf16 when the layer before is such a convolution. Such a convolution
+  // rounds what it reads to bf16 first, so writing bf16 here gives it the same values in
+  // one pass instead of an f32 tensor and a conversion. Observed forwards stay f32.
+  void set_output_type(DType type) { output_type_ = type; }
+  void set_grad_input_type(DType type) { grad_input_type_ = type; }
 
  protected:
   Tensor forward_impl(const Tensor& x) override;
@@ -107,6 +115,8 @@ class BatchNorm2d : public Module {
   bool recompute_output_ = false;
   bool keeps_input_ = true;
   bool saved_used_batch_stats_ = false;
+  DType output_type_ = DType::f32, grad_input_type_ = DType::f32;
+  DType saved_output_type_ = DType::f32;  // the last training forward's output type
 };
 
 }  // namespace resnet::nn

@@ -71,6 +71,7 @@ class Conv2d : public Module {
   std::string label() const override;  // "Conv2d(64, 128)", for messages
 
   void release_saved() override { saved_input_ = Tensor(); }
+  bool accepts(DType type) const override { return type == DType::f32 || type == compute_type(); }
 
  private:
   Conv2dOptions options_;

@@ -148,6 +148,9 @@ class Module {
   virtual void on_mode_change() {}
   // Drops what forward kept for backward; called after backward.
   virtual void release_saved() {}
+  // The element types forward takes as input and backward as output gradient: f32, and
+  // for a module computing in bf16 also bf16 (a tensor a BatchNorm2d wrote for it).
+  virtual bool accepts(DType type) const { return type == DType::f32; }
 
   Parameter& register_parameter(const std::string& name, Tensor value);
   Tensor& register_buffer(const std::string& name, Tensor value);

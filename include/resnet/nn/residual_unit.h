@@ -56,6 +56,9 @@ class ResidualUnit : public Module {
   Tensor forward_reference(const Tensor& x);
   // Hands the projection's BN its input again (recomputed) before its backward.
   void restore_projection_input();
+  // Tells each BN the compute type of the convolutions that read its output and its input
+  // gradient (BatchNorm2d::set_output_type), before a forward that keeps for backward.
+  void set_bf16_handoffs();
 
   std::vector<std::pair<Conv2d*, BatchNorm2d*>> path_;
   ReLU* relu_ = nullptr;
