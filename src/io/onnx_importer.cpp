@@ -405,13 +405,15 @@ void Importer::define_rearranged(int v, const Symbol& from) {
   symbols_[node_->output(0)].quant = grid;
 }
 
-const Shape& Importer::shape_of(int v, const char* why) const {
+const Shape& Importer::shape_of(int v, const char* why, bool with_depth) const {
   RESNET_CHECK(shapes_, here() << ": " << why
                                << " needs the input's channels, height and width, but the "
                                   "graph input's shape is symbolic");
   const Shape& shape = g_.values[v].shape;
-  RESNET_CHECK(shape.size() == 4, here() << ": " << why << " needs a 4-D input [N, C, H, W], found "
-                                         << shape_str(shape));
+  RESNET_CHECK(shape.size() == (with_depth ? 5u : 4u),
+               here() << ": " << why << " needs a "
+                      << (with_depth ? "5-D input [N, C, D, H, W]" : "4-D input [N, C, H, W]")
+                      << ", found " << shape_str(shape));
   return shape;
 }
 

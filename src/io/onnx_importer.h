@@ -114,8 +114,9 @@ class Importer {
   // Flatten): when `from` holds a QuantizeLinear's integers, so does the output, on the
   // same grid.
   void define_rearranged(int v, const Symbol& from);
-  // Shape of value `v`, which must be known and 4-D (`why` says what needs it).
-  const Shape& shape_of(int v, const char* why) const;
+  // Shape of value `v`, which must be known and 4-D, or 5-D `with_depth` (`why` says what
+  // needs it).
+  const Shape& shape_of(int v, const char* why, bool with_depth = false) const;
   // Re-runs shape inference over the graph built so far (after emit or an edit).
   void check_shapes(int last_value);
 

@@ -86,7 +86,7 @@ Window Importer::window(const NodeAttributes& attrs, int x, const std::vector<in
     // No padding.
   } else if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
     // Output ceil(in / stride); the extra padding goes at the end (UPPER) or start (LOWER).
-    const Shape& shape = shape_of(x, "auto_pad SAME_UPPER / SAME_LOWER");
+    const Shape& shape = shape_of(x, "auto_pad SAME_UPPER / SAME_LOWER", k == 3);
     auto split = [&](int64_t in, int64_t kernel_size, int64_t stride, int64_t dilation,
                      int64_t& before, int64_t& after) {
       const int64_t out = (in + stride - 1) / stride;
@@ -235,11 +235,11 @@ void Importer::op_pool(bool is_max) {
   // of quantized values is the quantized maximum, so its output keeps their grid.
   const bool two_d = kernel.size() == 2;
   Symbol x = activation(0, !is_max && two_d, is_max && two_d);
-  if (shapes_)
-    RESNET_CHECK(shape_of(x.value, "pooling").size() == kernel.size() + 2,
-                 here() << ": a kernel_shape of " << kernel.size() << " size(s) expects a "
-                        << kernel.size() + 2 << "-D input, found "
-                        << shape_str(shape_of(x.value, "pooling")));
+  // A window of k axes reads [N, C, k axes] (a 1-D one [N, C, L], made 4-D below).
+  if (shapes_ && !one_d) shape_of(x.value, "a pool of this kernel_shape", kernel.size() == 3);
+  RESNET_CHECK(!shapes_ || !one_d || g_.values[x.value].shape.size() == 3,
+               here() << ": a pool of this kernel_shape needs a 3-D input [N, C, L], found "
+                      << shape_str(g_.values[x.value].shape));
   if (one_d) {
     Node up;
     up.op = OpKind::reshape;

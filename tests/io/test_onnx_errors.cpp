@@ -458,5 +458,23 @@ TEST(OnnxMutations, CorruptedBytesFailCleanly) {
   EXPECT_GT(imported, 0);  // some mutations only touch weights
 }
 
+// A pool's kernel_shape says its input's rank: 1-D [N, C, L], 2-D [N, C, H, W], 3-D
+// [N, C, D, H, W]; another rank is refused, not pooled over the wrong axes.
+TEST_F(OnnxErrors, PoolKernelOfAnotherRankThanTheInput) {
+  struct Case {
+    Shape input;
+    std::vector<int64_t> kernel;
+    const char* needs;
+  };
+  for (const Case& c : {Case{{1, 2, 4, 4}, {2, 2, 2}, "needs a 5-D input [N, C, D, H, W]"},
+                        Case{{1, 2, 4, 4, 4}, {2, 2}, "needs a 4-D input [N, C, H, W]"},
+                        Case{{1, 2, 4, 4}, {2}, "needs a 3-D input [N, C, L]"}}) {
+    OnnxBuilder b(12, c.input);
+    set_ints(b.node("MaxPool", {"input"}, {"output"}, "pool"), "kernel_shape", c.kernel);
+    EXPECT_IO_ERROR(read_onnx(save(b)), path_, "node 'pool' (MaxPool, opset 12)", c.needs,
+                    "found " + shape_str(c.input));
+  }
+}
+
 }  // namespace
 }  // namespace resnet::io
