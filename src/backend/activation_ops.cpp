@@ -10,8 +10,8 @@ using namespace detail;
 struct ActivationPool2d::Impl {
   Pool2dConfig cfg;
   struct Plan {
-    dnnl::pooling_forward::primitive_desc pd;
-    dnnl::pooling_forward prim;
+    dnnl::pooling_v2_forward::primitive_desc pd;
+    dnnl::pooling_v2_forward prim;
   };
   PlanCache<Plan> plans;
 };
@@ -22,24 +22,44 @@ ActivationPool2d::ActivationPool2d(const Pool2dConfig& config) : impl_(std::make
 ActivationPool2d::~ActivationPool2d() = default;
 
 Tensor ActivationPool2d::run(const Tensor& src, int64_t out_h, int64_t out_w) {
+  return run(src, std::vector<int64_t>{out_h, out_w});
+}
+
+Tensor ActivationPool2d::run(const Tensor& src, const std::vector<int64_t>& out_spatial) {
   return guarded("pool", [&] {
-    RESNET_CHECK(src.defined() && src.rank() == 4,
-                 "pool: expected a 4-D input, got "
-                     << (src.defined() ? src.shape_str() : std::string("nothing")));
+    RESNET_CHECK(src.defined() && (src.rank() == 4 || src.rank() == 5) &&
+                     out_spatial.size() == static_cast<size_t>(src.rank()) - 2,
+                 "pool: expected a 4-D or 5-D input and its output's "
+                     << (src.defined() ? src.rank() - 2 : 2) << " spatial sizes, got "
+                     << (src.defined() ? src.shape_str() : std::string("nothing")) << " and "
+                     << out_spatial.size() << " sizes");
     const memory::desc sd = desc_of(src);
     const memory::dims d = sd.dims();
-    Impl::Plan& plan = impl_->plans.get(PlanKey(sd, out_h, out_w), [&] {
+    Shape out_shape = {d[0], d[1]};
+    out_shape.insert(out_shape.end(), out_spatial.begin(), out_spatial.end());
+    Impl::Plan& plan = impl_->plans.get(PlanKey(sd, out_shape), [&] {
       const Pool2dConfig& c = impl_->cfg;
+      const bool has_d = d.size() == 5;
       memory::dims kernel = {c.kernel_h, c.kernel_w}, strides = {c.stride_h, c.stride_w};
-      memory::dims pad_l = {c.pad_t, c.pad_l}, pad_r = {c.pad_b, c.pad_r};
+      memory::dims dilation = {c.dilation_h - 1, c.dilation_w - 1};  // oneDNN: 0 is none
+      memory::dims pad_l = {c.pad_t, c.pad_l};
+      if (has_d) {
+        kernel.insert(kernel.begin(), c.kernel_d);
+        strides.insert(strides.begin(), c.stride_d);
+        dilation.insert(dilation.begin(), c.dilation_d - 1);
+        pad_l.insert(pad_l.begin(), c.pad_front);
+      }
+      memory::dims pad_r(kernel.size(), 0);
       if (c.global) {
-        kernel = {d[2], d[3]};
-        strides = {1, 1};
-        pad_l = pad_r = {0, 0};
+        kernel.assign(d.begin() + 2, d.end());
+        strides.assign(kernel.size(), 1);
+        dilation.assign(kernel.size(), 0);
+        pad_l.assign(kernel.size(), 0);
       } else {
-        // The right/bottom padding that yields the graph's output size (ceil_mode).
-        pad_r = {(out_h - 1) * c.stride_h + c.kernel_h - d[2] - c.pad_t,
-                 (out_w - 1) * c.stride_w + c.kernel_w - d[3] - c.pad_l};
+        // The end padding that yields the graph's output size (ceil_mode).
+        for (size_t a = 0; a < kernel.size(); ++a)
+          pad_r[a] = (out_spatial[a] - 1) * strides[a] + (kernel[a] - 1) * (dilation[a] + 1) + 1 -
+                     d[a + 2] - pad_l[a];
       }
       const dnnl::algorithm alg = c.kind == Pool2dConfig::Kind::max ? dnnl::algorithm::pooling_max
                                   : c.kind == Pool2dConfig::Kind::avg_include_pad
@@ -47,13 +67,13 @@ Tensor ActivationPool2d::run(const Tensor& src, int64_t out_h, int64_t out_w) {
                                       : dnnl::algorithm::pooling_avg_exclude_padding;
       // The output keeps the input's layout: pooling is memory-bound, a reorder would
       // cost as much as the pool.
-      memory::desc dst_md = desc_of({d[0], d[1], out_h, out_w}, src.dtype(), src.layout());
-      dnnl::pooling_forward::desc pdesc(dnnl::prop_kind::forward_inference, alg, sd, dst_md,
-                                        strides, kernel, pad_l, pad_r);
-      dnnl::pooling_forward::primitive_desc pd(pdesc, with_user_scratchpad(), engine());
-      return Impl::Plan{pd, dnnl::pooling_forward(pd)};
+      memory::desc dst_md = desc_of(out_shape, src.dtype(), src.layout());
+      dnnl::pooling_v2_forward::desc pdesc(dnnl::prop_kind::forward_inference, alg, sd, dst_md,
+                                           strides, kernel, dilation, pad_l, pad_r);
+      dnnl::pooling_v2_forward::primitive_desc pd(pdesc, with_user_scratchpad(), engine());
+      return Impl::Plan{pd, dnnl::pooling_v2_forward(pd)};
     });
-    Tensor out = Tensor::empty({d[0], d[1], out_h, out_w}, src.dtype(), src.layout());
+    Tensor out = Tensor::empty(out_shape, src.dtype(), src.layout());
     execute(plan.prim, {{DNNL_ARG_SRC, wrap(src)}, {DNNL_ARG_DST, wrap(out)}});
     return out;
   });

@@ -3,6 +3,8 @@
 
 #include <cstring>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "command.h"
 #include "inference.h"
@@ -56,6 +58,29 @@ void check_declared_input(const Tensor& x, const InferenceModel& m, const RunArg
                              << x.shape_str());
 }
 
+// Where each graph output goes: --output as given for a graph of one output (a path may
+// hold commas), and a comma-separated list of one path per output for several.
+std::vector<std::string> output_paths(const infer::Graph& g, const RunArgs& a) {
+  const std::vector<int> outputs = g.outputs();
+  if (outputs.size() == 1) return {a.output};
+  std::vector<std::string> paths;
+  for (size_t from = 0;;) {
+    const size_t comma = a.output.find(',', from);
+    paths.push_back(a.output.substr(from, comma - from));
+    if (comma == std::string::npos) break;
+    from = comma + 1;
+  }
+  std::string names;
+  for (int v : outputs) names += (names.empty() ? "'" : ", '") + g.values[v].name + "'";
+  bool none_empty = true;
+  for (const std::string& p : paths) none_empty = none_empty && !p.empty();
+  RESNET_CHECK(paths.size() == outputs.size() && none_empty,
+               "--output: expected " << outputs.size() << " comma-separated .npy paths for "
+                                     << a.model << "'s outputs " << names << ", found "
+                                     << paths.size() << " in '" << a.output << "'");
+  return paths;
+}
+
 // An ONNX file has no module tree: one eval-mode forward through the compiled graph.
 void run_onnx(const RunArgs& a) {
   RESNET_CHECK(!a.train && a.grad_output.empty() && a.state_out.empty(),
@@ -65,9 +90,15 @@ void run_onnx(const RunArgs& a) {
   Tensor x = io::read_npy(a.input);
   if (m.graph.input_nhwc) x = nchw_from_nhwc(x, m.in_channels, a);
   check_declared_input(x, m, a);
+  const std::vector<std::string> paths = output_paths(m.graph, a);
   infer::CompiledModel compiled(std::move(m.graph), compile_options(a.dtype, m.calibration));
   if (!compiled.fallback_note().empty()) std::cerr << compiled.fallback_note() << "\n";
-  io::write_npy(a.output, compiled.run(x));
+  const std::vector<Tensor> outputs = compiled.run_outputs(x);
+  for (size_t i = 0; i < outputs.size(); ++i)
+    // u8 is what a bool output (a Dropout's mask) is held in; every other output is f32
+    // or i64 (MaxPool's Indices).
+    io::write_npy(paths[i], outputs[i],
+                  outputs[i].dtype() == DType::u8 ? io::NpyBytes::as_bool : io::NpyBytes::as_u8);
 }
 
 void run(const RunArgs& a) {
@@ -118,7 +149,10 @@ void add_run_command(CLI::App& app) {
       ->required();
   cmd->add_option("--weights", a->weights, "state_dict as .safetensors (strict load)");
   cmd->add_option("--input", a->input, "Input [N, C, H, W] as .npy (<f4)")->required();
-  cmd->add_option("--output", a->output, "Where to write the output .npy")->required();
+  cmd->add_option("--output", a->output,
+                  "Where to write the output .npy; for an ONNX model of several outputs, one "
+                  "path per output, comma-separated (y.npy,indices.npy)")
+      ->required();
   cmd->add_option("--dtype", a->dtype,
                   "f32 (default; a model runs its module tree), bf16 or int8 (the compiled graph; "
                   "int8 needs a quantized checkpoint or a quantized ONNX file)")

@@ -225,6 +225,9 @@ struct CompiledModel::Impl {
           p.kernel_h = w.kernel_h, p.kernel_w = w.kernel_w;
           p.stride_h = w.stride_h, p.stride_w = w.stride_w;
           p.pad_t = w.pad_t, p.pad_l = w.pad_l, p.pad_b = w.pad_b, p.pad_r = w.pad_r;
+          p.dilation_h = w.dilation_h, p.dilation_w = w.dilation_w;
+          p.kernel_d = w.kernel_d, p.stride_d = w.stride_d, p.pad_front = w.pad_front;
+          p.dilation_d = w.dilation_d;
           cs.pool = std::make_unique<backend::ActivationPool2d>(p);
           break;
         }
@@ -257,7 +260,19 @@ struct CompiledModel::Impl {
     return cs.linear->run(x, 1.f);
   }
 
-  Tensor run(const Tensor& x) {
+  // Every output: f32 ones plain, the others (Indices, a mask) as their loops made them.
+  std::vector<Tensor> run_outputs(const Tensor& x) {
+    std::vector<Tensor> vals = run_steps(x);
+    std::vector<Tensor> outs = {backend::to_plain_f32(vals[plan.output], int8_scale(plan.output))};
+    for (int v : plan.extra_outputs)
+      outs.push_back(plan.values[v].type == ElementType::f32
+                         ? backend::to_plain_f32(vals[v], int8_scale(v))
+                         : vals[v]);
+    return outs;
+  }
+
+  // Runs every step on `x`; returns the values, the graph's outputs among them.
+  std::vector<Tensor> run_steps(const Tensor& x) {
     RESNET_CHECK(x.defined() && x.dtype() == DType::f32 && x.is_plain(),
                  "run: expected a plain f32 input, got "
                      << (x.defined() ? x.shape_str() : std::string("nothing")));
@@ -288,7 +303,7 @@ struct CompiledModel::Impl {
         }
         case Step::Kind::pool: {
           const Shape& y = plan.values[s.output].shape;
-          out = cs.pool->run(vals[s.inputs[0]], y[2], y[3]);
+          out = cs.pool->run(vals[s.inputs[0]], std::vector<int64_t>(y.begin() + 2, y.end()));
           break;
         }
         case Step::Kind::linear:
@@ -310,9 +325,16 @@ struct CompiledModel::Impl {
         case Step::Kind::pad_channels:
           out = backend::subsample_pad_channels(plain(s.inputs[0]), 1, 1, s.pads[0], s.pads[1]);
           break;
-        case Step::Kind::tensor_op:
-          out = detail::run_tensor_op(s.node, plain(s.inputs[0]), plan.values[s.output].shape);
+        case Step::Kind::tensor_op: {
+          std::vector<Shape> shapes = {plan.values[s.output].shape};
+          for (int v : s.extra_outputs) shapes.push_back(plan.values[v].shape);
+          std::vector<Tensor> outs =
+              detail::run_tensor_op_outputs(s.node, plain(s.inputs[0]), shapes);
+          for (size_t k = 0; k < s.extra_outputs.size(); ++k)
+            vals[s.extra_outputs[k]] = std::move(outs[k + 1]);
+          out = std::move(outs[0]);
           break;
+        }
       }
       // A value the int8 plan computes in f32 (the classifier, element-wise fallbacks)
       // goes onto the grid a quantized file puts it on, as the file's integers hold it.
@@ -327,7 +349,7 @@ struct CompiledModel::Impl {
         if (last_use[v] == idx) vals[v] = Tensor();
       peak_activation_bytes = std::max(peak_activation_bytes, live_bytes(vals));
     }
-    return backend::to_plain_f32(vals[plan.output], int8_scale(plan.output));
+    return vals;
   }
 
   // Bytes of the distinct storages `vals` holds, less the caller's input.
@@ -360,7 +382,11 @@ CompiledModel::CompiledModel(CompiledModel&&) noexcept = default;
 CompiledModel& CompiledModel::operator=(CompiledModel&&) noexcept = default;
 
 Tensor CompiledModel::run(const Tensor& x) {
-  return impl_->run(x);
+  return impl_->run_outputs(x)[0];
+}
+
+std::vector<Tensor> CompiledModel::run_outputs(const Tensor& x) {
+  return impl_->run_outputs(x);
 }
 
 const std::string& CompiledModel::fallback_note() const {

@@ -21,6 +21,30 @@ int64_t window_out_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad_
   return out;
 }
 
+DType storage_dtype(ElementType type) {
+  switch (type) {
+    case ElementType::i64:
+      return DType::i64;
+    case ElementType::boolean:
+      return DType::u8;
+    case ElementType::f32:
+      break;
+  }
+  return DType::f32;
+}
+
+const char* element_type_name(ElementType type) {
+  switch (type) {
+    case ElementType::i64:
+      return "i64";
+    case ElementType::boolean:
+      return "bool";
+    case ElementType::f32:
+      break;
+  }
+  return "f32";
+}
+
 int Graph::add_value(std::string name) {
   Value v;
   v.name = std::move(name);
@@ -52,11 +76,19 @@ void Graph::validate() const {
       RESNET_CHECK(produced[in], describe(n) << ": reads '" << values[in].name
                                              << "' before any node produces it");
     }
-    RESNET_CHECK(n.output >= 0 && static_cast<size_t>(n.output) < values.size(),
-                 describe(n) << ": output id " << n.output << " is not a value of the graph");
-    RESNET_CHECK(!produced[n.output],
-                 describe(n) << ": writes '" << values[n.output].name << "', already produced");
-    produced[n.output] = true;
+    const size_t extra_max = extra_outputs_of(n, {}, {}).size();
+    RESNET_CHECK(n.extra_outputs.size() <= extra_max,
+                 describe(n) << ": expected at most " << extra_max + 1 << " output(s), found "
+                             << n.extra_outputs.size() + 1);
+    std::vector<int> outs = {n.output};
+    outs.insert(outs.end(), n.extra_outputs.begin(), n.extra_outputs.end());
+    for (int out : outs) {
+      RESNET_CHECK(out >= 0 && static_cast<size_t>(out) < values.size(),
+                   describe(n) << ": output id " << out << " is not a value of the graph");
+      RESNET_CHECK(!produced[out],
+                   describe(n) << ": writes '" << values[out].name << "', already produced");
+      produced[out] = true;
+    }
     const size_t lo = op.min_params, hi = op.max_params;
     RESNET_CHECK(n.params.size() >= lo && n.params.size() <= hi,
                  describe(n) << ": expected " << lo << (hi != lo ? " to " + std::to_string(hi) : "")
@@ -65,6 +97,17 @@ void Graph::validate() const {
   }
   RESNET_CHECK(output >= 0 && static_cast<size_t>(output) < values.size() && produced[output],
                "graph: the output is not produced by any node");
+  for (size_t i = 0; i < extra_outputs.size(); ++i) {
+    const int v = extra_outputs[i];
+    RESNET_CHECK(v >= 0 && static_cast<size_t>(v) < values.size() && produced[v],
+                 "graph: output " << i + 1 << " is not produced by any node");
+  }
+}
+
+std::vector<int> Graph::outputs() const {
+  std::vector<int> all = {output};
+  all.insert(all.end(), extra_outputs.begin(), extra_outputs.end());
+  return all;
 }
 
 void Graph::infer_shapes(const Shape& input_shape) {
@@ -75,13 +118,23 @@ void Graph::infer_shapes(const Shape& input_shape) {
   for (int64_t d : input_shape)
     RESNET_CHECK(d >= 0 || d == kUnknownDim,
                  "graph: expected an input shape of sizes, found " << shape_str(input_shape));
-  for (auto& v : values) v.shape.clear();
+  for (auto& v : values) {
+    v.shape.clear();
+    v.type = ElementType::f32;
+  }
   values[0].shape = input_shape;
   std::vector<const Shape*> inputs;
   for (const Node& n : nodes) {
     inputs.clear();
     for (int in : n.inputs) inputs.push_back(&values[in].shape);
     values[n.output].shape = op_info(n.op).shape(n, inputs);
+    if (n.extra_outputs.empty()) continue;
+    const std::vector<ExtraOutput> extra =
+        extra_outputs_of(n, values[n.inputs[0]].shape, values[n.output].shape);
+    for (size_t i = 0; i < n.extra_outputs.size(); ++i) {
+      values[n.extra_outputs[i]].shape = extra[i].shape;
+      values[n.extra_outputs[i]].type = extra[i].type;
+    }
   }
 }
 

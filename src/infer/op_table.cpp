@@ -126,9 +126,29 @@ Shape add_shape(const Node& n, const std::vector<const Shape*>& in) {
   return y;
 }
 
+// [N, C, OH, OW], or [N, C, OD, OH, OW] for a pool of [N, C, D, H, W].
 Shape pool_shape(const Node& n, const std::vector<const Shape*>& in) {
-  need_rank4(n, *in[0]);
-  return windowed(n, *in[0], (*in[0])[1]);
+  const Shape& x = *in[0];
+  const Window& w = n.window;
+  RESNET_CHECK(x.size() == 4 || x.size() == 5,
+               describe(n) << ": expected a 4-D [N, C, H, W] or 5-D [N, C, D, H, W] input, found "
+                           << shape_str(x));
+  if (x.size() == 4) {
+    RESNET_CHECK(w.kernel_d == 1 && w.stride_d == 1 && w.pad_front == 0 && w.pad_back == 0 &&
+                     w.dilation_d == 1,
+                 describe(n) << ": a 3-D window expects a 5-D input [N, C, D, H, W], found "
+                             << shape_str(x));
+    return windowed(n, x, x[1]);
+  }
+  const Shape hw = windowed(n, Shape{x[0], x[1], x[3], x[4]}, x[1]);
+  int64_t od = kUnknownDim;
+  if (known(x[2]))
+    od = window_out_size(x[2], w.kernel_d, w.stride_d, w.pad_front, w.pad_back, w.dilation_d,
+                         w.ceil_mode);
+  RESNET_CHECK(od > 0 || od == kUnknownDim,
+               describe(n) << ": a " << w.kernel_d << "x" << w.kernel_h << "x" << w.kernel_w
+                           << " window does not fit the input " << shape_str(x));
+  return {x[0], x[1], od, hw[2], hw[3]};
 }
 
 Shape global_pool_shape(const Node& n, const std::vector<const Shape*>& in) {
@@ -371,6 +391,7 @@ constexpr std::array<OpInfo, kOpCount> kOps = {{
   {OpKind::reshape,         "Reshape",            1,      0, 0,   nullptr,            reshape_shape},
   {OpKind::transpose,       "Transpose",          1,      0, 0,   nullptr,            transpose_shape},
   {OpKind::matmul,          "MatMul",             1,      1, 1,   check_matmul,       matmul_shape},
+  {OpKind::dropout,         "Dropout",            1,      0, 0,   nullptr,            same_shape},
 }};
 // clang-format on
 static_assert(covers_every_op(kOps), "the op table needs one entry per OpKind, in enum order");
@@ -423,6 +444,23 @@ Shape broadcast_shapes(const Node& n, const Shape& a, const Shape& b) {
     y[i] = da == 1 ? db : db == 1 ? da : known(da) ? da : db;
   }
   return y;
+}
+
+std::vector<ExtraOutput> extra_outputs_of(const Node& n, const Shape& x, const Shape& y) {
+  switch (n.op) {
+    case OpKind::max_pool:
+      return {{"Indices", ElementType::i64, y}};
+    case OpKind::dropout:
+      return {{"mask", ElementType::boolean, x}};
+    case OpKind::batch_norm: {
+      if (!n.training) return {};
+      // Shapes are asked for only after validate(), which checked the parameters.
+      const Shape c = x.empty() ? Shape{} : Shape{n.params[0].value.dim(0)};
+      return {{"running_mean", ElementType::f32, c}, {"running_var", ElementType::f32, c}};
+    }
+    default:
+      return {};
+  }
 }
 
 const OpInfo& op_info(OpKind op) {

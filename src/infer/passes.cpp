@@ -74,6 +74,7 @@ constexpr std::array<OpPlan, kOpCount> kOpPlans = {{
     {OpKind::reshape, Step::Kind::tensor_op, keep_node},
     {OpKind::transpose, Step::Kind::tensor_op, keep_node},
     {OpKind::matmul, Step::Kind::tensor_op, keep_node},
+    {OpKind::dropout, Step::Kind::tensor_op, keep_node},
 }};
 static_assert(covers_every_op(kOpPlans), "the compiler needs a plan entry per OpKind");
 
@@ -81,7 +82,8 @@ std::vector<int> reader_counts(const Plan& plan) {
   std::vector<int> n(plan.values.size(), 0);
   for (const Step& s : plan.steps)
     for (int v : s.inputs) ++n[v];
-  ++n[plan.output];  // the graph's output is read by the caller
+  ++n[plan.output];  // the graph's outputs are read by the caller
+  for (int v : plan.extra_outputs) ++n[v];
   return n;
 }
 
@@ -98,18 +100,24 @@ Plan plan_from_graph(const Graph& graph) {
   Plan plan;
   plan.values = graph.values;
   plan.output = graph.output;
+  plan.extra_outputs = graph.extra_outputs;
   for (const Node& n : graph.nodes) {
+    const bool loop = runs_as_loop(n);
     const OpPlan& plan_entry = kOpPlans[static_cast<size_t>(n.op)];
     Step s;
-    s.kind = plan_entry.kind;
+    s.kind = loop ? Step::Kind::tensor_op : plan_entry.kind;
     s.source_op = n.op;
     s.name = n.name;
     s.inputs = n.inputs;
     s.output = n.output;
+    s.extra_outputs = n.extra_outputs;
     s.own_output = n.output;
     s.window = n.window;
     s.pads = n.pads;
-    if (plan_entry.load_params) plan_entry.load_params(n, s);
+    if (loop)
+      keep_node(n, s);
+    else if (plan_entry.load_params)
+      plan_entry.load_params(n, s);
     plan.steps.push_back(std::move(s));
   }
   return plan;
@@ -119,7 +127,7 @@ void fold_batch_norm(Plan& plan) {
   std::vector<int> readers = reader_counts(plan);
   std::vector<Step> out;
   for (Step& s : plan.steps) {
-    if (s.source_op != OpKind::batch_norm) {
+    if (s.source_op != OpKind::batch_norm || s.kind != Step::Kind::conv) {
       out.push_back(std::move(s));
       continue;
     }
@@ -265,6 +273,7 @@ std::vector<int> last_uses(const Plan& plan) {
   for (size_t i = 0; i < plan.steps.size(); ++i)
     for (int v : plan.steps[i].inputs) last[v] = static_cast<int>(i);
   last[plan.output] = static_cast<int>(plan.steps.size());
+  for (int v : plan.extra_outputs) last[v] = static_cast<int>(plan.steps.size());
   return last;
 }
 

@@ -21,13 +21,16 @@ struct Step {
     subsample,  // CIFAR option-A shortcut pieces, on plain tensors
     pad_channels,
     tensor_op,  // softmax and the tensor ops of any rank (OpKind::add_constant, ...), on
-                // plain f32: `node` says which and how (run_tensor_op)
+                // plain f32: `node` says which and how (run_tensor_op); also every node
+                // that writes several outputs (MaxPool with Indices, Dropout with its
+                // mask) or trains (BatchNormalization training_mode), as plain loops
   };
   Kind kind;
   OpKind source_op;  // the graph op the step came from
   std::string name;
   std::vector<int> inputs;
   int output = -1;
+  std::vector<int> extra_outputs;  // tensor_op: the node's outputs after `output`
 
   Window window;        // conv, pool, subsample
   Tensor weight, bias;  // conv, linear (bias always defined after compilation)
@@ -50,6 +53,7 @@ struct Plan {
   std::vector<Step> steps;
   std::vector<Value> values;  // shapes filled for the compiled input shape
   int output = -1;
+  std::vector<int> extra_outputs;  // the graph's outputs after `output`
 };
 
 // The graph as steps, one per node (BN still separate; see the passes).
@@ -65,6 +69,13 @@ void fold_flatten(Plan& plan);       // flatten -> linear: the linear reads 4-D 
 
 // A tensor_op step's node on plain f32 `x`, whose output has `out_shape`.
 Tensor run_tensor_op(const Node& node, const Tensor& x, const Shape& out_shape);
+// The same for a node of any number of outputs: {output, extra_outputs...}, of the
+// shapes given (the extra ones in the element types extra_outputs_of gives). Nodes with
+// several outputs, and training BatchNormalization, run as plain loops here.
+std::vector<Tensor> run_tensor_op_outputs(const Node& node, const Tensor& x,
+                                          const std::vector<Shape>& out_shapes);
+// Whether node `n` runs as such a loop (a tensor_op step) rather than as its own kind.
+bool runs_as_loop(const Node& n);
 
 // For each value, the index of the last step that reads it (-1: never read).
 std::vector<int> last_uses(const Plan& plan);

@@ -55,55 +55,157 @@ Tensor conv(const Node& n, const Tensor& x) {
                              bias, p);
 }
 
+// One spatial axis of a pool: input size, output size and the window along it.
+struct PoolAxis {
+  int64_t in, out, kernel, stride, pad_before, pad_after, dilation;
+};
+
+// The axes of a pool of [N, C, H, W] or [N, C, D, H, W]; a 4-D pool has a depth axis of
+// size 1 with a window of 1.
+std::array<PoolAxis, 3> pool_axes(const Window& w, const Shape& x, const Shape& y) {
+  const bool has_d = x.size() == 5;
+  const size_t h = has_d ? 3 : 2;
+  return {{{has_d ? x[2] : 1, has_d ? y[2] : 1, w.kernel_d, w.stride_d, w.pad_front, w.pad_back,
+            w.dilation_d},
+           {x[h], y[h], w.kernel_h, w.stride_h, w.pad_t, w.pad_b, w.dilation_h},
+           {x[h + 1], y[h + 1], w.kernel_w, w.stride_w, w.pad_l, w.pad_r, w.dilation_w}}};
+}
+
 // Max or average pooling over a general window, PyTorch's and ONNX's semantics: max
 // ignores padding; average divides by the window clipped to the padded input
 // (count_include_pad) or to the real input (not), so a ceil_mode window that runs past
-// the padding never counts what lies beyond it.
-Tensor pool(const Node& n, const Tensor& x, const Shape& out_shape) {
-  const Window& w = n.window;
+// the padding never counts what lies beyond it. With `indices` (max only), each output's
+// MaxPool Indices: the flat position of the first maximum in x, counting each [D, H, W]
+// plane row-major (storage_order 0) or column-major (1).
+Tensor pool(const Node& n, const Tensor& x, const Shape& out_shape, Tensor* indices = nullptr) {
   const bool is_max = n.op == OpKind::max_pool;
-  const int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
-  const int64_t OH = out_shape[2], OW = out_shape[3];
+  const std::array<PoolAxis, 3> ax = pool_axes(n.window, x.shape(), out_shape);
+  const int64_t planes = x.dim(0) * x.dim(1);
+  const int64_t plane_in = ax[0].in * ax[1].in * ax[2].in;
+  // Steps of the index along d, h, w within a plane.
+  const std::array<int64_t, 3> index_step =
+      n.indices_column_major ? std::array<int64_t, 3>{1, ax[0].in, ax[0].in * ax[1].in}
+                             : std::array<int64_t, 3>{ax[1].in * ax[2].in, ax[2].in, 1};
   Tensor y(out_shape);
+  if (indices) *indices = Tensor(out_shape, DType::i64);
   const float* src = x.f32();
   float* dst = y.f32();
-  for (int64_t nc = 0; nc < N * C; ++nc) {
-    const float* plane = src + nc * H * W;
-    for (int64_t oh = 0; oh < OH; ++oh) {
-      for (int64_t ow = 0; ow < OW; ++ow) {
-        const int64_t h0 = oh * w.stride_h - w.pad_t, w0 = ow * w.stride_w - w.pad_l;
-        double sum = 0;
-        float best = -std::numeric_limits<float>::infinity();
-        int64_t count = 0;
-        for (int64_t kh = 0; kh < w.kernel_h; ++kh) {
-          const int64_t ih = h0 + kh * w.dilation_h;
-          if (ih < 0 || ih >= H) continue;
-          for (int64_t kw = 0; kw < w.kernel_w; ++kw) {
-            const int64_t iw = w0 + kw * w.dilation_w;
-            if (iw < 0 || iw >= W) continue;
-            const float v = plane[ih * W + iw];
-            if (count == 0 || v > best || std::isnan(v)) best = v;
-            sum += v;
-            ++count;
+  int64_t out_pos = 0;
+  for (int64_t nc = 0; nc < planes; ++nc) {
+    const float* plane = src + nc * plane_in;
+    for (int64_t od = 0; od < ax[0].out; ++od)
+      for (int64_t oh = 0; oh < ax[1].out; ++oh)
+        for (int64_t ow = 0; ow < ax[2].out; ++ow, ++out_pos) {
+          const std::array<int64_t, 3> o = {od, oh, ow};
+          std::array<int64_t, 3> first{};
+          for (size_t a = 0; a < 3; ++a) first[a] = o[a] * ax[a].stride - ax[a].pad_before;
+          double sum = 0;
+          float best = -std::numeric_limits<float>::infinity();
+          int64_t best_at = -1, count = 0;
+          for (int64_t kd = 0; kd < ax[0].kernel; ++kd) {
+            const int64_t id = first[0] + kd * ax[0].dilation;
+            if (id < 0 || id >= ax[0].in) continue;
+            for (int64_t kh = 0; kh < ax[1].kernel; ++kh) {
+              const int64_t ih = first[1] + kh * ax[1].dilation;
+              if (ih < 0 || ih >= ax[1].in) continue;
+              for (int64_t kw = 0; kw < ax[2].kernel; ++kw) {
+                const int64_t iw = first[2] + kw * ax[2].dilation;
+                if (iw < 0 || iw >= ax[2].in) continue;
+                const float v = plane[(id * ax[1].in + ih) * ax[2].in + iw];
+                if (count == 0 || v > best || (std::isnan(v) && !std::isnan(best))) {
+                  best = v;
+                  best_at = id * index_step[0] + ih * index_step[1] + iw * index_step[2];
+                }
+                sum += v;
+                ++count;
+              }
+            }
           }
-        }
-        RESNET_CHECK(count > 0, where(n) << ": output (" << oh << ", " << ow
-                                         << ") has a window that lies entirely in the padding");
-        float out = best;
-        if (!is_max) {
-          int64_t divisor = count;
-          if (w.count_include_pad) {
-            const int64_t h1 = std::min(h0 + w.kernel_h, H + w.pad_b);
-            const int64_t w1 = std::min(w0 + w.kernel_w, W + w.pad_r);
-            divisor = (h1 - h0) * (w1 - w0);
+          RESNET_CHECK(count > 0, where(n)
+                                      << ": output " << out_pos << " of " << shape_str(out_shape)
+                                      << " has a window that lies entirely in the padding");
+          float out = best;
+          if (!is_max) {
+            int64_t divisor = count;
+            if (n.window.count_include_pad) {
+              divisor = 1;
+              for (size_t a = 0; a < 3; ++a)
+                divisor *= std::min(first[a] + ax[a].kernel, ax[a].in + ax[a].pad_after) - first[a];
+            }
+            out = static_cast<float>(sum / static_cast<double>(divisor));
           }
-          out = static_cast<float>(sum / static_cast<double>(divisor));
+          dst[out_pos] = out;
+          if (indices) indices->i64()[out_pos] = nc * plane_in + best_at;
         }
-        dst[(nc * OH + oh) * OW + ow] = out;
-      }
-    }
   }
   return y;
+}
+
+// Training BatchNormalization over [N, C, ...]: each channel normalised with the batch's
+// mean and biased variance (sums in double); `stats` receives the running mean and
+// variance, input * momentum + batch * (1 - momentum), as ONNX defines them.
+Tensor batch_norm_training(const Node& n, const Tensor& x, std::vector<Tensor>& stats) {
+  const int64_t N = x.dim(0), C = x.dim(1), inner = x.numel() / std::max<int64_t>(N * C, 1);
+  RESNET_CHECK(N * inner > 0, where(n) << ": training mode needs at least one value per channel, "
+                                       << "found input " << x.shape_str());
+  const float* gamma = n.params[0].value.f32();
+  const float* beta = n.params[1].value.f32();
+  const float* mean_in = n.params[2].value.f32();
+  const float* var_in = n.params[3].value.f32();
+  Tensor y(x.shape()), running_mean({C}), running_var({C});
+  for (int64_t c = 0; c < C; ++c) {
+    double sum = 0, sq = 0;
+    for (int64_t b = 0; b < N; ++b)
+      for (int64_t i = 0; i < inner; ++i) sum += x.f32()[(b * C + c) * inner + i];
+    const double count = static_cast<double>(N * inner), mean = sum / count;
+    for (int64_t b = 0; b < N; ++b)
+      for (int64_t i = 0; i < inner; ++i) {
+        const double d = x.f32()[(b * C + c) * inner + i] - mean;
+        sq += d * d;
+      }
+    const double var = sq / count, k = gamma[c] / std::sqrt(var + n.eps);
+    for (int64_t b = 0; b < N; ++b)
+      for (int64_t i = 0; i < inner; ++i) {
+        const int64_t at = (b * C + c) * inner + i;
+        y.f32()[at] = static_cast<float>((x.f32()[at] - mean) * k + beta[c]);
+      }
+    running_mean.f32()[c] = static_cast<float>(mean_in[c] * n.momentum + mean * (1 - n.momentum));
+    running_var.f32()[c] = static_cast<float>(var_in[c] * n.momentum + var * (1 - n.momentum));
+  }
+  stats = {running_mean, running_var};
+  return y;
+}
+
+// Every output of a node that writes more than one, or trains: {output, extras...}.
+std::vector<Tensor> run_all_outputs(const Node& n, const std::vector<Tensor>& v,
+                                    const Shape& out_shape) {
+  const Tensor& x = v[n.inputs[0]];
+  std::vector<Tensor> outs(1);
+  switch (n.op) {
+    case OpKind::max_pool: {
+      Tensor indices;
+      outs[0] = pool(n, x, out_shape, &indices);
+      outs.push_back(indices);
+      break;
+    }
+    case OpKind::batch_norm: {
+      std::vector<Tensor> stats;
+      outs[0] = batch_norm_training(n, x, stats);
+      outs.insert(outs.end(), stats.begin(), stats.end());
+      break;
+    }
+    case OpKind::dropout: {
+      outs[0] = x.clone();
+      Tensor mask(x.shape(), DType::u8);
+      std::fill_n(static_cast<uint8_t*>(mask.raw()), mask.numel(), uint8_t{1});
+      outs.push_back(mask);
+      break;
+    }
+    default:
+      RESNET_FAIL(where(n) << ": writes only one output");
+  }
+  outs.resize(1 + n.extra_outputs.size());
+  return outs;
 }
 
 // subsample and pad_channels are the option-A shortcut that the training layer and
@@ -338,12 +440,13 @@ constexpr std::array<OpKernel, kOpCount> kKernels = {{
     {OpKind::reshape, run_reshape},
     {OpKind::transpose, run_transpose},
     {OpKind::matmul, run_matmul},
+    {OpKind::dropout, run_reshape},  // y = x; the mask comes from run_all_outputs
 }};
 static_assert(covers_every_op(kKernels), "the reference interpreter needs a kernel per OpKind");
 
 }  // namespace
 
-Tensor run_reference(const Graph& g, const Tensor& x) {
+std::vector<Tensor> run_reference_outputs(const Graph& g, const Tensor& x) {
   RESNET_CHECK(g.num_inputs == 1,
                "run_reference: expected a graph with one input, found " << g.num_inputs);
   RESNET_CHECK(
@@ -357,13 +460,30 @@ Tensor run_reference(const Graph& g, const Tensor& x) {
   values[0] = x;
   for (const Node& n : g.nodes) {
     const Shape& out_shape = shaped.values[n.output].shape;
-    Tensor y = kKernels[static_cast<size_t>(n.op)].run(n, values, out_shape);
-    RESNET_CHECK(y.shape() == out_shape, where(n) << ": computed " << y.shape_str()
-                                                  << ", but shape inference says "
-                                                  << shape_str(out_shape));
-    values[n.output] = std::move(y);
+    std::vector<int> ids = {n.output};
+    ids.insert(ids.end(), n.extra_outputs.begin(), n.extra_outputs.end());
+    std::vector<Tensor> outs;
+    if (ids.size() > 1 || n.training)
+      outs = run_all_outputs(n, values, out_shape);
+    else
+      outs.push_back(kKernels[static_cast<size_t>(n.op)].run(n, values, out_shape));
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const Value& want = shaped.values[ids[i]];
+      RESNET_CHECK(outs[i].shape() == want.shape && outs[i].dtype() == storage_dtype(want.type),
+                   where(n) << ": computed " << outs[i].shape_str() << " "
+                            << dtype_name(outs[i].dtype()) << " for output " << i
+                            << ", but shape inference says " << shape_str(want.shape) << " "
+                            << element_type_name(want.type));
+      values[ids[i]] = std::move(outs[i]);
+    }
   }
-  return values[g.output];
+  std::vector<Tensor> outputs;
+  for (int v : g.outputs()) outputs.push_back(values[v]);
+  return outputs;
+}
+
+Tensor run_reference(const Graph& g, const Tensor& x) {
+  return run_reference_outputs(g, x)[0];
 }
 
 }  // namespace resnet::infer

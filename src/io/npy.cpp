@@ -429,9 +429,17 @@ Tensor read_npy(const std::string& path, NpyIntegers integers) {
   return convert(path, h, raw, integers);
 }
 
-void write_npy(const std::string& path, const Tensor& t) {
+void write_npy(const std::string& path, const Tensor& t, NpyBytes bytes) {
   RESNET_CHECK(t.defined(), path << ": expected a defined tensor to write, got an empty one");
   const char* descr = nullptr;
+  if (bytes == NpyBytes::as_bool) {
+    RESNET_CHECK(t.dtype() == DType::u8, path << ": expected a u8 tensor of 0 and 1 to write as "
+                                              << "bool, got " << dtype_name(t.dtype()));
+    const uint8_t* v = static_cast<const uint8_t*>(t.raw());
+    for (int64_t i = 0; i < t.numel(); ++i)
+      RESNET_CHECK(v[i] <= 1, path << ": expected 0 or 1 to write as bool, found "
+                                   << static_cast<int>(v[i]) << " at element " << i);
+  }
   switch (t.dtype()) {
     case DType::f32:
       descr = "<f4";
@@ -440,7 +448,7 @@ void write_npy(const std::string& path, const Tensor& t) {
       descr = "<i8";
       break;
     case DType::u8:
-      descr = "|u1";
+      descr = bytes == NpyBytes::as_bool ? "|b1" : "|u1";
       break;
     case DType::i8:
       descr = "|i1";

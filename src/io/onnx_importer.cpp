@@ -315,7 +315,7 @@ std::vector<int64_t> Importer::axes_of(const NodeAttributes& attrs, int64_t inpu
   return has_input(1) ? constant_ints(1, "axes") : std::vector<int64_t>{};
 }
 
-void Importer::expect_arity(int lo, int hi) {
+void Importer::expect_arity(int lo, int hi, int extra) {
   int given = 0;
   for (int i = 0; i < node_->input_size(); ++i) given = node_->input(i).empty() ? given : i + 1;
   RESNET_CHECK(given >= lo && node_->input_size() <= hi,
@@ -323,13 +323,35 @@ void Importer::expect_arity(int lo, int hi) {
                       << " input(s), found " << node_->input_size());
   RESNET_CHECK(node_->output_size() >= 1 && !node_->output(0).empty(),
                here() << ": expected an output, found none");
-  // Training outputs (BatchNormalization's statistics, MaxPool's Indices, Dropout's mask)
-  // may be named as long as nothing reads them.
-  for (int i = 1; i < node_->output_size(); ++i) {
+  // Outputs the converter does not write (a BatchNormalization's statistics outside
+  // training) may be named as long as nothing reads them.
+  for (int i = 1 + extra; i < node_->output_size(); ++i) {
     const std::string& extra = node_->output(i);
     RESNET_CHECK(
         extra.empty() || reads_[extra] == 0,
         here() << ": expected one output (inference), found also '" << extra << "', which is read");
+  }
+}
+
+std::vector<int> Importer::read_extra_outputs(int most) {
+  int last = 0;
+  for (int i = 1; i <= most && i < node_->output_size(); ++i)
+    if (!node_->output(i).empty() && reads_[node_->output(i)] > 0) last = i;
+  std::vector<int> values;
+  for (int i = 1; i <= last; ++i)
+    values.push_back(g_.add_value(node_->output(i).empty()
+                                      ? node_->output(0) + ".output" + std::to_string(i)
+                                      : node_->output(i)));
+  return values;
+}
+
+void Importer::define_extra_outputs(const std::vector<int>& values) {
+  for (size_t i = 0; i < values.size(); ++i) {
+    const std::string& name = node_->output(static_cast<int>(i) + 1);
+    if (name.empty()) continue;
+    Symbol s;
+    s.value = values[i];
+    symbols_[name] = s;
   }
 }
 
@@ -383,30 +405,38 @@ void Importer::define_rearranged(int v, const Symbol& from) {
   symbols_[node_->output(0)].quant = grid;
 }
 
-const Shape& Importer::shape_of(int v, const char* why) const {
+const Shape& Importer::shape_of(int v, const char* why, bool with_depth) const {
   RESNET_CHECK(shapes_, here() << ": " << why
                                << " needs the input's channels, height and width, but the "
                                   "graph input's shape is symbolic");
   const Shape& shape = g_.values[v].shape;
-  RESNET_CHECK(shape.size() == 4, here() << ": " << why << " needs a 4-D input [N, C, H, W], found "
-                                         << shape_str(shape));
+  RESNET_CHECK(shape.size() == (with_depth ? 5u : 4u),
+               here() << ": " << why << " needs a "
+                      << (with_depth ? "5-D input [N, C, D, H, W]" : "4-D input [N, C, H, W]")
+                      << ", found " << shape_str(shape));
   return shape;
 }
 
 void Importer::set_output() {
-  RESNET_CHECK(proto_.output_size() == 1,
-               file_ << ": expected exactly one graph output, found " << proto_.output_size());
-  const std::string& name = proto_.output(0).name();
-  auto it = symbols_.find(name);
-  RESNET_CHECK(it != symbols_.end(),
-               file_ << ": the graph output '" << name << "' is produced by no node");
-  RESNET_CHECK(it->second.kind == Symbol::Kind::activation,
-               file_ << ": the graph output '" << name << "' is a constant");
-  RESNET_CHECK(!it->second.has_pending_pad(),
-               file_ << ": the graph output '" << name << "' comes from a Pad on H and W, which "
-                     << "is supported only right before a Conv or an AveragePool");
-  g_.output = it->second.value;
-  g_.values[g_.output].name = name;
+  RESNET_CHECK(proto_.output_size() >= 1,
+               file_ << ": expected at least one graph output, found none");
+  for (int i = 0; i < proto_.output_size(); ++i) {
+    const std::string& name = proto_.output(i).name();
+    auto it = symbols_.find(name);
+    RESNET_CHECK(it != symbols_.end(),
+                 file_ << ": the graph output '" << name << "' is produced by no node");
+    RESNET_CHECK(it->second.kind == Symbol::Kind::activation,
+                 file_ << ": the graph output '" << name << "' is a constant");
+    RESNET_CHECK(!it->second.has_pending_pad(),
+                 file_ << ": the graph output '" << name << "' comes from a Pad on H and W, "
+                       << "which is supported only right before a Conv or an AveragePool");
+    const int v = it->second.value;
+    if (i == 0)
+      g_.output = v;
+    else
+      g_.extra_outputs.push_back(v);
+    g_.values[v].name = name;
+  }
 }
 
 void Importer::final_checks() {
@@ -415,12 +445,28 @@ void Importer::final_checks() {
   } catch (const Error& e) {
     RESNET_FAIL(file_ << ": " << e.what());
   }
-  // The declared output shape, where concrete, must be what the graph computes.
+  // The declared output shapes, where concrete, must be what the graph computes, and
+  // the declared element types what it writes.
   if (shapes_) {
     g_.infer_shapes(input_shape_);
-    const Shape& got = g_.values[g_.output].shape;
-    const onnx::ValueInfoProto& out = proto_.output(0);
-    if (out.type().has_tensor_type() && out.type().tensor_type().has_shape()) {
+    const std::vector<int> outputs = g_.outputs();
+    for (size_t k = 0; k < outputs.size(); ++k) {
+      const infer::Value& value = g_.values[outputs[k]];
+      const Shape& got = value.shape;
+      const onnx::ValueInfoProto& out = proto_.output(static_cast<int>(k));
+      if (!out.type().has_tensor_type()) continue;
+      const int elem = out.type().tensor_type().elem_type();
+      const int want = value.type == infer::ElementType::i64 ? onnx::TensorProto_DataType_INT64
+                       : value.type == infer::ElementType::boolean
+                           ? onnx::TensorProto_DataType_BOOL
+                           : onnx::TensorProto_DataType_FLOAT;
+      // (A float output may be declared as the integers a quantized file stores.)
+      RESNET_CHECK(value.type == infer::ElementType::f32 ||
+                       elem == onnx::TensorProto_DataType_UNDEFINED || elem == want,
+                   file_ << ": the graph output '" << out.name() << "' is declared "
+                         << onnx_dtype_name(elem) << ", but the graph computes "
+                         << onnx_dtype_name(want));
+      if (!out.type().tensor_type().has_shape()) continue;
       const auto& dims = out.type().tensor_type().shape().dim();
       bool fits = dims.size() == static_cast<int>(got.size());
       for (int i = 1; fits && i < dims.size(); ++i)

@@ -89,9 +89,15 @@ class Importer {
   // ReduceMean's and Squeeze's axes: an attribute before opset `input_since`, input 1
   // from it; empty when absent.
   std::vector<int64_t> axes_of(const NodeAttributes& attrs, int64_t input_since);
-  // Checks the node has between lo and hi inputs and one output that is read (extra
-  // outputs, e.g. MaxPool's Indices, must be omitted or unread).
-  void expect_arity(int lo, int hi);
+  // Checks the node has between lo and hi inputs and an output; of the outputs after the
+  // first, only the first `extra` may be read (MaxPool's Indices, ...): the others must
+  // be omitted or unread.
+  void expect_arity(int lo, int hi, int extra = 0);
+  // For a node that writes up to `most` outputs after the first: new values for outputs 1
+  // to the last one read (none when none is read), for Node::extra_outputs; bind them
+  // with define_extra_outputs once the node is emitted.
+  std::vector<int> read_extra_outputs(int most);
+  void define_extra_outputs(const std::vector<int>& values);
   // Adds `n` (named after the node) writing a new value named after the node's output,
   // and checks shapes so far when the input shape is known; returns the value id.
   int emit(infer::Node n);
@@ -108,8 +114,9 @@ class Importer {
   // Flatten): when `from` holds a QuantizeLinear's integers, so does the output, on the
   // same grid.
   void define_rearranged(int v, const Symbol& from);
-  // Shape of value `v`, which must be known and 4-D (`why` says what needs it).
-  const Shape& shape_of(int v, const char* why) const;
+  // Shape of value `v`, which must be known and 4-D, or 5-D `with_depth` (`why` says what
+  // needs it).
+  const Shape& shape_of(int v, const char* why, bool with_depth = false) const;
   // Re-runs shape inference over the graph built so far (after emit or an edit).
   void check_shapes(int last_value);
 
@@ -190,10 +197,11 @@ class Importer {
   // Whether graph value `value` is the output of an `op` node.
   bool produced_by(int value, infer::OpKind op) const;
   // Kernel, strides, dilations, pads and auto_pad of Conv, MaxPool and AveragePool, for an
-  // input of value `x`; `kernel` comes from the weight (Conv) or kernel_shape (pools).
-  // one_d: a 1-D operator's attributes, read as the 2-D ones of [N, C, 1, L].
-  infer::Window window(const NodeAttributes& attrs, int x, std::array<int64_t, 2> kernel,
-                       bool has_dilations, bool one_d = false);
+  // input of value `x`; `kernel` comes from the weight (Conv) or kernel_shape (pools), of
+  // one size per spatial axis: one (read as the 2-D attributes of [N, C, 1, L]), two, or
+  // three (a pool of [N, C, D, H, W]).
+  infer::Window window(const NodeAttributes& attrs, int x, const std::vector<int64_t>& kernel,
+                       bool has_dilations);
 
   std::string file_;
   int64_t opset_;

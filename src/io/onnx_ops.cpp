@@ -4,6 +4,7 @@
 // Slice took attributes before opsets 11 and 10, Clip before 11; Gemm's C was required before 11;
 // BatchNormalization had `spatial` before 9. Each reads the current node's inputs through the
 // importer's symbol table and either emits graph nodes or binds its output to a constant or alias.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -33,59 +34,73 @@ bool all_in(const std::vector<int64_t>& v, int64_t lo) {
 
 namespace {
 
-// A 1-D operator's attribute as its 2-D form over [N, C, 1, L]: `neutral` for the added
-// axis, before each of the values (pads: [begin, end] -> [0, begin, 0, end]).
-std::vector<int64_t> as_2d(std::vector<int64_t> v, int64_t neutral, bool pads) {
-  if (pads && v.size() == 2) return {neutral, v[0], neutral, v[1]};
-  if (!pads && v.size() == 1) return {neutral, v[0]};
-  return v;  // malformed: refused by the 2-D checks, in the file's own values
+// "two", "four", ...: how messages count a list the attributes must hold.
+const char* count_word(size_t n) {
+  static const char* const kWords[] = {"zero", "one", "two", "three", "four", "five", "six"};
+  return n < 7 ? kWords[n] : "many";
 }
 
 }  // namespace
 
-Window Importer::window(const NodeAttributes& attrs, int x, std::array<int64_t, 2> kernel,
-                        bool has_dilations, bool one_d) {
-  auto get = [&](const char* name, std::vector<int64_t> fallback, bool pads = false) {
-    if (!one_d) return attrs.get_ints(name, fallback);
-    return as_2d(attrs.get_ints(name, std::vector<int64_t>(fallback.begin() + fallback.size() / 2,
-                                                           fallback.end())),
-                 pads ? 0 : 1, pads);
+Window Importer::window(const NodeAttributes& attrs, int x, const std::vector<int64_t>& kernel,
+                        bool has_dilations) {
+  const size_t k = kernel.size();  // spatial axes: 1, 2 or 3
+  // Each list of the file's axes, as {d, h, w} with the neutral value where an axis is
+  // missing: a 1-D operator runs as the 2-D one of [N, C, 1, L].
+  auto axes = [&](const std::vector<int64_t>& v, int64_t neutral) {
+    std::vector<int64_t> dhw(3, neutral);
+    std::copy(v.begin(), v.end(), dhw.begin() + static_cast<int64_t>(3 - v.size()));
+    return dhw;
   };
+  const char* names = k == 3   ? "[front, top, left, back, bottom, right]"
+                      : k == 2 ? "[top, left, bottom, right]"
+                               : "[begin, end]";
   Window w;
-  w.kernel_h = kernel[0], w.kernel_w = kernel[1];
-  const auto strides = get("strides", {1, 1});
-  RESNET_CHECK(strides.size() == 2 && all_in(strides, 1), here() << ": expected two strides in [1, "
-                                                                 << kMaxExtent << "], found "
-                                                                 << ints_str(strides));
-  w.stride_h = strides[0], w.stride_w = strides[1];
+  const auto kernel_dhw = axes(kernel, 1);
+  w.kernel_d = kernel_dhw[0], w.kernel_h = kernel_dhw[1], w.kernel_w = kernel_dhw[2];
+  const auto strides = attrs.get_ints("strides", std::vector<int64_t>(k, 1));
+  RESNET_CHECK(strides.size() == k && all_in(strides, 1),
+               here() << ": expected " << count_word(k) << " strides in [1, " << kMaxExtent
+                      << "], found " << ints_str(strides));
+  const auto s = axes(strides, 1);
+  w.stride_d = s[0], w.stride_h = s[1], w.stride_w = s[2];
   if (has_dilations) {
-    const auto dilations = get("dilations", {1, 1});
-    RESNET_CHECK(dilations.size() == 2 && all_in(dilations, 1),
-                 here() << ": expected two dilations in [1, " << kMaxExtent << "], found "
-                        << ints_str(dilations));
-    w.dilation_h = dilations[0], w.dilation_w = dilations[1];
+    const auto dilations = attrs.get_ints("dilations", std::vector<int64_t>(k, 1));
+    RESNET_CHECK(dilations.size() == k && all_in(dilations, 1),
+                 here() << ": expected " << count_word(k) << " dilations in [1, " << kMaxExtent
+                        << "], found " << ints_str(dilations));
+    const auto d = axes(dilations, 1);
+    w.dilation_d = d[0], w.dilation_h = d[1], w.dilation_w = d[2];
   }
   const std::string auto_pad = attrs.get_string("auto_pad", "NOTSET");
   if (auto_pad == "NOTSET") {
-    const auto pads = get("pads", {0, 0, 0, 0}, true);
-    RESNET_CHECK(pads.size() == 4 && all_in(pads, 0),
-                 here() << ": expected four pads [top, left, bottom, right] in [0, " << kMaxExtent
-                        << "], found " << ints_str(pads));
-    w.pad_t = pads[0], w.pad_l = pads[1], w.pad_b = pads[2], w.pad_r = pads[3];
+    const auto pads = attrs.get_ints("pads", std::vector<int64_t>(2 * k, 0));
+    RESNET_CHECK(pads.size() == 2 * k && all_in(pads, 0),
+                 here() << ": expected " << count_word(2 * k) << " pads " << names << " in [0, "
+                        << kMaxExtent << "], found " << ints_str(pads));
+    const auto begin = axes({pads.begin(), pads.begin() + static_cast<int64_t>(k)}, 0);
+    const auto end = axes({pads.begin() + static_cast<int64_t>(k), pads.end()}, 0);
+    w.pad_front = begin[0], w.pad_t = begin[1], w.pad_l = begin[2];
+    w.pad_back = end[0], w.pad_b = end[1], w.pad_r = end[2];
   } else if (auto_pad == "VALID") {
     // No padding.
   } else if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
     // Output ceil(in / stride); the extra padding goes at the end (UPPER) or start (LOWER).
-    const Shape& s = shape_of(x, "auto_pad SAME_UPPER / SAME_LOWER");
-    auto split = [&](int64_t in, int64_t k, int64_t stride, int64_t dilation, int64_t& before,
-                     int64_t& after) {
+    const Shape& shape = shape_of(x, "auto_pad SAME_UPPER / SAME_LOWER", k == 3);
+    auto split = [&](int64_t in, int64_t kernel_size, int64_t stride, int64_t dilation,
+                     int64_t& before, int64_t& after) {
       const int64_t out = (in + stride - 1) / stride;
-      const int64_t total = std::max<int64_t>(0, (out - 1) * stride + (k - 1) * dilation + 1 - in);
+      const int64_t total =
+          std::max<int64_t>(0, (out - 1) * stride + (kernel_size - 1) * dilation + 1 - in);
       before = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
       after = total - before;
     };
-    split(s[2], w.kernel_h, w.stride_h, w.dilation_h, w.pad_t, w.pad_b);
-    split(s[3], w.kernel_w, w.stride_w, w.dilation_w, w.pad_l, w.pad_r);
+    // The spatial axes of x: the last k (a 1-D pool's x is [N, C, 1, L] by now).
+    const size_t last = shape.size();
+    if (k == 3)
+      split(shape[last - 3], w.kernel_d, w.stride_d, w.dilation_d, w.pad_front, w.pad_back);
+    split(shape[last - 2], w.kernel_h, w.stride_h, w.dilation_h, w.pad_t, w.pad_b);
+    split(shape[last - 1], w.kernel_w, w.stride_w, w.dilation_w, w.pad_l, w.pad_r);
   } else {
     RESNET_FAIL(here() << ": expected auto_pad NOTSET, VALID, SAME_UPPER or SAME_LOWER, found '"
                        << auto_pad << "'");
@@ -135,10 +150,14 @@ void Importer::op_conv() {
 }
 
 void Importer::op_batch_norm() {
-  expect_arity(5, 5);
   const NodeAttributes attrs(*node_, here());
-  RESNET_CHECK(attrs.get_int("training_mode", 0) == 0,
-               here() << ": expected training_mode 0 (inference), found 1");
+  // training_mode (opset 14 on): the batch's statistics, and the running ones as the
+  // outputs after Y. Before it, the outputs after Y were training's and stay unread.
+  const bool training = opset_ >= 14 && attrs.get_int("training_mode", 0) != 0;
+  RESNET_CHECK(
+      attrs.get_int("training_mode", 0) == 0 || attrs.get_int("training_mode", 0) == 1,
+      here() << ": expected training_mode 0 or 1, found " << attrs.get_int("training_mode", 0));
+  expect_arity(5, 5, training ? 2 : 0);
   // Opsets 7 and 8: spatial=0 normalises every (C, H, W) element on its own.
   RESNET_CHECK(opset_ >= 9 || attrs.get_int("spatial", 1) == 1,
                here() << ": expected spatial 1 (one mean and variance per channel), found "
@@ -149,12 +168,19 @@ void Importer::op_batch_norm() {
   // ONNX stores epsilon as a float: 1e-5 arrives as 9.99999975e-06, which moves the
   // result by far less than float rounding.
   n.eps = attrs.get_float("epsilon", 1e-5);
+  n.training = training;
+  n.momentum = attrs.get_float("momentum", 0.9);
+  RESNET_CHECK(std::isfinite(n.momentum),
+               here() << ": expected a finite momentum, found " << n.momentum);
   const char* roles[] = {"scale", "bias", "mean", "variance"};
   for (int i = 1; i <= 4; ++i) {
     const Symbol& p = constant(i, DType::f32, roles[i - 1]);
     n.params.push_back({p.name, p.tensor});
   }
+  n.extra_outputs = read_extra_outputs(training ? 2 : 0);
+  const std::vector<int> extra = n.extra_outputs;
   define_activation(emit(std::move(n)));
+  define_extra_outputs(extra);
 }
 
 void Importer::op_relu() {
@@ -194,19 +220,26 @@ void Importer::op_add() {
   define_activation(linear.output);
 }
 
-// 2-D pooling; a 1-D pool over [N, C, L] runs as the 2-D pool of [N, C, 1, L], between
-// two reshapes.
+// 2-D and 3-D pooling; a 1-D pool over [N, C, L] runs as the 2-D pool of [N, C, 1, L],
+// between two reshapes. MaxPool may write its Indices (opset 8 on).
 void Importer::op_pool(bool is_max) {
-  expect_arity(1, 1);
+  const int indices = is_max && opset_ >= 8 ? 1 : 0;
+  expect_arity(1, 1, indices);
   const NodeAttributes attrs(*node_, here());
   const auto kernel = attrs.get_ints("kernel_shape", {});
   const bool one_d = kernel.size() == 1;
-  RESNET_CHECK((kernel.size() == 2 || one_d) && all_in(kernel, 1),
-               here() << ": expected kernel_shape of one or two sizes in [1, " << kMaxExtent
-                      << "] (1-D or 2-D pooling), found " << ints_str(kernel));
+  RESNET_CHECK(kernel.size() >= 1 && kernel.size() <= 3 && all_in(kernel, 1),
+               here() << ": expected kernel_shape of one, two or three sizes in [1, " << kMaxExtent
+                      << "] (1-D, 2-D or 3-D pooling), found " << ints_str(kernel));
   // MaxPool reads the integers of a QuantizeLinear as well (QLinear graphs): the maximum
   // of quantized values is the quantized maximum, so its output keeps their grid.
-  Symbol x = activation(0, !is_max && !one_d, is_max && !one_d);
+  const bool two_d = kernel.size() == 2;
+  Symbol x = activation(0, !is_max && two_d, is_max && two_d);
+  // A window of k axes reads [N, C, k axes] (a 1-D one [N, C, L], made 4-D below).
+  if (shapes_ && !one_d) shape_of(x.value, "a pool of this kernel_shape", kernel.size() == 3);
+  RESNET_CHECK(!shapes_ || !one_d || g_.values[x.value].shape.size() == 3,
+               here() << ": a pool of this kernel_shape needs a 3-D input [N, C, L], found "
+                      << shape_str(g_.values[x.value].shape));
   if (one_d) {
     Node up;
     up.op = OpKind::reshape;
@@ -218,15 +251,8 @@ void Importer::op_pool(bool is_max) {
   Node n;
   n.op = is_max ? OpKind::max_pool : OpKind::avg_pool;
   n.inputs = {x.value};
-  // Dilated pooling (MaxPool's dilations; AveragePool has them from opset 19) is refused:
-  // no ResNet uses it, and neither the compiled pool nor the reference runs it.
-  n.window = window(
-      attrs, x.value,
-      one_d ? std::array<int64_t, 2>{1, kernel[0]} : std::array<int64_t, 2>{kernel[0], kernel[1]},
-      is_max, one_d);
-  RESNET_CHECK(n.window.dilation_h == 1 && n.window.dilation_w == 1,
-               here() << ": expected dilations [1, 1], found [" << n.window.dilation_h << ", "
-                      << n.window.dilation_w << "]; dilated pooling is not supported");
+  // AveragePool has dilations only from opset 19, which this importer does not read.
+  n.window = window(attrs, x.value, kernel, is_max);
   n.window.ceil_mode = attrs.get_int("ceil_mode", 0) != 0;
   if (!is_max) n.window.count_include_pad = attrs.get_int("count_include_pad", 0) != 0;
   if (x.has_pending_pad()) {
@@ -240,8 +266,19 @@ void Importer::op_pool(bool is_max) {
     n.window.pad_t += x.pending_pad[0], n.window.pad_l += x.pending_pad[1];
     n.window.pad_b += x.pending_pad[2], n.window.pad_r += x.pending_pad[3];
   }
+  n.extra_outputs = read_extra_outputs(indices);
+  if (!n.extra_outputs.empty()) {
+    const int64_t order = attrs.get_int("storage_order", 0);
+    RESNET_CHECK(
+        order == 0 || order == 1,
+        here() << ": expected storage_order 0 (row major) or 1 (column major), found " << order);
+    RESNET_CHECK(!one_d, here() << ": Indices of a 1-D MaxPool are not supported");
+    n.indices_column_major = order == 1;
+  }
+  const std::vector<int> extra = n.extra_outputs;
   if (!one_d) {
     define_rearranged(emit(std::move(n)), x);
+    define_extra_outputs(extra);
     return;
   }
   const int pooled = emit_step(std::move(n), ".pool_2d");

@@ -72,7 +72,9 @@ void Importer::op_clip() {
 
 // Dropout does nothing at inference; its mask output may be named but not read.
 void Importer::op_dropout() {
-  expect_arity(1, opset_ < 12 ? 1 : 3);
+  // The mask is BOOL from opset 10 on (before, of the input's type): all true here.
+  const int mask = opset_ >= 10 ? 1 : 0;
+  expect_arity(1, opset_ < 12 ? 1 : 3, mask);
   if (opset_ >= 12 && has_input(2)) {
     const Symbol& mode = input(2);
     RESNET_CHECK(mode.kind == Symbol::Kind::constant && mode.proto &&
@@ -85,7 +87,15 @@ void Importer::op_dropout() {
     RESNET_CHECK(!on, here() << ": expected training_mode false (inference), found true");
   }
   Symbol s = activation(0);
-  define(s);
+  // A ratio (input 1) only matters in training; it need not even be a constant here.
+  Node n;
+  n.op = OpKind::dropout;
+  n.inputs = {s.value};
+  n.extra_outputs = read_extra_outputs(mask);
+  if (n.extra_outputs.empty()) return define(s);  // y = x: an alias, no node
+  const std::vector<int> extra = n.extra_outputs;
+  define_activation(emit(std::move(n)));
+  define_extra_outputs(extra);
 }
 
 // x + c, x * c, x - c, c - x and x / c for a constant c holding one value per channel

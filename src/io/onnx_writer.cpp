@@ -30,6 +30,7 @@ namespace resnet::io {
 
 namespace {
 
+using infer::ElementType;
 using infer::Graph;
 using infer::Node;
 using infer::OpKind;
@@ -95,7 +96,7 @@ class Writer {
     std::vector<Shape> shapes = infer_shapes();
     declare(*graph_->add_input(), 0, shapes[0]);
     for (const Node& n : g_.nodes) add_node(n);
-    declare(*graph_->add_output(), g_.output, shapes[g_.output]);
+    for (int v : g_.outputs()) declare(*graph_->add_output(), v, shapes[v]);
     const detail::QdqAnnotations quantized = qdq_annotations();
     if (!quantized.empty()) detail::rewrite_as_qdq(*graph_, quantized);
     return model;
@@ -174,7 +175,7 @@ class Writer {
   // Shapes with kUnknownDim for what only a runtime knows, from Graph::infer_shapes:
   // the batch is always symbolic, H and W are unless the caller fixed them. Channel
   // counts are always known from the parameters.
-  std::vector<Shape> infer_shapes() const {
+  std::vector<Shape> infer_shapes() {
     const Shape& fixed = g_.values[0].shape;
     const int64_t channels = input_channels();
     Shape input{kUnknown, channels, kUnknown, kUnknown};
@@ -192,14 +193,20 @@ class Writer {
       RESNET_FAIL(path_ << ": cannot export: " << e.what());
     }
     std::vector<Shape> s;
-    for (const infer::Value& v : shaped.values) s.push_back(v.shape);
+    for (const infer::Value& v : shaped.values) {
+      s.push_back(v.shape);
+      types_.push_back(v.type);
+    }
     return s;
   }
 
   void declare(onnx::ValueInfoProto& info, int value, const Shape& shape) const {
     info.set_name(value_names_[value]);
     auto* tensor = info.mutable_type()->mutable_tensor_type();
-    tensor->set_elem_type(onnx::TensorProto::FLOAT);
+    const ElementType type = types_[static_cast<size_t>(value)];
+    tensor->set_elem_type(type == ElementType::i64       ? onnx::TensorProto::INT64
+                          : type == ElementType::boolean ? onnx::TensorProto::BOOL
+                                                         : onnx::TensorProto::FLOAT);
     auto* dims = tensor->mutable_shape();
     static const char* const kSymbols[] = {"N", "C", "H", "W"};
     for (size_t i = 0; i < shape.size(); ++i) {
@@ -217,6 +224,8 @@ class Writer {
   }
 
  public:
+  const std::string& path() const { return path_; }
+
   // The constant operands Slice and Pad take as inputs since opsets 10 and 11: written as
   // INT64 initializers named after the node, e.g. "layer2.0.downsample.subsample.steps".
   std::string int64_initializer(const std::string& node_name, const std::string& what,
@@ -253,6 +262,7 @@ class Writer {
   Names names_;       // initializers and values: one namespace
   Names node_names_;  // node names: their own namespace
   std::vector<std::string> value_names_;
+  std::vector<ElementType> types_;     // per value, from infer_shapes()
   onnx::GraphProto* graph_ = nullptr;  // inside the model build() returns
 };
 
@@ -304,13 +314,20 @@ void emit_conv(Writer&, const Node& n, onnx::NodeProto& node) {
   attr_int(node, "group", w.groups);
 }
 
-void emit_batch_norm(Writer&, const Node& n, onnx::NodeProto& node) {
+void emit_batch_norm(Writer& writer, const Node& n, onnx::NodeProto& node) {
+  RESNET_CHECK(!n.training, writer.path()
+                                << ": node '" << n.name
+                                << "' (BatchNormalization) trains (training_mode 1), "
+                                << "which ONNX export at opset " << kOpset << " cannot write");
   attr_float(node, "epsilon", static_cast<float>(n.eps));
 }
 
 void emit_max_pool(Writer&, const Node& n, onnx::NodeProto& node) {
   window_attrs(node, n.window);
+  if (n.window.dilation_h != 1 || n.window.dilation_w != 1)
+    attr_ints(node, "dilations", {n.window.dilation_h, n.window.dilation_w});
   attr_int(node, "ceil_mode", n.window.ceil_mode ? 1 : 0);
+  if (n.indices_column_major) attr_int(node, "storage_order", 1);
 }
 
 void emit_avg_pool(Writer&, const Node& n, onnx::NodeProto& node) {
@@ -419,6 +436,7 @@ constexpr std::array<OpEmitter, infer::kOpCount> kEmitters = {{
     {OpKind::reshape, emit_reshape},
     {OpKind::transpose, emit_transpose},
     {OpKind::matmul, emit_nothing},
+    {OpKind::dropout, emit_nothing},
 }};
 static_assert(infer::covers_every_op(kEmitters), "ONNX export needs an emitter per OpKind");
 
@@ -429,6 +447,7 @@ void Writer::add_node(const Node& n) {
   for (int in : n.inputs) node.add_input(value_names_[in]);
   for (const infer::Param& p : n.params) node.add_input(p.name);
   node.add_output(value_names_[n.output]);
+  for (int v : n.extra_outputs) node.add_output(value_names_[v]);
   kEmitters[static_cast<size_t>(n.op)].emit(*this, n, node);
 }
 

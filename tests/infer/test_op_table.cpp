@@ -111,6 +111,12 @@ std::optional<Graph> sample_graph(OpKind op) {
     case OpKind::matmul:
       n.params = {param("op.b", {6, 5})};
       break;
+    case OpKind::dropout: {
+      // Written only where its mask is read: here, as the graph's second output.
+      n.extra_outputs = {g.add_value("op.mask")};
+      g.extra_outputs = n.extra_outputs;
+      break;
+    }
     case OpKind::relu:
     case OpKind::global_avg_pool:
     case OpKind::flatten:

@@ -104,6 +104,24 @@ TEST_F(NpyTest, RoundTripI64KeepsI64OrConvertsToF32) {
   for (int i = 0; i < 6; ++i) EXPECT_EQ(as_f32.f32()[i], static_cast<float>(values[i]));
 }
 
+TEST_F(NpyTest, U8WrittenAsBool) {
+  Tensor mask({2, 3}, DType::u8);
+  const uint8_t values[] = {1, 0, 1, 1, 0, 1};
+  std::memcpy(mask.raw(), values, 6);
+  const std::string path = dir_.file("mask.npy");
+  write_npy(path, mask, NpyBytes::as_bool);
+  EXPECT_NE(testing::read_bytes(path).find("'descr': '|b1'"), std::string::npos);
+  const Tensor back = read_npy(path, NpyIntegers::to_i64);
+  ASSERT_EQ(back.shape(), (Shape{2, 3}));
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(back.i64()[i], values[i]);
+  // Anything but 0 and 1 is no bool; an f32 tensor is not one either.
+  static_cast<uint8_t*>(mask.raw())[4] = 2;
+  EXPECT_IO_ERROR(write_npy(path, mask, NpyBytes::as_bool), path, "expected 0 or 1",
+                  "found 2 at element 4");
+  EXPECT_IO_ERROR(write_npy(path, Tensor({2}), NpyBytes::as_bool), path, "expected a u8 tensor",
+                  "got f32");
+}
+
 TEST_F(NpyTest, RoundTripU8AndI8) {
   Tensor u({4}, DType::u8);
   uint8_t uv[] = {0, 1, 200, 255};

@@ -1,8 +1,10 @@
 // ONNX's own node tests (Debian's libonnx-testdata) for the operators the importer reads,
 // run through `resnet run` as a user would: each model's first input is the image, its
 // other inputs (a Conv's W, a Gemm's B, ...) become initializers holding the test's
-// values, since our importer takes weights as constants. Every test ends as one of:
-//   pass     the output matches the test's within 1e-4 of its largest magnitude (+1e-5)
+// values, since our importer takes weights as constants; every graph output is written
+// (--output a.npy,b.npy for several) and checked. Every test ends as one of:
+//   pass     every output matches the test's: floats within 1e-4 of the largest magnitude
+//            (+1e-5), integers (MaxPool's Indices) and bools (Dropout's mask) exactly
 //   refused  `resnet run` exits non-zero with one line naming the model file
 // and anything else (a crash, a wrong number, a silent success) fails. The outcomes are
 // committed below, so a change in what we run or refuse is a visible diff; the
@@ -46,6 +48,33 @@ std::string read_bytes(const fs::path& p) {
   return s.str();
 }
 
+// An INT64 or BOOL TensorProto as an i64 Tensor (raw_data, int64_data or int32_data);
+// undefined for other types.
+Tensor integer_tensor(const onnx::TensorProto& t) {
+  const bool is_bool = t.data_type() == onnx::TensorProto_DataType_BOOL;
+  if (!is_bool && t.data_type() != onnx::TensorProto_DataType_INT64) return Tensor();
+  Shape shape;
+  for (int64_t d : t.dims()) shape.push_back(d);
+  Tensor out(shape, DType::i64);
+  const auto n = static_cast<size_t>(out.numel());
+  const std::string& raw = t.raw_data();
+  if (!raw.empty()) {
+    if (raw.size() != n * (is_bool ? 1 : 8)) return Tensor();
+    for (size_t i = 0; i < n; ++i) {
+      int64_t v = raw[i] != 0;
+      if (!is_bool) std::memcpy(&v, raw.data() + i * 8, 8);
+      out.i64()[i] = v;
+    }
+  } else if (is_bool) {
+    if (static_cast<size_t>(t.int32_data_size()) != n) return Tensor();
+    for (size_t i = 0; i < n; ++i) out.i64()[i] = t.int32_data(static_cast<int>(i)) != 0;
+  } else {
+    if (static_cast<size_t>(t.int64_data_size()) != n) return Tensor();
+    std::copy(t.int64_data().begin(), t.int64_data().end(), out.i64());
+  }
+  return out;
+}
+
 // A FLOAT TensorProto as a Tensor (raw_data or float_data); undefined for other types.
 Tensor float_tensor(const onnx::TensorProto& t) {
   if (t.data_type() != onnx::TensorProto_DataType_FLOAT) return Tensor();
@@ -74,8 +103,34 @@ struct NodeRun {
   std::string detail;    // the error line, or how far off
 };
 
+// Whether `got` (as resnet run wrote it) is the test's `want`: floats within 1e-4 of the
+// largest magnitude (+1e-5), integers and bools exactly; `detail` says how far off.
+bool output_matches(const fs::path& npy, const onnx::TensorProto& want_proto, std::string& detail) {
+  const Tensor want_f = float_tensor(want_proto);
+  const Tensor want = want_f.defined() ? want_f : integer_tensor(want_proto);
+  if (!want.defined()) {
+    detail = "test data of an unsupported type";
+    return false;
+  }
+  const Tensor got = io::read_npy(
+      npy.string(), want_f.defined() ? io::NpyIntegers::to_f32 : io::NpyIntegers::to_i64);
+  if (got.shape() != want.shape() && got.numel() != want.numel()) {
+    detail = "output " + got.shape_str() + ", expected " + want.shape_str();
+    return false;
+  }
+  if (!want_f.defined()) {
+    const bool same = std::equal(got.i64(), got.i64() + got.numel(), want.i64());
+    detail = same ? "all integers equal" : "integers differ";
+    return same;
+  }
+  const double diff = max_abs_diff(got.reshape(want.shape()), want);
+  detail = "largest difference " + std::to_string(diff);
+  return diff <= 1e-4 * max_abs(want) + 1e-5;
+}
+
 // Rewrites the node test in `dir` (inputs 1.. as initializers), runs it through
-// `resnet run` in `work`, and compares with output_0.pb.
+// `resnet run` in `work` with one --output path per graph output, and compares each with
+// output_<i>.pb.
 NodeRun run_node_test(const fs::path& dir, const fs::path& work) {
   onnx::ModelProto model;
   EXPECT_TRUE(model.ParseFromString(read_bytes(dir / "model.onnx")));
@@ -94,15 +149,16 @@ NodeRun run_node_test(const fs::path& dir, const fs::path& work) {
   std::ofstream(model_path, std::ios::binary) << model.SerializeAsString();
   NodeRun r;
   const Tensor x = float_tensor(read_tensor(data / "input_0.pb"));
-  const Tensor want = float_tensor(read_tensor(data / "output_0.pb"));
-  if (!x.defined() || !want.defined()) {
+  if (!x.defined()) {
     r.detail = "non-FLOAT test data";
     return r;
   }
+  std::string outputs;
+  for (int i = 0; i < g.output_size(); ++i)
+    outputs += (i ? "," : "") + (work / ("y" + std::to_string(i) + ".npy")).string();
   io::write_npy((work / "x.npy").string(), x);
-  const CliResult cli =
-      run_cli("run --model " + model_path.string() + " --input " + (work / "x.npy").string() +
-              " --output " + (work / "y.npy").string());
+  const CliResult cli = run_cli("run --model " + model_path.string() + " --input " +
+                                (work / "x.npy").string() + " --output " + outputs);
   r.ran = cli.exit_code == 0;
   if (!r.ran) {
     r.detail = cli.err;
@@ -112,14 +168,14 @@ NodeRun run_node_test(const fs::path& dir, const fs::path& work) {
     EXPECT_EQ(std::count(cli.err.begin(), cli.err.end(), '\n'), 1) << dir << ": " << cli.err;
     return r;
   }
-  const Tensor got = io::read_npy((work / "y.npy").string());
-  if (got.numel() != want.numel()) {
-    r.detail = "output " + got.shape_str() + ", expected " + want.shape_str();
-    return r;
+  r.matched = true;
+  for (int i = 0; i < g.output_size() && r.matched; ++i) {
+    const fs::path want = data / ("output_" + std::to_string(i) + ".pb");
+    std::string detail;
+    r.matched =
+        output_matches(work / ("y" + std::to_string(i) + ".npy"), read_tensor(want), detail);
+    r.detail += (i ? "; " : "") + ("output " + std::to_string(i) + ": ") + detail;
   }
-  const double diff = max_abs_diff(got.reshape(want.shape()), want);
-  r.matched = diff <= 1e-4 * max_abs(want) + 1e-5;
-  r.detail = "largest difference " + std::to_string(diff);
   return r;
 }
 

@@ -258,13 +258,13 @@ TEST_F(OnnxErrors, StrippedFixtureNeedsItsWeights) {
 
 // --- operator attributes ---
 
-TEST_F(OnnxErrors, BatchNormInTrainingMode) {
+TEST_F(OnnxErrors, BatchNormTrainingModeOtherThanZeroOrOne) {
   OnnxBuilder b(14);
   for (const char* p : {"s", "b", "m", "v"}) b.initializer(p, Tensor::full({3}, 1.0f));
   auto& bn = b.node("BatchNormalization", {"input", "s", "b", "m", "v"}, {"output"}, "bn");
-  set_int(bn, "training_mode", 1);
+  set_int(bn, "training_mode", 2);
   EXPECT_IO_ERROR(read_onnx(save(b)), path_, "node 'bn' (BatchNormalization, opset 14)",
-                  "training_mode 0", "found 1");
+                  "training_mode 0 or 1", "found 2");
 }
 
 TEST_F(OnnxErrors, BatchNormWithTrainingOutputs) {
@@ -456,6 +456,24 @@ TEST(OnnxMutations, CorruptedBytesFailCleanly) {
     }
   }
   EXPECT_GT(imported, 0);  // some mutations only touch weights
+}
+
+// A pool's kernel_shape says its input's rank: 1-D [N, C, L], 2-D [N, C, H, W], 3-D
+// [N, C, D, H, W]; another rank is refused, not pooled over the wrong axes.
+TEST_F(OnnxErrors, PoolKernelOfAnotherRankThanTheInput) {
+  struct Case {
+    Shape input;
+    std::vector<int64_t> kernel;
+    const char* needs;
+  };
+  for (const Case& c : {Case{{1, 2, 4, 4}, {2, 2, 2}, "needs a 5-D input [N, C, D, H, W]"},
+                        Case{{1, 2, 4, 4, 4}, {2, 2}, "needs a 4-D input [N, C, H, W]"},
+                        Case{{1, 2, 4, 4}, {2}, "needs a 3-D input [N, C, L]"}}) {
+    OnnxBuilder b(12, c.input);
+    set_ints(b.node("MaxPool", {"input"}, {"output"}, "pool"), "kernel_shape", c.kernel);
+    EXPECT_IO_ERROR(read_onnx(save(b)), path_, "node 'pool' (MaxPool, opset 12)", c.needs,
+                    "found " + shape_str(c.input));
+  }
 }
 
 }  // namespace

@@ -13,15 +13,19 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "resnet/tensor/tensor.h"
 
 namespace resnet::backend {
 
+// A pool of [N, C, H, W], or of [N, C, D, H, W] with the depth fields (kernel_d, ...).
 struct Pool2dConfig {
   enum class Kind { max, avg_exclude_pad, avg_include_pad } kind = Kind::max;
   int64_t kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1;
   int64_t pad_t = 0, pad_l = 0, pad_b = 0, pad_r = 0;
+  int64_t dilation_h = 1, dilation_w = 1;                             // 1: none
+  int64_t kernel_d = 1, stride_d = 1, pad_front = 0, dilation_d = 1;  // 5-D input only
   bool global = false;  // the kernel is the whole input (GlobalAveragePool)
 };
 
@@ -36,6 +40,8 @@ class ActivationPool2d {
   // right/bottom padding given to oneDNN). The output keeps the input's layout, type and
   // (int8) scale.
   Tensor run(const Tensor& src, int64_t out_h, int64_t out_w);
+  // The same for a 4-D or 5-D input: `out_spatial` is {OH, OW} or {OD, OH, OW}.
+  Tensor run(const Tensor& src, const std::vector<int64_t>& out_spatial);
 
  private:
   struct Impl;

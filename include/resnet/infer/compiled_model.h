@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "resnet/infer/graph.h"
 #include "resnet/tensor/tensor.h"
@@ -48,6 +49,9 @@ class CompiledModel {
   // shape compiles for it; the compiled steps and packed weights are kept for every shape
   // seen, so alternating shapes (eval's last, shorter batch) recompile nothing.
   Tensor run(const Tensor& x);
+  // Every output of the graph: {output, extra_outputs...}, plain, each in its element
+  // type's dtype (f32, i64 Indices, u8 0/1 for a bool mask).
+  std::vector<Tensor> run_outputs(const Tensor& x);
   // The graph after the passes, one line per step (for --verbose and tests).
   std::string describe() const;
   // The most activation bytes alive at once in the last run (what the storage pool

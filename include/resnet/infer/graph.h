@@ -44,6 +44,8 @@ enum class OpKind {
   reshape,       // the same values under another shape; the rule: see ShapeRule
   transpose,     // axes permuted by `axes` (ONNX perm)
   matmul,        // params: B (rank >= 2): x B, NumPy's matmul broadcasting
+  dropout,       // inference Dropout that writes its mask (all true); y = x. A Dropout whose
+                 // mask nobody reads is no node at all (the importer aliases it)
   kCount         // not an op: the number of ops, the size of every table indexed by OpKind
 };
 // Each op is described once in the op table (resnet/infer/op_table.h).
@@ -76,11 +78,14 @@ struct Quantization {
 };
 
 // Spatial attributes shared by conv and the pools. pads are {top, left, bottom, right}.
+// A pool of [N, C, D, H, W] adds the depth axis (kernel_d, stride_d, pad_front, pad_back,
+// dilation_d); everything else leaves those at their neutral values.
 struct Window {
   int64_t kernel_h = 1, kernel_w = 1;
   int64_t stride_h = 1, stride_w = 1;
   int64_t pad_t = 0, pad_l = 0, pad_b = 0, pad_r = 0;
   int64_t dilation_h = 1, dilation_w = 1;
+  int64_t kernel_d = 1, stride_d = 1, pad_front = 0, pad_back = 0, dilation_d = 1;
   int64_t groups = 1;              // conv only
   bool ceil_mode = false;          // pools only
   bool count_include_pad = false;  // avg_pool only
@@ -95,13 +100,31 @@ enum class ShapeRule {
   unsqueeze,  // axes: where size-1 axes are inserted, in the output's numbering
 };
 
+// What a value's elements are. Activations are f32; MaxPool's Indices are int64, and
+// Dropout's mask is bool, held as a u8 tensor of 0 and 1 (written as '|b1' and BOOL).
+enum class ElementType { f32, i64, boolean };
+// The tensor dtype that holds a value of `type`: f32, i64, u8.
+DType storage_dtype(ElementType type);
+// "f32", "i64", "bool".
+const char* element_type_name(ElementType type);
+
 struct Node {
   OpKind op;
-  std::string name;           // a readable name: the module path or the ONNX node name
-  std::vector<int> inputs;    // value ids
-  int output = -1;            // value id
-  Window window;              // conv, max_pool, avg_pool, subsample (strides)
-  double eps = 1e-5;          // batch_norm
+  std::string name;         // a readable name: the module path or the ONNX node name
+  std::vector<int> inputs;  // value ids
+  int output = -1;          // value id
+  // The outputs after `output` (value ids), the first few of those the op table lists for
+  // the op (extra_outputs_of in op_table.h): MaxPool's Indices, Dropout's mask, training
+  // BatchNormalization's running mean and variance.
+  std::vector<int> extra_outputs;
+  Window window;      // conv, max_pool, avg_pool, subsample (strides)
+  double eps = 1e-5;  // batch_norm
+  // batch_norm: ONNX training_mode 1, normalise with the batch's own mean and (biased)
+  // variance; the extra outputs are the running statistics updated with `momentum`.
+  bool training = false;
+  double momentum = 0.9;
+  // max_pool Indices: ONNX storage_order 1 (each plane's index counts down columns).
+  bool indices_column_major = false;
   std::vector<int64_t> pads;  // pad_channels: {before, after}
   std::vector<Param> params;  // in the order listed for the op above
   // conv whose weight a quantized ONNX file stores as integers: the step per output
@@ -125,7 +148,8 @@ struct Node {
 
 struct Value {
   std::string name;
-  Shape shape;  // filled by infer_shapes(); empty until then
+  Shape shape;                          // filled by infer_shapes(); empty until then
+  ElementType type = ElementType::f32;  // filled by infer_shapes() as well
   // Set where a quantized ONNX file quantizes this value (int8 inference uses it instead
   // of a calibration; see Calibration::from_graph).
   std::optional<Quantization> quant;
@@ -142,6 +166,9 @@ struct Graph {
   std::vector<Node> nodes;
   int num_inputs = 1;
   int output = -1;
+  // The graph's outputs after `output`, in order (a MaxPool's Indices, ...): run_reference
+  // and CompiledModel return them after the first, and ONNX import and export keep them.
+  std::vector<int> extra_outputs;
   // The file this graph came from declares its input NHWC [N, H, W, C] and reads it
   // through a Transpose to NCHW (tf2onnx, Keras): the graph itself takes [N, C, H, W],
   // and callers holding the file's NHWC arrays convert them (resnet run does).
@@ -166,6 +193,8 @@ struct Graph {
   // Every parameter, in node order (what an ONNX export writes as initializers, and
   // what a state_dict holds for a model with BN unfolded).
   std::vector<const Param*> all_params() const;
+  // {output, extra_outputs...}.
+  std::vector<int> outputs() const;
 };
 
 // Whether the graph's output is a Softmax's: probabilities rather than logits (an ONNX

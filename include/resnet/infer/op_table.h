@@ -32,6 +32,18 @@ struct OpInfo {
 
 const OpInfo& op_info(OpKind op);
 
+// An output after the first that a node may write (Node::extra_outputs).
+struct ExtraOutput {
+  const char* role;  // "Indices", "mask", "running_mean", ...: how messages name it
+  ElementType type;
+  Shape shape;
+};
+// The outputs after the first that `n` may write, in order, with their shapes for input
+// shape `x` and first output shape `y` (either may be empty where unknown): MaxPool's
+// Indices, Dropout's mask, and in training BatchNormalization's running mean and
+// variance. A node writes the first few of them; validate() refuses more.
+std::vector<ExtraOutput> extra_outputs_of(const Node& n, const Shape& x, const Shape& y);
+
 // "node 'layer1.0.conv1' (Conv)": how every graph error names a node.
 std::string describe(const Node& n);
 

@@ -10,7 +10,8 @@
 // numel * itemsize bytes; a shorter or longer file is an error.
 //
 // Writing: format 1.0 (2.0 only if the header would not fit), header padded with spaces to a
-// 64-byte boundary as NumPy does; f32 as '<f4', i64 as '<i8', u8 as '|u1', i8 as '|i1'.
+// 64-byte boundary as NumPy does; f32 as '<f4', i64 as '<i8', u8 as '|u1' (or '|b1', see NpyBytes),
+// i8 as '|i1'.
 // The file is replaced atomically (see atomic_file.h).
 //
 // Every error is a resnet::Error whose message starts with the path.
@@ -29,7 +30,13 @@ enum class NpyIntegers {
 
 Tensor read_npy(const std::string& path, NpyIntegers integers = NpyIntegers::to_f32);
 
+// How write_npy writes a u8 tensor.
+enum class NpyBytes {
+  as_u8,    // '|u1'
+  as_bool,  // '|b1' (ONNX BOOL, a Dropout's mask): every value must be 0 or 1
+};
+
 // `t` must be defined and of dtype f32, i64, u8 or i8.
-void write_npy(const std::string& path, const Tensor& t);
+void write_npy(const std::string& path, const Tensor& t, NpyBytes bytes = NpyBytes::as_u8);
 
 }  // namespace resnet::io
