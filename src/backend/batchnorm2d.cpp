@@ -64,11 +64,11 @@ inline void store(uint16_t* p, int64_t i, float v) {
 // otherwise of g and g * (x - m[c]), where g is dy masked by y > 0 when y is given.
 // Parallel over images with one accumulator row per thread; channels are visited so
 // that memory is read in order, and the 16 lanes of a block vectorize.
-// Memory-bound: the entry points are RESNET_HOT_LOOP clones (hot_loop.h).
+// Memory-bound: RESNET_HOT_LOOP clones (hot_loop.h), one set per element type.
 template <typename Mask>
-[[gnu::always_inline]] inline std::vector<double> channel_sums_body(const ChannelWalk& w,
-                                                                    const float* x, const float* dy,
-                                                                    const Mask* y, const float* m) {
+RESNET_HOT_LOOP std::vector<double> channel_sums_body(const ChannelWalk& w, const float* x,
+                                                      const float* dy, const Mask* y,
+                                                      const float* m) {
   const int64_t cp = w.c_padded();
   const int threads = adopt_thread_count();
   std::vector<double> partial(static_cast<size_t>(threads) * 2 * cp, 0.0);
@@ -147,13 +147,12 @@ template <typename Mask>
 }
 
 // The mask, when there is one, is the fused ReLU's output in f32 or bf16.
-RESNET_HOT_LOOP std::vector<double> channel_sums(const ChannelWalk& w, const float* x,
-                                                 const float* dy, const float* y, const float* m) {
+std::vector<double> channel_sums(const ChannelWalk& w, const float* x, const float* dy,
+                                 const float* y, const float* m) {
   return channel_sums_body(w, x, dy, y, m);
 }
-RESNET_HOT_LOOP std::vector<double> channel_sums(const ChannelWalk& w, const float* x,
-                                                 const float* dy, const uint16_t* y,
-                                                 const float* m) {
+std::vector<double> channel_sums(const ChannelWalk& w, const float* x, const float* dy,
+                                 const uint16_t* y, const float* m) {
   return channel_sums_body(w, x, dy, y, m);
 }
 
@@ -161,11 +160,10 @@ RESNET_HOT_LOOP std::vector<double> channel_sums(const ChannelWalk& w, const flo
 // y > 0 when y is given. With dy null it is the forward's out = x * a[c] + b[c], clamped
 // at 0 when relu. Parallel over images; vectorizes over positions or lanes.
 template <typename Out, typename Mask>
-[[gnu::always_inline]] inline void channel_affine_body(const ChannelWalk& w, Out* out,
-                                                       const float* x, const float* dy,
-                                                       const Mask* y, const float* a,
-                                                       const float* b, const float* k,
-                                                       const float* m, bool relu) {
+RESNET_HOT_LOOP void channel_affine_body(const ChannelWalk& w, Out* out, const float* x,
+                                         const float* dy, const Mask* y, const float* a,
+                                         const float* b, const float* k, const float* m,
+                                         bool relu) {
   const int64_t cp = w.c_padded();
   const int64_t rows = w.blocked ? cp / 16 : w.c;
   const int64_t lanes = w.blocked ? 16 : 1;
@@ -214,19 +212,6 @@ template <typename Out, typename Mask>
   }
 }
 
-// channel_affine_body's four clones: the output and the ReLU mask each in f32 or bf16.
-#define RESNET_AFFINE_CLONE(name, Out, Mask)                                                 \
-  RESNET_HOT_LOOP void name(const ChannelWalk& w, Out* out, const float* x, const float* dy, \
-                            const Mask* y, const float* a, const float* b, const float* k,   \
-                            const float* m, bool relu) {                                     \
-    channel_affine_body(w, out, x, dy, y, a, b, k, m, relu);                                 \
-  }
-RESNET_AFFINE_CLONE(affine_f32_mask_f32, float, float)
-RESNET_AFFINE_CLONE(affine_bf16_mask_f32, uint16_t, float)
-RESNET_AFFINE_CLONE(affine_f32_mask_bf16, float, uint16_t)
-RESNET_AFFINE_CLONE(affine_bf16_mask_bf16, uint16_t, uint16_t)
-#undef RESNET_AFFINE_CLONE
-
 // out = channel_affine_body(...) into `out` (f32 or bf16), masked by `mask` (f32 or bf16)
 // when it is defined.
 void channel_affine(const ChannelWalk& w, Tensor& out, const float* x, const float* dy,
@@ -236,12 +221,12 @@ void channel_affine(const ChannelWalk& w, Tensor& out, const float* x, const flo
   auto* out16 = static_cast<uint16_t*>(out.raw());
   if (mask.defined() && mask.dtype() == DType::bf16) {
     const auto* y = static_cast<const uint16_t*>(mask.raw());
-    if (out_bf16) return affine_bf16_mask_bf16(w, out16, x, dy, y, a, b, k, m, relu);
-    return affine_f32_mask_bf16(w, out.f32(), x, dy, y, a, b, k, m, relu);
+    if (out_bf16) return channel_affine_body(w, out16, x, dy, y, a, b, k, m, relu);
+    return channel_affine_body(w, out.f32(), x, dy, y, a, b, k, m, relu);
   }
   const float* y = mask.defined() ? mask.f32() : nullptr;
-  if (out_bf16) return affine_bf16_mask_f32(w, out16, x, dy, y, a, b, k, m, relu);
-  affine_f32_mask_f32(w, out.f32(), x, dy, y, a, b, k, m, relu);
+  if (out_bf16) return channel_affine_body(w, out16, x, dy, y, a, b, k, m, relu);
+  channel_affine_body(w, out.f32(), x, dy, y, a, b, k, m, relu);
 }
 
 // Per-channel arrays padded to c_padded with neutral values, so blocked padding
