@@ -160,7 +160,7 @@ Tensor::Tensor(Shape shape, DType dtype, Layout layout, Uninitialized)
 
 void* Tensor::raw() {
   if (!storage_) return nullptr;
-  ++storage_->version;
+  storage_->version.fetch_add(1, std::memory_order_relaxed);
   return storage_->data;
 }
 

@@ -2,12 +2,16 @@
 // at once, as a server or a program training beside inference would. Two compiled
 // models (f32 and bf16) run on two threads, a training step on a third, and a fourth
 // keeps setting the process-wide thread count: the plan caches, the storage pool, the
-// per-thread streams and scratchpads and the thread-count setting are all shared.
+// per-thread streams and scratchpads and the thread-count setting are all shared. A fifth
+// reads batches from a data loader with two worker threads, abandoning an epoch half-way
+// as a resumed run does.
 #include <cstdio>
 #include <thread>
 #include <vector>
 
 #include "resnet/api/runtime.h"
+#include "resnet/data/fake_data.h"
+#include "resnet/data/loader.h"
 #include "resnet/infer/compiled_model.h"
 #include "resnet/infer/lower_module.h"
 #include "resnet/models/zoo.h"
@@ -64,9 +68,26 @@ int main() {
       (void)num_threads();
     }
   });
+  std::thread t5([] {
+    data::FakeDataOptions fake;
+    fake.shape = {1, 28, 28};
+    fake.train_size = 256;
+    data::LoaderOptions options;
+    options.batch_size = 32;
+    options.workers = 2;
+    options.prefetch = 2;
+    data::DataLoader loader(data::make_fake_data(fake).train, options);
+    for (int64_t epoch = 0; epoch < 3; ++epoch) {
+      loader.start_epoch(epoch, epoch == 1 ? 3 : 0);
+      int64_t batches = 0;
+      while (auto batch = loader.next())
+        if (++batches == 4 && epoch == 0) break;  // abandoned: the next start_epoch cancels it
+    }
+  });
   t1.join();
   t2.join();
   t3.join();
   t4.join();
+  t5.join();
   std::printf("tsan driver done\n");
 }

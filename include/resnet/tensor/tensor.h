@@ -17,6 +17,7 @@
 //   channels_last: NHWC (acdb), what oneDNN's int8 and brgemm kernels read.
 // The shape stays the logical [N, C, H, W]; only the storage order differs.
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -85,7 +86,11 @@ class Tensor {
   const void* raw() const { return storage_ ? storage_->data : nullptr; }
   // Counts mutable accesses to the storage (every non-const data accessor bumps it), so
   // that caches derived from a tensor (packed or folded weights) can tell it changed.
-  uint64_t version() const { return storage_ ? storage_->version : 0; }
+  // Atomic: threads may write disjoint parts of one tensor at once (the data loader's
+  // workers each fill their samples of a batch).
+  uint64_t version() const {
+    return storage_ ? storage_->version.load(std::memory_order_relaxed) : 0;
+  }
   // True when both share one storage.
   bool same_storage(const Tensor& other) const { return storage_ == other.storage_; }
   // True when no other tensor shares this one's storage: nobody else can read it any
@@ -112,7 +117,7 @@ class Tensor {
     void* data = nullptr;
     size_t nbytes = 0;
     bool pooled = false;
-    uint64_t version = 0;
+    std::atomic<uint64_t> version{0};
     Storage(size_t nbytes, bool zero);
     ~Storage();
     Storage(const Storage&) = delete;
