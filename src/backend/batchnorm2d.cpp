@@ -64,11 +64,11 @@ inline void store(uint16_t* p, int64_t i, float v) {
 // otherwise of g and g * (x - m[c]), where g is dy masked by y > 0 when y is given.
 // Parallel over images with one accumulator row per thread; channels are visited so
 // that memory is read in order, and the 16 lanes of a block vectorize.
-// Memory-bound: RESNET_HOT_LOOP clones (hot_loop.h), one set per element type.
+// Memory-bound: RESNET_HOT_LOOP_TEMPLATE clones (hot_loop.h), one set per element type.
 template <typename Mask>
-RESNET_HOT_LOOP std::vector<double> channel_sums_body(const ChannelWalk& w, const float* x,
-                                                      const float* dy, const Mask* y,
-                                                      const float* m) {
+RESNET_HOT_LOOP_TEMPLATE std::vector<double> channel_sums_body(const ChannelWalk& w, const float* x,
+                                                               const float* dy, const Mask* y,
+                                                               const float* m) {
   const int64_t cp = w.c_padded();
   const int threads = adopt_thread_count();
   std::vector<double> partial(static_cast<size_t>(threads) * 2 * cp, 0.0);
@@ -160,10 +160,10 @@ std::vector<double> channel_sums(const ChannelWalk& w, const float* x, const flo
 // y > 0 when y is given. With dy null it is the forward's out = x * a[c] + b[c], clamped
 // at 0 when relu. Parallel over images; vectorizes over positions or lanes.
 template <typename Out, typename Mask>
-RESNET_HOT_LOOP void channel_affine_body(const ChannelWalk& w, Out* out, const float* x,
-                                         const float* dy, const Mask* y, const float* a,
-                                         const float* b, const float* k, const float* m,
-                                         bool relu) {
+RESNET_HOT_LOOP_TEMPLATE void channel_affine_body(const ChannelWalk& w, Out* out, const float* x,
+                                                  const float* dy, const Mask* y, const float* a,
+                                                  const float* b, const float* k, const float* m,
+                                                  bool relu) {
   const int64_t cp = w.c_padded();
   const int64_t rows = w.blocked ? cp / 16 : w.c;
   const int64_t lanes = w.blocked ? 16 : 1;
