@@ -42,11 +42,17 @@ configure
 cmake --build "$build" -j"${FUZZ_JOBS:-$(nproc)}" --target "fuzz_$target" >/dev/null
 
 corpus="$build/corpus/$target"
-if [ ! -d "$corpus" ]; then
-  python3 fuzz/make_seeds.py "$build/seeds"
-  mkdir -p "$build/corpus"
-  cp -r "$build/seeds/$target" "$corpus"
-fi
+# Targets started at once take turns writing the seeds (make_seeds.py refuses a folder
+# that exists, and one run must not copy seeds another is still writing).
+(
+  flock 9
+  if [ ! -d "$corpus" ]; then
+    rm -rf "$build/seeds"
+    python3 fuzz/make_seeds.py "$build/seeds"
+    mkdir -p "$build/corpus"
+    cp -r "$build/seeds/$target" "$corpus"
+  fi
+) 9>"$build/seeds.lock"
 artifacts="$build/artifacts/$target"
 mkdir -p "$artifacts"
 
