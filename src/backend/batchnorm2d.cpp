@@ -3,13 +3,13 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <optional>
 #include <utility>
 #include <vector>
 
+#include "bf16_bits.h"
 #include "hot_loop.h"
 #include "plan_cache.h"
 #include "resnet/backend/eltwise.h"
@@ -34,31 +34,6 @@ struct ChannelWalk {
         hw(t.dim(2) * t.dim(3)),
         blocked(t.layout() == Layout::blocked16) {}
 };
-
-// bf16 values are their bit patterns (uint16_t): the top half of the f32. Loads widen
-// exactly; stores round to nearest even, as oneDNN's conversion does on this hardware
-// (AVX512_BF16's vcvtneps2bf16), so a tensor this kernel writes in bf16 holds exactly what a
-// reorder of its f32 values would: denormals become zero of their sign, and a NaN stays a
-// (quiet) NaN.
-inline float load(const float* p, int64_t i) {
-  return p[i];
-}
-inline float load(const uint16_t* p, int64_t i) {
-  return std::bit_cast<float>(static_cast<uint32_t>(p[i]) << 16);
-}
-inline void store(float* p, int64_t i, float v) {
-  p[i] = v;
-}
-inline void store(uint16_t* p, int64_t i, float v) {
-  const uint32_t u = std::bit_cast<uint32_t>(v);
-  const uint32_t magnitude = u & 0x7fffffffu;
-  const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-  const uint32_t flushed = (u >> 16) & 0x8000u;
-  const uint32_t nan = (u >> 16) | 0x40u;
-  p[i] = static_cast<uint16_t>(magnitude > 0x7f800000u   ? nan
-                               : magnitude < 0x00800000u ? flushed
-                                                         : rounded);
-}
 
 // Per-channel sums (in double) of two terms per element: with dy null, of x and x^2;
 // otherwise of g and g * (x - m[c]), where g is dy masked by y > 0 when y is given.

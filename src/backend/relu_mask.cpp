@@ -2,6 +2,7 @@
 
 #include <cstdint>
 
+#include "bf16_bits.h"
 #include "hot_loop.h"
 #include "resnet/core/error.h"
 #include "thread_count.h"
@@ -46,7 +47,59 @@ RESNET_HOT_LOOP void masked_copy(const float* dy, const uint8_t* bits, float* dx
   }
 }
 
+// out = relu(a + b), its mask, and (kRound) its bf16 rounding, in one pass over blocks of
+// 64 values: the sums first (a loop that vectorizes), then the block's 8 mask bytes from
+// the values just written, still in L1. The ReLU is max(s, 0) as oneDNN's add with a ReLU
+// post-op computes it (measured): a negative sum gives +0, and so does a NaN.
+template <bool kRound>
+RESNET_HOT_LOOP_TEMPLATE void add_relu_pack(const float* a, const float* b, float* out,
+                                            uint16_t* out16, uint8_t* bits, int64_t n) {
+  detail::adopt_thread_count();
+#pragma omp parallel for schedule(static)
+  for (int64_t block = 0; block < (n + 63) / 64; ++block) {
+    const int64_t begin = 64 * block;
+    const int64_t end = begin + 64 < n ? begin + 64 : n;
+#pragma omp simd
+    for (int64_t i = begin; i < end; ++i) {
+      const float s = a[i] + b[i];
+      const float y = s > 0.f ? s : 0.f;
+      out[i] = y;
+      if constexpr (kRound) detail::store(out16, i, y);
+    }
+    for (int64_t j = begin / 8; j < (end + 7) / 8; ++j) {
+      uint8_t m = 0;
+      for (int64_t k = 0; k < 8 && 8 * j + k < end; ++k)
+        m |= static_cast<uint8_t>((out[8 * j + k] > 0.f) << k);
+      bits[j] = m;
+    }
+  }
+}
+
 }  // namespace
+
+MaskedSum add_relu_masked(const Tensor& a, const Tensor& b, bool bf16_rounding) {
+  RESNET_CHECK(a.dtype() == DType::f32 && b.dtype() == DType::f32 && a.shape() == b.shape() &&
+                   a.layout() == b.layout(),
+               "add+ReLU: expected f32 operands of one shape and layout, got "
+                   << dtype_name(a.dtype()) << a.shape_str() << " " << layout_name(a.layout())
+                   << " and " << dtype_name(b.dtype()) << b.shape_str() << " "
+                   << layout_name(b.layout()));
+  const int64_t n = stored_values(a);
+  MaskedSum sum{Tensor::empty(a.shape(), DType::f32, a.layout()),
+                ReluMask{Tensor::empty({(n + 7) / 8}, DType::u8), a.shape(), a.layout()}};
+  auto* bits = static_cast<uint8_t*>(sum.mask.bits.raw());
+  // Element-wise over the storage, so any layout both share; the rounding only in the
+  // layouts a convolution's own conversion writes (activation_convert: plain, blocked16).
+  if (!bf16_rounding || (a.layout() != Layout::plain && a.layout() != Layout::blocked16)) {
+    add_relu_pack<false>(a.f32(), b.f32(), sum.out.f32(), nullptr, bits, n);
+    return sum;
+  }
+  Tensor rounded = Tensor::empty(a.shape(), DType::bf16, a.layout());
+  add_relu_pack<true>(a.f32(), b.f32(), sum.out.f32(), static_cast<uint16_t*>(rounded.raw()), bits,
+                      n);
+  sum.out.attach_rounded(std::move(rounded));
+  return sum;
+}
 
 ReluMask relu_mask(const Tensor& dst) {
   RESNET_CHECK(dst.dtype() == DType::f32,

@@ -92,6 +92,9 @@ Tensor Conv2d::forward_impl(const Tensor& x) {
 
 Tensor Conv2d::in_compute_type(const Tensor& t) const {
   if (kernel_->compute_type() == DType::f32 || t.dtype() == kernel_->compute_type()) return t;
+  // A residual block's output comes with its rounding, made as it was written; the
+  // conversion below gives the same values in the same layout (plain or blocked16).
+  if (Tensor rounded = t.rounded(kernel_->compute_type()); rounded.defined()) return rounded;
   return backend::activation_convert(t, 1.f, kernel_->compute_type(),
                                      t.layout() == Layout::blocked16);
 }

@@ -6,7 +6,7 @@
 namespace resnet::nn {
 
 ResidualBlock::ResidualBlock(int64_t in, int64_t out, int64_t stride)
-    : Module("ResidualBlock"), in_channels_(in), out_channels_(out), stride_(stride) {
+    : Module("ResidualBlock"), in_channels_(in), out_channels_(out) {
   RESNET_CHECK(in > 0 && out > 0 && stride > 0,
                "ResidualBlock: expected positive in_channels, out_channels and "
                "stride, got "

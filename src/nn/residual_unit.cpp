@@ -100,21 +100,22 @@ Tensor ResidualUnit::forward_impl(const Tensor& x) {
   set_bf16_handoffs();
   Tensor h = x;
   for (auto& [conv, bn] : path_) h = bn->forward(conv->forward(h));
-  Tensor out = h;
-  if (residual_) {
-    Tensor shortcut = downsample_ ? downsample_->forward(x) : x;
-    RESNET_CHECK(shortcut.shape() == out.shape(),
-                 who() << ": shortcut output " << shortcut.shape_str()
-                       << " does not match the main path's " << out.shape_str());
-    out = backend::add_relu(h, shortcut);
-    // The final ReLU ran inside the add; its input exists only for an observer.
-    if (forward_observed()) relu_->notify_observer(backend::add(h, shortcut), out);
-  }
-  // The final ReLU's backward needs only where the sum was positive: kept as bits, so the
-  // output itself lives no longer than the next block keeps it (in bf16 that block's
-  // convolutions keep a bf16 copy of their own).
-  saved_shape_ = out.shape();
-  if (residual_) saved_mask_ = backend::relu_mask(out);
+  saved_shape_ = h.shape();
+  if (!residual_) return h;
+  Tensor shortcut = downsample_ ? downsample_->forward(x) : x;
+  RESNET_CHECK(shortcut.shape() == h.shape(), who() << ": shortcut output " << shortcut.shape_str()
+                                                    << " does not match the main path's "
+                                                    << h.shape_str());
+  // The sum, the final ReLU and its mask in one pass. The ReLU's backward needs only where
+  // the sum was positive: kept as bits, so the output itself lives no longer than the next
+  // block keeps it. In mixed precision the same pass rounds the output to bf16 for the next
+  // block's convolutions (they compute as this block's do), which keep that rounding
+  // instead of converting the output again.
+  auto [out, mask] =
+      backend::add_relu_masked(h, shortcut, path_[0].first->compute_type() == DType::bf16);
+  saved_mask_ = std::move(mask);
+  // The final ReLU ran inside the add; its input exists only for an observer.
+  if (forward_observed()) relu_->notify_observer(backend::add(h, shortcut), out);
   return out;
 }
 

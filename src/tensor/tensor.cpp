@@ -220,6 +220,25 @@ Tensor Tensor::view_as(DType dtype) const {
   return t;
 }
 
+void Tensor::attach_rounded(Tensor rounded) const {
+  RESNET_CHECK(defined() && dtype_ == DType::f32 && rounded.dtype() != DType::f32 &&
+                   rounded.shape_ == shape_ && rounded.layout_ == layout_,
+               "tensor: expected a rounding of this f32" << shape_str() << " in its layout, got "
+                                                         << dtype_name(rounded.dtype())
+                                                         << rounded.shape_str());
+  storage_->rounded = std::make_shared<const Tensor>(std::move(rounded));
+  storage_->rounded_version = version();
+}
+
+Tensor Tensor::rounded(DType dtype) const {
+  if (!defined() || dtype_ != DType::f32 || !storage_->rounded) return {};
+  const Tensor& r = *storage_->rounded;
+  if (r.dtype_ != dtype || r.shape_ != shape_ || r.layout_ != layout_ ||
+      storage_->rounded_version != version())
+    return {};
+  return r;
+}
+
 Tensor Tensor::clone() const {
   if (!defined()) return {};
   Tensor t(shape_, dtype_, layout_);

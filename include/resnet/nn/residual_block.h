@@ -34,7 +34,7 @@ class ResidualBlock : public Module {
   void release_saved() override { saved_hidden_ = saved_output_ = Tensor(); }
 
  private:
-  int64_t in_channels_, out_channels_, stride_;
+  int64_t in_channels_, out_channels_;
   std::shared_ptr<Conv2d> conv1_;
   std::shared_ptr<BatchNorm2d> bn1_;
   std::shared_ptr<ReLU> relu_;

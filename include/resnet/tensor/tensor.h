@@ -100,6 +100,18 @@ class Tensor {
   // residual whose bytes become a convolution's output).
   Tensor view_as(DType dtype) const;
 
+  // A bf16 rounding of this f32 tensor's values, made by the kernel that wrote them in
+  // the same pass and attached to the storage, for a consumer that computes in bf16: a
+  // residual block's output is f32 for the next block's shortcut and bf16 for that block's
+  // convolutions, and the rounding made here saves them a conversion pass over it.
+  // `rounded` must have this tensor's shape and layout; the attachment holds only while
+  // the storage is unchanged (version()).
+  void attach_rounded(Tensor rounded) const;
+  // The attached rounding in `dtype` (bf16), or an undefined tensor when there is none,
+  // when it is not of `dtype`, or when the storage has changed since it was attached, or
+  // when this tensor views the storage with another shape, dtype or layout.
+  Tensor rounded(DType dtype) const;
+
   Tensor clone() const;
   // Copies `src` into this tensor's storage; shapes and dtypes must match.
   void copy_from(const Tensor& src);
@@ -118,6 +130,9 @@ class Tensor {
     size_t nbytes = 0;
     bool pooled = false;
     std::atomic<uint64_t> version{0};
+    // attach_rounded's tensor, and the version it was made from.
+    std::shared_ptr<const Tensor> rounded;
+    uint64_t rounded_version = 0;
     Storage(size_t nbytes, bool zero);
     ~Storage();
     Storage(const Storage&) = delete;
