@@ -47,18 +47,19 @@ RESNET_HOT_LOOP void masked_copy(const float* dy, const uint8_t* bits, float* dx
   }
 }
 
-// out = relu(a + b), its mask, and (kRound) its bf16 rounding, in one pass over blocks of
-// 64 values: the sums first (a loop that vectorizes), then the block's 8 mask bytes from
-// the values just written, still in L1. The ReLU is max(s, 0) as oneDNN's add with a ReLU
-// post-op computes it (measured): a negative sum gives +0, and so does a NaN.
+// out = relu(a + b), its mask, and (kRound) its bf16 rounding, in one pass over chunks of
+// 4096 values: the sums first (a loop that vectorizes), then the chunk's mask bytes from
+// the values just written, still in L1/L2. The ReLU is max(s, 0) as oneDNN's add with a
+// ReLU post-op computes it (measured): a negative sum gives +0, and so does a NaN.
 template <bool kRound>
 RESNET_HOT_LOOP_TEMPLATE void add_relu_pack(const float* a, const float* b, float* out,
                                             uint16_t* out16, uint8_t* bits, int64_t n) {
+  constexpr int64_t kChunk = 4096;  // a multiple of 8: every chunk but the last fills whole bytes
   detail::adopt_thread_count();
 #pragma omp parallel for schedule(static)
-  for (int64_t block = 0; block < (n + 63) / 64; ++block) {
-    const int64_t begin = 64 * block;
-    const int64_t end = begin + 64 < n ? begin + 64 : n;
+  for (int64_t chunk = 0; chunk < (n + kChunk - 1) / kChunk; ++chunk) {
+    const int64_t begin = chunk * kChunk;
+    const int64_t end = begin + kChunk < n ? begin + kChunk : n;
 #pragma omp simd
     for (int64_t i = begin; i < end; ++i) {
       const float s = a[i] + b[i];
@@ -66,11 +67,16 @@ RESNET_HOT_LOOP_TEMPLATE void add_relu_pack(const float* a, const float* b, floa
       out[i] = y;
       if constexpr (kRound) detail::store(out16, i, y);
     }
-    for (int64_t j = begin / 8; j < (end + 7) / 8; ++j) {
+    for (int64_t j = begin / 8; j < end / 8; ++j) {
       uint8_t m = 0;
-      for (int64_t k = 0; k < 8 && 8 * j + k < end; ++k)
-        m |= static_cast<uint8_t>((out[8 * j + k] > 0.f) << k);
+      for (int k = 0; k < 8; ++k) m |= static_cast<uint8_t>((out[8 * j + k] > 0.f) << k);
       bits[j] = m;
+    }
+    if (end % 8 != 0) {
+      uint8_t m = 0;
+      for (int64_t i = end / 8 * 8; i < end; ++i)
+        m |= static_cast<uint8_t>((out[i] > 0.f) << (i % 8));
+      bits[end / 8] = m;
     }
   }
 }
