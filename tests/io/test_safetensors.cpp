@@ -261,6 +261,17 @@ TEST_F(SafetensorsTest, ErrorGarbageJson) {
   EXPECT_IO_ERROR(read_safetensors(path), path, "object", "array");
 }
 
+// Two million nested arrays, alone and as a tensor's entry: refused in one line, and the
+// parser (iterative) and the document's destruction never recurse that deep.
+TEST_F(SafetensorsTest, ErrorDeeplyNestedJsonWithoutExhaustingTheStack) {
+  std::string path = dir_.file("deep.safetensors");
+  const std::string nested = std::string(2'000'000, '[') + std::string(2'000'000, ']');
+  write_bytes(path, st_bytes(nested, ""));
+  EXPECT_IO_ERROR(read_safetensors(path), path, "object", "array");
+  write_bytes(path, st_bytes("{\"w\":" + nested + "}", ""));
+  EXPECT_IO_ERROR(read_safetensors(path), path, "'w'");
+}
+
 TEST_F(SafetensorsTest, ErrorDuplicateNames) {
   std::string path = dir_.file("dup.safetensors");
   write_bytes(path,

@@ -61,6 +61,14 @@ TEST(TrainConfigJson, TheInputFuzzingFoundIsRefused) {
                      "'crop_padding': expected an integer");
 }
 
+// An edited config.json of two million nested arrays: one line, no stack overflow.
+TEST(TrainConfigJson, ADeeplyNestedDocumentIsRefusedInOneLine) {
+  const std::string nested = std::string(2'000'000, '[') + std::string(2'000'000, ']');
+  EXPECT_TRAIN_ERROR(train::TrainConfig::from_json("{\"model\": " + nested + "}", "config.json"),
+                     "config.json: expected a training config");
+  EXPECT_TRAIN_ERROR(train::TrainConfig::from_json(nested, "config.json"), "config.json");
+}
+
 TEST(CalibrationJson, NumbersBeyondTheirTypesAreRefused) {
   EXPECT_TRAIN_ERROR(infer::Calibration::from_json(R"({"images": 1e300, "max_abs": {}})", "q"),
                      "q: int8 calibration 'images': expected a non-negative integer");
