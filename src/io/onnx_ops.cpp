@@ -58,18 +58,18 @@ Window Importer::window(const NodeAttributes& attrs, int x, const std::vector<in
   Window w;
   const auto kernel_dhw = axes(kernel, 1);
   w.kernel_d = kernel_dhw[0], w.kernel_h = kernel_dhw[1], w.kernel_w = kernel_dhw[2];
-  const auto strides = attrs.get_ints("strides", std::vector<int64_t>(k, 1));
-  RESNET_CHECK(strides.size() == k && all_in(strides, 1),
-               here() << ": expected " << count_word(k) << " strides in [1, " << kMaxExtent
-                      << "], found " << ints_str(strides));
-  const auto s = axes(strides, 1);
+  // strides and dilations: one positive value per spatial axis, 1 where absent.
+  auto positive_axes = [&](const char* name) {
+    const auto values = attrs.get_ints(name, std::vector<int64_t>(k, 1));
+    RESNET_CHECK(values.size() == k && all_in(values, 1),
+                 here() << ": expected " << count_word(k) << " " << name << " in [1, " << kMaxExtent
+                        << "], found " << ints_str(values));
+    return axes(values, 1);
+  };
+  const auto s = positive_axes("strides");
   w.stride_d = s[0], w.stride_h = s[1], w.stride_w = s[2];
   if (has_dilations) {
-    const auto dilations = attrs.get_ints("dilations", std::vector<int64_t>(k, 1));
-    RESNET_CHECK(dilations.size() == k && all_in(dilations, 1),
-                 here() << ": expected " << count_word(k) << " dilations in [1, " << kMaxExtent
-                        << "], found " << ints_str(dilations));
-    const auto d = axes(dilations, 1);
+    const auto d = positive_axes("dilations");
     w.dilation_d = d[0], w.dilation_h = d[1], w.dilation_w = d[2];
   }
   const std::string auto_pad = attrs.get_string("auto_pad", "NOTSET");
