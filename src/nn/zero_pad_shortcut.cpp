@@ -8,6 +8,13 @@
 
 namespace resnet::nn {
 
+namespace {
+Tensor in_place_layout(const Tensor& t) {
+  const bool direct = t.dtype() == DType::f32 && (t.is_plain() || t.layout() == Layout::blocked16);
+  return direct ? t : backend::to_layout(t, Layout::plain);
+}
+}  // namespace
+
 ZeroPadShortcut::ZeroPadShortcut(int64_t in_channels, int64_t out_channels, int64_t stride)
     : Module("ZeroPadShortcut"),
       in_channels_(in_channels),
@@ -21,8 +28,9 @@ ZeroPadShortcut::ZeroPadShortcut(int64_t in_channels, int64_t out_channels, int6
 }
 
 Tensor ZeroPadShortcut::forward_impl(const Tensor& input) {
-  // Blocked activations are converted around this cheap, parameter-free copy.
-  const Tensor x = backend::to_layout(input, Layout::plain);
+  // The copy reads and writes plain and blocked16 activations in place; other layouts
+  // are converted around it.
+  const Tensor x = in_place_layout(input);
   RESNET_CHECK(x.rank() == 4 && x.dim(1) == in_channels_, who() << ": expected input [N, "
                                                                 << in_channels_ << ", H, W], got "
                                                                 << x.shape_str());
@@ -36,7 +44,7 @@ Tensor ZeroPadShortcut::forward_impl(const Tensor& input) {
 }
 
 Tensor ZeroPadShortcut::backward_impl(const Tensor& grad) {
-  const Tensor grad_output = backend::to_layout(grad, Layout::plain);
+  const Tensor grad_output = in_place_layout(grad);
   const int64_t n = saved_input_shape_[0], h = saved_input_shape_[2], w = saved_input_shape_[3];
   const int64_t oh = (h + stride_ - 1) / stride_, ow = (w + stride_ - 1) / stride_;
   RESNET_CHECK(grad_output.shape() == (Shape{n, out_channels_, oh, ow}),

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <string>
 
+#include "resnet/backend/eltwise.h"
 #include "resnet/backend/shortcut_pad.h"
 #include "resnet/core/error.h"
 #include "support/deterministic_weights.h"
@@ -55,12 +56,43 @@ TEST_P(ShortcutPad, BackwardIsTheAdjoint) {
   EXPECT_NEAR(lhs, rhs, 1e-9 * std::max(1.0, std::abs(lhs)));
 }
 
-INSTANTIATE_TEST_SUITE_P(OddShapes, ShortcutPad,
-                         ::testing::Values(PadCase{{2, 3, 7, 5}, 2, 2, 1, 2},
-                                           PadCase{{1, 16, 32, 32}, 2, 2, 8, 8},
-                                           PadCase{{3, 5, 9, 4}, 3, 1, 0, 0},
-                                           PadCase{{2, 4, 1, 1}, 2, 2, 0, 3},
-                                           PadCase{{1, 2, 6, 11}, 1, 1, 5, 0}));
+// Every value of a blocked16 tensor's storage, padding lanes included, and whether
+// every padding lane is zero (what a convolution reading it assumes).
+bool padding_lanes_are_zero(const Tensor& t) {
+  const int64_t c = t.dim(1), cp = (c + 15) / 16 * 16, hw = t.dim(2) * t.dim(3);
+  const float* v = t.f32();
+  for (int64_t i = 0; i < t.dim(0) * cp * hw; ++i) {
+    const int64_t block = (i / (16 * hw)) % (cp / 16), lane = i % 16;
+    if (block * 16 + lane >= c && v[i] != 0.f) return false;
+  }
+  return true;
+}
+
+TEST_P(ShortcutPad, Blocked16GivesThePlainResultInItsOwnLayout) {
+  // The training layer runs on blocked16 activations without reordering them.
+  const PadCase c = GetParam();
+  const Tensor x = rt::deterministic_tensor(4, "x", c.x);
+  const Tensor y = subsample_pad_channels(x, c.sh, c.sw, c.before, c.after);
+  const Tensor yb =
+      subsample_pad_channels(to_layout(x, Layout::blocked16), c.sh, c.sw, c.before, c.after);
+  ASSERT_EQ(yb.layout(), Layout::blocked16);
+  EXPECT_TRUE(padding_lanes_are_zero(yb));
+  EXPECT_EQ(max_abs_diff(to_layout(yb, Layout::plain), y), 0.f);
+  const Tensor dy = rt::deterministic_tensor(5, "dy", y.shape());
+  const Tensor dx = subsample_pad_channels_backward(dy, c.x, c.sh, c.sw, c.before);
+  const Tensor dxb =
+      subsample_pad_channels_backward(to_layout(dy, Layout::blocked16), c.x, c.sh, c.sw, c.before);
+  ASSERT_EQ(dxb.layout(), Layout::blocked16);
+  EXPECT_TRUE(padding_lanes_are_zero(dxb));
+  EXPECT_EQ(max_abs_diff(to_layout(dxb, Layout::plain), dx), 0.f);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    OddShapes, ShortcutPad,
+    ::testing::Values(PadCase{{2, 3, 7, 5}, 2, 2, 1, 2}, PadCase{{1, 16, 32, 32}, 2, 2, 8, 8},
+                      PadCase{{3, 5, 9, 4}, 3, 1, 0, 0}, PadCase{{2, 4, 1, 1}, 2, 2, 0, 3},
+                      PadCase{{1, 2, 6, 11}, 1, 1, 5, 0}, PadCase{{2, 32, 13, 13}, 2, 2, 16, 16},
+                      PadCase{{3, 17, 5, 6}, 2, 3, 7, 9}));
 
 TEST(ShortcutPadErrors, BadInputFailsWithOneLine) {
   const Tensor x = rt::deterministic_tensor(4, "x", {1, 2, 4, 4});

@@ -1,6 +1,7 @@
 #pragma once
-// The arithmetic of the paper's shortcut option A (He et al. 2015, section 4.2) on plain
-// f32 NCHW tensors: the identity subsampled by a stride and widened by zero channels,
+// The arithmetic of the paper's shortcut option A (He et al. 2015, section 4.2) on f32
+// NCHW tensors, plain or blocked16 (the output keeps the input's layout): the identity subsampled
+// by a stride and widened by zero channels,
 //   y[n, c + before, i, j] = x[n, c, i * stride_h, j * stride_w],
 // with every other channel of y zero; y is [N, C + before + after, ceil(H / stride_h),
 // ceil(W / stride_w)], as PyTorch's x[:, :, ::s, ::s] followed by F.pad on the channels.
