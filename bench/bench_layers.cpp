@@ -3,6 +3,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include "resnet/backend/activation_ops.h"
 #include "resnet/backend/eltwise.h"
 #include "resnet/nn/batchnorm2d.h"
 #include "resnet/nn/conv2d.h"
@@ -20,22 +21,32 @@ Tensor input(Layout layout) {
 
 void BM_BatchNormTrainForwardBackward(benchmark::State& state) {
   const Layout layout = state.range(0) ? Layout::blocked16 : Layout::plain;
+  // range(2): mixed precision, as inside a residual block: the input, output gradient,
+  // output and input gradient in bf16 (statistics and arithmetic in f32).
+  const bool bf16 = state.range(2) != 0;
   nn::BatchNorm2d bn(16);
   bn.set_fused_relu(state.range(1) != 0);
   bn.train();
   Tensor x = input(layout);
   Tensor dy = input(layout);
+  if (bf16) {
+    x = backend::activation_convert(x, 1.f, DType::bf16, layout == Layout::blocked16);
+    dy = backend::activation_convert(dy, 1.f, DType::bf16, layout == Layout::blocked16);
+    bn.set_output_type(DType::bf16);
+    bn.set_grad_input_type(DType::bf16);
+  }
   for (auto _ : state) {
     benchmark::DoNotOptimize(bn.forward(x));
     benchmark::DoNotOptimize(bn.backward(dy));
   }
   state.SetLabel(std::string(layout == Layout::blocked16 ? "blocked16" : "plain") +
-                 (state.range(1) ? "+relu" : ""));
+                 (state.range(1) ? "+relu" : "") + (bf16 ? " bf16" : ""));
 }
 BENCHMARK(BM_BatchNormTrainForwardBackward)
-    ->Args({0, 0})
-    ->Args({1, 0})
-    ->Args({1, 1})
+    ->Args({0, 0, 0})
+    ->Args({1, 0, 0})
+    ->Args({1, 1, 0})
+    ->Args({1, 1, 1})
     ->Unit(benchmark::kMillisecond);
 
 void BM_Conv3x3TrainForwardBackward(benchmark::State& state) {

@@ -6,12 +6,14 @@
 #include <cmath>
 #include <cstdint>
 #include <optional>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "bf16_bits.h"
 #include "hot_loop.h"
 #include "plan_cache.h"
+#include "resnet/backend/activation_ops.h"
 #include "resnet/backend/eltwise.h"
 #include "thread_count.h"
 
@@ -40,9 +42,9 @@ struct ChannelWalk {
 // Parallel over images with one accumulator row per thread; channels are visited so
 // that memory is read in order, and the 16 lanes of a block vectorize.
 // Memory-bound: RESNET_HOT_LOOP_TEMPLATE clones (hot_loop.h), one set per element type.
-template <typename Mask>
-RESNET_HOT_LOOP_TEMPLATE std::vector<double> channel_sums_body(const ChannelWalk& w, const float* x,
-                                                               const float* dy, const Mask* y,
+template <typename X, typename DY, typename Mask>
+RESNET_HOT_LOOP_TEMPLATE std::vector<double> channel_sums_body(const ChannelWalk& w, const X* x,
+                                                               const DY* dy, const Mask* y,
                                                                const float* m) {
   const int64_t cp = w.c_padded();
   const int threads = adopt_thread_count();
@@ -63,26 +65,26 @@ RESNET_HOT_LOOP_TEMPLATE std::vector<double> channel_sums_body(const ChannelWalk
             if (dy == nullptr) {
 #pragma omp simd
               for (int l = 0; l < 16; ++l) {
-                const double xv = x[o + l];
+                const double xv = load(x, o + l);
                 s0[l] += xv;
                 s1[l] += xv * xv;
               }
             } else if (y == nullptr) {
 #pragma omp simd
               for (int l = 0; l < 16; ++l) {
-                const double g = dy[o + l];
+                const double g = load(dy, o + l);
                 s0[l] += g;
-                s1[l] += g * static_cast<double>(x[o + l] - m[r * 16 + l]);
+                s1[l] += g * static_cast<double>(load(x, o + l) - m[r * 16 + l]);
               }
             } else {
               // Masked by the fused ReLU's output; selecting in float keeps it one vector op.
 #pragma omp simd
               for (int l = 0; l < 16; ++l) {
                 // A multiply by the 0/1 mask rather than a select: GCC vectorizes this one.
-                const float gf = dy[o + l] * static_cast<float>(load(y, o + l) > 0.f);
+                const float gf = load(dy, o + l) * static_cast<float>(load(y, o + l) > 0.f);
                 const double g = gf;
                 s0[l] += g;
-                s1[l] += g * static_cast<double>(x[o + l] - m[r * 16 + l]);
+                s1[l] += g * static_cast<double>(load(x, o + l) - m[r * 16 + l]);
               }
             }
           }
@@ -95,7 +97,7 @@ RESNET_HOT_LOOP_TEMPLATE std::vector<double> channel_sums_body(const ChannelWalk
           if (dy == nullptr) {
 #pragma omp simd reduction(+ : a0, a1)
             for (int64_t i = 0; i < w.hw; ++i) {
-              const double xv = x[base + i];
+              const double xv = load(x, base + i);
               a0 += xv;
               a1 += xv * xv;
             }
@@ -103,10 +105,10 @@ RESNET_HOT_LOOP_TEMPLATE std::vector<double> channel_sums_body(const ChannelWalk
             const double mc = m[r];
 #pragma omp simd reduction(+ : a0, a1)
             for (int64_t i = 0; i < w.hw; ++i) {
-              const float d = dy[base + i];
+              const float d = load(dy, base + i);
               const double g = (y == nullptr || load(y, base + i) > 0.f) ? d : 0.f;
               a0 += g;
-              a1 += g * (x[base + i] - mc);
+              a1 += g * (load(x, base + i) - mc);
             }
           }
           acc[r] += a0;
@@ -121,87 +123,114 @@ RESNET_HOT_LOOP_TEMPLATE std::vector<double> channel_sums_body(const ChannelWalk
   return total;
 }
 
-// The mask, when there is one, is the fused ReLU's output in f32 or bf16.
-std::vector<double> channel_sums(const ChannelWalk& w, const float* x, const float* dy,
-                                 const float* y, const float* m) {
-  return channel_sums_body(w, x, dy, y, m);
+// Calls f with t's values as `const float*` or, for bf16, `const uint16_t*` (its bit
+// patterns); an undefined tensor is a null `const float*`.
+template <typename F>
+decltype(auto) with_values(const Tensor& t, F f) {
+  if (t.defined() && t.dtype() == DType::bf16) return f(static_cast<const uint16_t*>(t.raw()));
+  return f(t.defined() ? t.f32() : static_cast<const float*>(nullptr));
 }
-std::vector<double> channel_sums(const ChannelWalk& w, const float* x, const float* dy,
-                                 const uint16_t* y, const float* m) {
-  return channel_sums_body(w, x, dy, y, m);
+
+// The input x, the output gradient dy (undefined in forward) and the mask (the fused
+// ReLU's output, when defined), each in f32 or bf16.
+std::vector<double> channel_sums(const ChannelWalk& w, const Tensor& x, const Tensor& dy,
+                                 const Tensor& mask, const float* m) {
+  return with_values(x, [&](auto xp) {
+    return with_values(dy, [&](auto dp) {
+      return with_values(mask, [&](auto yp) { return channel_sums_body(w, xp, dp, yp, m); });
+    });
+  });
 }
 
 // out = a[c] * g + b[c] + k[c] * (x - m[c]) for every element, g being dy masked by
 // y > 0 when y is given. With dy null it is the forward's out = x * a[c] + b[c], clamped
-// at 0 when relu. Parallel over images; vectorizes over positions or lanes.
-template <typename Out, typename Mask>
-RESNET_HOT_LOOP_TEMPLATE void channel_affine_body(const ChannelWalk& w, Out* out, const float* x,
-                                                  const float* dy, const Mask* y, const float* a,
+// at 0 when relu. Parallel over images; vectorizes over positions or lanes. A bf16 `out`
+// is written through an f32 chunk in L1, rounded by round_to_bf16 (one instruction per
+// 16 values where the CPU has AVX512_BF16) rather than value by value.
+template <typename Out, typename X, typename DY, typename Mask>
+RESNET_HOT_LOOP_TEMPLATE void channel_affine_body(const ChannelWalk& w, Out* out, const X* x,
+                                                  const DY* dy, const Mask* y, const float* a,
                                                   const float* b, const float* k, const float* m,
                                                   bool relu) {
+  constexpr int64_t kChunk = 2048;  // values: 8 KiB of f32, a multiple of 16
   const int64_t cp = w.c_padded();
   const int64_t rows = w.blocked ? cp / 16 : w.c;
   const int64_t lanes = w.blocked ? 16 : 1;
+  const int64_t chunk_pixels = kChunk / lanes;
   adopt_thread_count();
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < w.n; ++n) {
+    alignas(64) float staged[kChunk];
     for (int64_t r = 0; r < rows; ++r) {
-      const int64_t base = (n * rows + r) * w.hw * lanes;
       const float* pa = a + r * lanes;
       const float* pb = b + r * lanes;
-      if (lanes == 16) {
-        for (int64_t i = 0; i < w.hw; ++i) {
-          const int64_t o = base + i * 16;
-          if (dy == nullptr) {
+      const float* pk = k == nullptr ? nullptr : k + r * lanes;
+      const float* pm = m == nullptr ? nullptr : m + r * lanes;
+      for (int64_t p0 = 0; p0 < w.hw; p0 += chunk_pixels) {
+        const int64_t p1 = std::min(w.hw, p0 + chunk_pixels);
+        const int64_t base = ((n * rows + r) * w.hw + p0) * lanes;  // the chunk's first value
+        float* to = nullptr;
+        if constexpr (std::is_same_v<Out, float>)
+          to = out + base;
+        else
+          to = staged;
+        if (lanes == 16) {
+          for (int64_t i = 0; i < p1 - p0; ++i) {
+            const int64_t o = base + i * 16;
+            float* t = to + i * 16;
+            if (dy == nullptr) {
 #pragma omp simd
-            for (int l = 0; l < 16; ++l) {
-              const float v = x[o + l] * pa[l] + pb[l];
-              store(out, o + l, relu ? std::max(0.f, v) : v);
-            }
-          } else {
-            const float* pk = k + r * 16;
-            const float* pm = m + r * 16;
+              for (int l = 0; l < 16; ++l) {
+                const float v = load(x, o + l) * pa[l] + pb[l];
+                t[l] = relu ? std::max(0.f, v) : v;
+              }
+            } else {
 #pragma omp simd
-            for (int l = 0; l < 16; ++l) {
-              const float g = (y == nullptr || load(y, o + l) > 0.f) ? dy[o + l] : 0.f;
-              store(out, o + l, pa[l] * g + pb[l] + pk[l] * (x[o + l] - pm[l]));
+              for (int l = 0; l < 16; ++l) {
+                const float d = load(dy, o + l);
+                const float g = (y == nullptr || load(y, o + l) > 0.f) ? d : 0.f;
+                t[l] = pa[l] * g + pb[l] + pk[l] * (load(x, o + l) - pm[l]);
+              }
             }
           }
-        }
-      } else if (dy == nullptr) {
-        const float sa = pa[0], sb = pb[0];
+        } else if (dy == nullptr) {
+          const float sa = pa[0], sb = pb[0];
 #pragma omp simd
-        for (int64_t i = 0; i < w.hw; ++i) {
-          const float v = x[base + i] * sa + sb;
-          store(out, base + i, relu ? std::max(0.f, v) : v);
-        }
-      } else {
-        const float sa = pa[0], sb = pb[0], sk = k[r], sm = m[r];
+          for (int64_t i = 0; i < p1 - p0; ++i) {
+            const float v = load(x, base + i) * sa + sb;
+            to[i] = relu ? std::max(0.f, v) : v;
+          }
+        } else {
+          const float sa = pa[0], sb = pb[0], sk = pk[0], sm = pm[0];
 #pragma omp simd
-        for (int64_t i = 0; i < w.hw; ++i) {
-          const float g = (y == nullptr || load(y, base + i) > 0.f) ? dy[base + i] : 0.f;
-          store(out, base + i, sa * g + sb + sk * (x[base + i] - sm));
+          for (int64_t i = 0; i < p1 - p0; ++i) {
+            const float d = load(dy, base + i);
+            const float g = (y == nullptr || load(y, base + i) > 0.f) ? d : 0.f;
+            to[i] = sa * g + sb + sk * (load(x, base + i) - sm);
+          }
         }
+        if constexpr (!std::is_same_v<Out, float>)
+          round_to_bf16(staged, out + base, (p1 - p0) * lanes);
       }
     }
   }
 }
 
-// out = channel_affine_body(...) into `out` (f32 or bf16), masked by `mask` (f32 or bf16)
-// when it is defined.
-void channel_affine(const ChannelWalk& w, Tensor& out, const float* x, const float* dy,
+// out = channel_affine_body(...) into `out` (f32 or bf16), from x and dy (undefined in
+// forward), masked by `mask` when it is defined; each in f32 or bf16.
+void channel_affine(const ChannelWalk& w, Tensor& out, const Tensor& x, const Tensor& dy,
                     const Tensor& mask, const float* a, const float* b, const float* k,
                     const float* m, bool relu) {
-  const bool out_bf16 = out.dtype() == DType::bf16;
-  auto* out16 = static_cast<uint16_t*>(out.raw());
-  if (mask.defined() && mask.dtype() == DType::bf16) {
-    const auto* y = static_cast<const uint16_t*>(mask.raw());
-    if (out_bf16) return channel_affine_body(w, out16, x, dy, y, a, b, k, m, relu);
-    return channel_affine_body(w, out.f32(), x, dy, y, a, b, k, m, relu);
-  }
-  const float* y = mask.defined() ? mask.f32() : nullptr;
-  if (out_bf16) return channel_affine_body(w, out16, x, dy, y, a, b, k, m, relu);
-  channel_affine_body(w, out.f32(), x, dy, y, a, b, k, m, relu);
+  with_values(x, [&](auto xp) {
+    with_values(dy, [&](auto dp) {
+      with_values(mask, [&](auto yp) {
+        if (out.dtype() == DType::bf16)
+          channel_affine_body(w, static_cast<uint16_t*>(out.raw()), xp, dp, yp, a, b, k, m, relu);
+        else
+          channel_affine_body(w, out.f32(), xp, dp, yp, a, b, k, m, relu);
+      });
+    });
+  });
 }
 
 // Per-channel arrays padded to c_padded with neutral values, so blocked padding
@@ -225,6 +254,13 @@ std::vector<float> padded(const Tensor& t, int64_t cp, float fill) {
   std::vector<float> v(static_cast<size_t>(cp), fill);
   std::copy(t.f32(), t.f32() + t.numel(), v.begin());
   return v;
+}
+
+// Training-mode inputs are f32, or bf16 where a mixed-precision convolution wrote them.
+const Tensor& checked_input(const Tensor& src) {
+  RESNET_CHECK(src.dtype() == DType::f32 || src.dtype() == DType::bf16,
+               "BatchNorm2d: expected an f32 or bf16 input, got " << dtype_name(src.dtype()));
+  return src;
 }
 
 DType checked_out_type(DType t) {
@@ -262,11 +298,10 @@ Tensor BatchNorm2dKernel::forward_train(const Tensor& src, const Tensor& weight,
   const ChannelWalk w(src);
   const int64_t cp = w.c_padded();
   double count = static_cast<double>(w.n * w.hw);
-  const float* x = src.f32();
+  checked_input(src);
   // One pass for both sums: in double, E[x^2] - E[x]^2 keeps ~1e-8 relative accuracy
   // even for means 1e4 times the standard deviation.
-  std::vector<double> sums =
-      channel_sums(w, x, nullptr, static_cast<const float*>(nullptr), nullptr);
+  std::vector<double> sums = channel_sums(w, src, Tensor(), Tensor(), nullptr);
   if (reducer_) reduce_channel_sums(reducer_, sums, w.c, cp, count);
   last_train_count_ = count;
   std::vector<float> scale(static_cast<size_t>(cp), 0.f), shift(static_cast<size_t>(cp), 0.f);
@@ -281,7 +316,8 @@ Tensor BatchNorm2dKernel::forward_train(const Tensor& src, const Tensor& weight,
     batch_var.f32()[c] = static_cast<float>(var);
   }
   Tensor dst = Tensor::empty(src.shape(), checked_out_type(out_type), src.layout());
-  channel_affine(w, dst, x, nullptr, Tensor(), scale.data(), shift.data(), nullptr, nullptr, relu);
+  channel_affine(w, dst, src, Tensor(), Tensor(), scale.data(), shift.data(), nullptr, nullptr,
+                 relu);
   if (affine != nullptr) *affine = {std::move(scale), std::move(shift)};
   return dst;
 }
@@ -296,21 +332,27 @@ Tensor BatchNorm2dKernel::apply(const Tensor& src, const BatchNormAffine& affine
                                                  << affine.scale.size());
   Tensor dst = Tensor::empty(src.shape(), checked_out_type(out_type), src.layout());
   // The very loop forward_train ran, on the same values: the same output.
-  channel_affine(w, dst, src.f32(), nullptr, Tensor(), affine.scale.data(), affine.shift.data(),
-                 nullptr, nullptr, relu);
+  channel_affine(w, dst, checked_input(src), Tensor(), Tensor(), affine.scale.data(),
+                 affine.shift.data(), nullptr, nullptr, relu);
   return dst;
 }
 
 Tensor BatchNorm2dKernel::forward_eval(const Tensor& src, const Tensor& weight, const Tensor& bias,
                                        const Tensor& mean, const Tensor& var, bool relu) {
   return guarded("BatchNorm2d forward", [&] {
-    Tensor dst = Tensor::empty(src.shape(), DType::f32, src.layout());
-    execute(impl_->eval_plan(src, relu), {{DNNL_ARG_SRC, wrap(src)},
-                                          {DNNL_ARG_DST, wrap(dst)},
-                                          {DNNL_ARG_SCALE, wrap(weight)},
-                                          {DNNL_ARG_SHIFT, wrap(bias)},
-                                          {DNNL_ARG_MEAN, wrap(mean)},
-                                          {DNNL_ARG_VARIANCE, wrap(var)}});
+    // oneDNN's batch norm writes the type it reads; a bf16 input (a mixed-precision
+    // convolution's output, in a frozen BN) is widened first.
+    const Tensor x =
+        checked_input(src).dtype() == DType::f32
+            ? src
+            : activation_convert(src, 1.f, DType::f32, src.layout() == Layout::blocked16);
+    Tensor dst = Tensor::empty(x.shape(), DType::f32, x.layout());
+    execute(impl_->eval_plan(x, relu), {{DNNL_ARG_SRC, wrap(x)},
+                                        {DNNL_ARG_DST, wrap(dst)},
+                                        {DNNL_ARG_SCALE, wrap(weight)},
+                                        {DNNL_ARG_SHIFT, wrap(bias)},
+                                        {DNNL_ARG_MEAN, wrap(mean)},
+                                        {DNNL_ARG_VARIANCE, wrap(var)}});
     return dst;
   });
 }
@@ -325,8 +367,10 @@ Tensor BatchNorm2dKernel::backward(const Tensor& diff_dst, const Tensor& src, co
   const ChannelWalk w(src);
   const int64_t cp = w.c_padded();
   double count = static_cast<double>(w.n * w.hw);
-  const float* x = src.f32();
-  const float* dy = diff_dst.f32();
+  checked_input(src);
+  RESNET_CHECK(
+      diff_dst.dtype() == DType::f32 || diff_dst.dtype() == DType::bf16,
+      "BatchNorm2d: expected an f32 or bf16 output gradient, got " << dtype_name(diff_dst.dtype()));
   RESNET_CHECK(!relu_dst.defined() ||
                    (relu_dst.shape() == src.shape() && relu_dst.layout() == src.layout() &&
                     (relu_dst.dtype() == DType::f32 || relu_dst.dtype() == DType::bf16)),
@@ -340,12 +384,9 @@ Tensor BatchNorm2dKernel::backward(const Tensor& diff_dst, const Tensor& src, co
   const bool param_grads = diff_weight.defined();
   RESNET_CHECK(param_grads == diff_bias.defined(),
                "BatchNorm2d: expected both parameter gradients or neither");
-  std::vector<double> sums =
-      param_grads || !use_global_stats
-          ? (relu_dst.defined() && relu_dst.dtype() == DType::bf16
-                 ? channel_sums(w, x, dy, static_cast<const uint16_t*>(relu_dst.raw()), m)
-                 : channel_sums(w, x, dy, relu_dst.defined() ? relu_dst.f32() : nullptr, m))
-          : std::vector<double>(static_cast<size_t>(2 * cp), 0.0);
+  std::vector<double> sums = param_grads || !use_global_stats
+                                 ? channel_sums(w, src, diff_dst, relu_dst, m)
+                                 : std::vector<double>(static_cast<size_t>(2 * cp), 0.0);
   // d/dx of gamma * xhat + beta; with batch statistics, xhat's own dependence on the
   // mean and variance subtracts the projections onto 1 and onto xhat.
   // Synchronised statistics: the input gradient needs the sums over every rank's batch;
@@ -371,7 +412,7 @@ Tensor BatchNorm2dKernel::backward(const Tensor& diff_dst, const Tensor& src, co
     diff_bias.f32()[c] += static_cast<float>(sum_dy);
   }
   Tensor diff_src = Tensor::empty(src.shape(), checked_out_type(grad_type), src.layout());
-  channel_affine(w, diff_src, x, dy, relu_dst, a.data(), b.data(), k.data(), m, false);
+  channel_affine(w, diff_src, src, diff_dst, relu_dst, a.data(), b.data(), k.data(), m, false);
   return diff_src;
 }
 

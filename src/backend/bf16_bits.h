@@ -31,4 +31,9 @@ inline void store(uint16_t* p, int64_t i, float v) {
                                                          : rounded);
 }
 
+// dst[i] = the bf16 rounding of src[i] for i < n, bit for bit what store() writes: with
+// AVX512_BF16's conversion instruction where the CPU has it (bf16_round.cpp). For runs a
+// loop has just written in f32 (a chunk in L1): far cheaper than store() per value.
+void round_to_bf16(const float* src, uint16_t* dst, int64_t n);
+
 }  // namespace resnet::backend::detail

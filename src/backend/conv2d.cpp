@@ -12,7 +12,9 @@ using namespace detail;
 struct Conv2dKernel::Impl {
   Conv2dConfig cfg;
   bool winograd = true;
-  DType compute = DType::f32;  // f32, or bf16 (mixed precision)
+  DType compute = DType::f32;     // f32, or bf16 (mixed precision)
+  DType output = DType::f32;      // the forward's output: f32, or bf16 in mixed precision
+  DType grad_input = DType::f32;  // backward-data's output: likewise
 
   struct Plan {
     Shape dst_shape;
@@ -34,31 +36,33 @@ struct Conv2dKernel::Impl {
   }
 
   Plan& plan_for(const Shape& src_shape, Layout src_layout, Layout dst_layout) {
-    return plans.get(PlanKey(src_shape, src_layout, dst_layout, winograd, compute), [&] {
-      ConvRequest r;
-      r.purpose = ConvPurpose::training;
-      r.winograd = winograd;
-      r.src_shape = src_shape;
-      // Mixed precision: bf16 input and weights, f32 accumulation and output.
-      r.src_type = r.weight_type = dnnl_type(compute);
-      r.bias = cfg.bias;
-      r.src_pin = pin(src_shape, src_layout, compute);
-      r.dst_pin = pin(conv_dst_shape(cfg, src_shape), dst_layout, DType::f32);
-      dnnl::convolution_forward::primitive_desc pd = plan_conv_forward(cfg, r);
-      return Plan{conv_dst_shape(cfg, src_shape),
-                  conv_weight_desc(cfg, dt::f32, false),
-                  cfg.bias ? plain_desc({cfg.out_channels}) : memory::desc(),
-                  pd,
-                  dnnl::convolution_forward(pd),
-                  {},
-                  {},
-                  {}};
-    });
+    return plans.get(
+        PlanKey(src_shape, src_layout, dst_layout, winograd, compute, output, grad_input), [&] {
+          ConvRequest r;
+          r.purpose = ConvPurpose::training;
+          r.winograd = winograd;
+          r.src_shape = src_shape;
+          // Mixed precision: bf16 input and weights, f32 accumulation, an f32 or bf16 output.
+          r.src_type = r.weight_type = dnnl_type(compute);
+          r.dst_type = dnnl_type(output);
+          r.bias = cfg.bias;
+          r.src_pin = pin(src_shape, src_layout, compute);
+          r.dst_pin = pin(conv_dst_shape(cfg, src_shape), dst_layout, output);
+          dnnl::convolution_forward::primitive_desc pd = plan_conv_forward(cfg, r);
+          return Plan{conv_dst_shape(cfg, src_shape),
+                      conv_weight_desc(cfg, dt::f32, false),
+                      cfg.bias ? plain_desc({cfg.out_channels}) : memory::desc(),
+                      pd,
+                      dnnl::convolution_forward(pd),
+                      {},
+                      {},
+                      {}};
+        });
   }
 
   void ensure_backward(Plan& p) {
     if (p.bwd_pd) return;
-    p.bwd_pd.emplace(plan_conv_backward(cfg, p.fwd_pd));
+    p.bwd_pd.emplace(plan_conv_backward(cfg, p.fwd_pd, dnnl_type(grad_input)));
     p.bwd_data.emplace(p.bwd_pd->data);
     p.bwd_weights.emplace(p.bwd_pd->weights);
   }
@@ -77,10 +81,29 @@ void Conv2dKernel::set_compute_type(DType type) {
   RESNET_CHECK(type == DType::f32 || type == DType::bf16,
                "Conv2d: expected compute type f32 or bf16, got " << dtype_name(type));
   impl_->compute = type;
+  if (type == DType::f32) impl_->output = impl_->grad_input = DType::f32;
 }
 
 DType Conv2dKernel::compute_type() const {
   return impl_->compute;
+}
+
+void Conv2dKernel::set_output_type(DType type) {
+  RESNET_CHECK(type == DType::f32 || (type == DType::bf16 && impl_->compute == DType::bf16),
+               "Conv2d: expected output type f32, or bf16 when computing in bf16, got "
+                   << dtype_name(type) << " computing in " << dtype_name(impl_->compute));
+  impl_->output = type;
+}
+
+DType Conv2dKernel::output_type() const {
+  return impl_->output;
+}
+
+void Conv2dKernel::set_grad_input_type(DType type) {
+  RESNET_CHECK(type == DType::f32 || (type == DType::bf16 && impl_->compute == DType::bf16),
+               "Conv2d: expected input gradient type f32, or bf16 when computing in bf16, got "
+                   << dtype_name(type) << " computing in " << dtype_name(impl_->compute));
+  impl_->grad_input = type;
 }
 
 Tensor Conv2dKernel::forward(const Tensor& src, const Tensor& weight, const Tensor& bias,
@@ -88,7 +111,7 @@ Tensor Conv2dKernel::forward(const Tensor& src, const Tensor& weight, const Tens
   return guarded("Conv2d forward", [&] {
     auto& cfg = impl_->cfg;
     Impl::Plan& p = impl_->plan_for(src.shape(), src.layout(), dst_layout);
-    Tensor dst = Tensor::empty(p.dst_shape, DType::f32, dst_layout);
+    Tensor dst = Tensor::empty(p.dst_shape, impl_->output, dst_layout);
     memory src_m = reorder_to(wrap(src), p.fwd_pd.src_desc());
     memory w_m = reorder_to(memory(p.weight_plain, engine(), const_cast<void*>(weight.raw())),
                             p.fwd_pd.weights_desc());
@@ -110,7 +133,7 @@ Tensor Conv2dKernel::backward_data(const Tensor& diff_dst, const Tensor& weight,
     Impl::Plan& p = impl_->plan_for(src_shape, src_layout, diff_dst.layout());
     impl_->ensure_backward(p);
     auto& pd = p.bwd_pd->data;
-    Tensor diff_src = Tensor::empty(src_shape, DType::f32, src_layout);
+    Tensor diff_src = Tensor::empty(src_shape, impl_->grad_input, src_layout);
     memory dd_m = reorder_to(wrap(diff_dst), pd.diff_dst_desc());
     memory w_m = reorder_to(memory(p.weight_plain, engine(), const_cast<void*>(weight.raw())),
                             pd.weights_desc());

@@ -134,14 +134,15 @@ fwd_pd_t plan_conv_forward(const Conv2dConfig& c, const ConvRequest& r) {
   return *pd;
 }
 
-ConvBackwardPlan plan_conv_backward(const Conv2dConfig& c, const fwd_pd_t& forward) {
+ConvBackwardPlan plan_conv_backward(const Conv2dConfig& c, const fwd_pd_t& forward,
+                                    dt diff_src_type) {
   // The forward's compute type (f32, or bf16 in mixed precision) is the backward's too:
   // the gradient arriving from the layer above is read in it, the weights are, and
-  // backward-weights reads the forward's input. What leaves is f32 in either case: the
-  // input gradient (in the forward input's layout) and the weight and bias gradients.
+  // backward-weights reads the forward's input. The weight and bias gradients leave in
+  // f32; the input gradient (in the forward input's layout) in diff_src_type.
   const dt compute = forward.weights_desc().data_type();
   const memory::desc src = forward.src_desc();
-  const memory::desc diff_src = with_type(src, dt::f32);
+  const memory::desc diff_src = with_type(src, diff_src_type);
   const memory::desc diff_dst = with_type(forward.dst_desc(), compute);
   const Shape src_shape = src.dims();
   const memory::desc weights = conv_weight_desc(c, compute, true);

@@ -59,7 +59,9 @@ struct ConvBackwardPlan {
   dnnl::convolution_backward_data::primitive_desc data;
   dnnl::convolution_backward_weights::primitive_desc weights;
 };
+// diff_src_type: the input gradient's type (f32, or bf16 in mixed precision).
 ConvBackwardPlan plan_conv_backward(const Conv2dConfig& c,
-                                    const dnnl::convolution_forward::primitive_desc& forward);
+                                    const dnnl::convolution_forward::primitive_desc& forward,
+                                    memory::data_type diff_src_type);
 
 }  // namespace resnet::backend::detail

@@ -65,8 +65,8 @@ RESNET_HOT_LOOP_TEMPLATE void add_relu_pack(const float* a, const float* b, floa
       const float s = a[i] + b[i];
       const float y = s > 0.f ? s : 0.f;
       out[i] = y;
-      if constexpr (kRound) detail::store(out16, i, y);
     }
+    if constexpr (kRound) detail::round_to_bf16(out + begin, out16 + begin, end - begin);
     for (int64_t j = begin / 8; j < end / 8; ++j) {
       uint8_t m = 0;
       for (int k = 0; k < 8; ++k) m |= static_cast<uint8_t>((out[8 * j + k] > 0.f) << k);

@@ -86,8 +86,12 @@ Tensor Conv2d::forward_impl(const Tensor& x) {
   // nothing converts it again.
   const Tensor in = in_compute_type(x);
   if (keeps_for_backward()) saved_input_ = keeps_input_ ? in : Tensor();
-  return kernel_->forward(in, weight_->value, bias_ ? bias_->value : Tensor(),
-                          output_layout_.value_or(x.layout()));
+  Tensor y = kernel_->forward(in, weight_->value, bias_ ? bias_->value : Tensor(),
+                              output_layout_.value_or(x.layout()));
+  // Observers read f32 (a bf16 output is meant for the batch norm alone).
+  if (y.dtype() != DType::f32 && forward_observed())
+    y = backend::activation_convert(y, 1.f, DType::f32, y.layout() == Layout::blocked16);
+  return y;
 }
 
 Tensor Conv2d::in_compute_type(const Tensor& t) const {

@@ -63,22 +63,31 @@ void ResidualUnit::restore_projection_input() {
     projection_bn_->supply_input(projection_conv_->recompute_output());
 }
 
-void ResidualUnit::set_bf16_handoffs() {
+void ResidualUnit::set_bf16_handoffs(bool training) {
   // What a BN writes for a convolution that computes in bf16 is written in bf16: an inner
   // BN+ReLU's output (read by the next convolution alone) and every BN's input gradient
   // (read by its own convolution alone). The last BN's output meets the shortcut: f32.
+  // In training, what such a convolution writes for a BN alone is bf16 too: its output (the
+  // BN reads it, and keeps it for backward, at half the bytes) and, past the first
+  // convolution, its input gradient (the previous BN's output gradient). Without backward
+  // the output stays f32, which the BN's inference kernel reads directly.
   for (size_t i = 0; i < path_.size(); ++i) {
     auto [conv, bn] = path_[i];
+    conv->set_output_type(training ? conv->compute_type() : DType::f32);
+    conv->set_grad_input_type(training && i > 0 ? conv->compute_type() : DType::f32);
     bn->set_grad_input_type(conv->compute_type());
     bn->set_output_type(i + 1 < path_.size() ? path_[i + 1].first->compute_type() : DType::f32);
   }
   Conv2d* conv = nullptr;
   BatchNorm2d* bn = nullptr;
-  if (residual_ && downsample_ && is_projection(downsample_, &conv, &bn))
+  if (residual_ && downsample_ && is_projection(downsample_, &conv, &bn)) {
+    conv->set_output_type(training ? conv->compute_type() : DType::f32);
     bn->set_grad_input_type(conv->compute_type());
+  }
 }
 
 Tensor ResidualUnit::forward_reference(const Tensor& x) {
+  set_bf16_handoffs(false);
   Tensor h = x;
   for (size_t i = 0; i < path_.size(); ++i) {
     auto [conv, bn] = path_[i];
@@ -97,7 +106,7 @@ Tensor ResidualUnit::forward_impl(const Tensor& x) {
   // The channel count is conv1's to check: its error names it ("layer3.0.conv1").
   if (!keeps_for_backward()) return forward_reference(x);
   // ReLUs after inner BNs run inside those BNs (set_main_path).
-  set_bf16_handoffs();
+  set_bf16_handoffs(true);
   Tensor h = x;
   for (auto& [conv, bn] : path_) h = bn->forward(conv->forward(h));
   saved_shape_ = h.shape();

@@ -132,6 +132,51 @@ TEST(BatchNormBf16Handoff, NanStaysNanAndOtherTypesAreRefused) {
                Error);
 }
 
+Tensor widened(const Tensor& t16) {
+  return backend::activation_convert(t16, 1.f, DType::f32, t16.layout() == Layout::blocked16);
+}
+
+// In mixed-precision training a convolution hands its batch norm a bf16 output and a bf16
+// output gradient: the batch norm computes exactly what it computes on those values in
+// f32 (statistics, output, recomputed output, gradients, inference), bit for bit.
+TEST(BatchNormBf16Handoff, Bf16InputAndGradientGiveTheF32ResultsOfTheSameValues) {
+  for (const Case& k : cases()) {
+    const Shape shape = {3, k.channels, 5, 7};
+    const Tensor x16 =
+        rounded_to_bf16(backend::to_layout(testing::random_tensor(shape, 61, -3.f, 5.f), k.layout));
+    const Tensor dy16 =
+        rounded_to_bf16(backend::to_layout(testing::random_tensor(shape, 62), k.layout));
+    const Tensor x = widened(x16), dy = widened(dy16);
+    const Tensor gamma = awkward_gamma(k.channels), beta = testing::random_tensor({k.channels}, 63);
+    backend::BatchNorm2dKernel kernel(1e-5);
+    for (DType out : {DType::f32, DType::bf16}) {
+      Tensor mean({k.channels}), var({k.channels}), mean16({k.channels}), var16({k.channels});
+      backend::BatchNormAffine affine, affine16;
+      const Tensor y = kernel.forward_train(x, gamma, beta, mean, var, k.relu, &affine, out);
+      const Tensor y16 =
+          kernel.forward_train(x16, gamma, beta, mean16, var16, k.relu, &affine16, out);
+      EXPECT_TRUE(bitwise_equal(y16, y)) << k.str();
+      EXPECT_TRUE(bitwise_equal(mean16, mean) && bitwise_equal(var16, var)) << k.str();
+      EXPECT_TRUE(bitwise_equal(kernel.apply(x16, affine16, k.relu, out), y)) << k.str();
+      const Tensor mask = k.relu ? y : Tensor();
+      for (bool batch_stats : {true, false}) {
+        Tensor dw({k.channels}), db({k.channels}), dw16({k.channels}), db16({k.channels});
+        const Tensor dx = kernel.backward(dy, x, gamma, mean, var, !batch_stats, dw, db, mask, out);
+        const Tensor dx16 =
+            kernel.backward(dy16, x16, gamma, mean, var, !batch_stats, dw16, db16, mask, out);
+        EXPECT_TRUE(bitwise_equal(dx16, dx)) << k.str();
+        EXPECT_TRUE(bitwise_equal(dw16, dw) && bitwise_equal(db16, db)) << k.str();
+      }
+    }
+    // A frozen batch norm (inference statistics) reads a bf16 input too.
+    const Tensor rm = testing::random_tensor({k.channels}, 64),
+                 rv = testing::random_tensor({k.channels}, 65, 0.5f, 2.f);
+    EXPECT_TRUE(bitwise_equal(kernel.forward_eval(x16, gamma, beta, rm, rv, k.relu),
+                              kernel.forward_eval(x, gamma, beta, rm, rv, k.relu)))
+        << k.str();
+  }
+}
+
 // Only a module computing in bf16 takes bf16 in: anything else refuses it in one line.
 TEST(BatchNormBf16Handoff, ModulesThatComputeInF32RefuseBf16Input) {
   nn::ReLU relu;

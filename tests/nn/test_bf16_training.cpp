@@ -31,6 +31,7 @@
 #include "resnet/backend/activation_ops.h"
 #include "resnet/backend/conv2d.h"
 #include "resnet/backend/eltwise.h"
+#include "resnet/core/error.h"
 #include "resnet/nn/precision.h"
 #include "support/deterministic_weights.h"
 #include "support/gradcheck.h"
@@ -118,6 +119,41 @@ TEST(Bf16Convolution, IsF32OnOperandsRoundedToBf16) {
                      backend::to_layout(f32.forward(x, w, Tensor(), c.layout), Layout::plain)),
         0.f);
   }
+}
+
+// A convolution whose output (or input gradient) only a batch norm reads writes it in
+// bf16: the f32 result rounded by oneDNN's conversion, bit for bit.
+TEST(Bf16Convolution, Bf16OutputAndInputGradientAreTheF32OnesRounded) {
+  if (!backend::cpu_has_native_bf16())
+    GTEST_SKIP() << "this CPU has no native bf16 (AVX512_BF16): bf16 training would run f32";
+  for (Layout layout : {Layout::plain, Layout::blocked16}) {
+    backend::Conv2dConfig cfg;
+    cfg.in_channels = 21, cfg.out_channels = 19;
+    cfg.kernel_h = cfg.kernel_w = 3;
+    cfg.pad_h = cfg.pad_w = 1;
+    backend::Conv2dKernel f32_out(cfg), bf16_out(cfg);
+    f32_out.set_compute_type(DType::bf16);
+    bf16_out.set_compute_type(DType::bf16);
+    bf16_out.set_output_type(DType::bf16);
+    bf16_out.set_grad_input_type(DType::bf16);
+    const Shape in_shape = {3, 21, 9, 7};
+    const Tensor x = backend::to_layout(testing::random_tensor(in_shape, 7), layout);
+    const Tensor w = testing::random_tensor({19, 21, 3, 3}, 8);
+    const Tensor y = f32_out.forward(x, w, Tensor(), layout);
+    const Tensor y16 = bf16_out.forward(x, w, Tensor(), layout);
+    ASSERT_EQ(y16.dtype(), DType::bf16);
+    auto rounded = [](const Tensor& t) {
+      return backend::activation_convert(t, 1.f, DType::bf16, t.layout() == Layout::blocked16);
+    };
+    EXPECT_TRUE(testing::bitwise_equal(y16, rounded(y)));
+    const Tensor dy = backend::to_layout(testing::random_tensor(y.shape(), 9), layout);
+    const Tensor dx = f32_out.backward_data(dy, w, in_shape, layout);
+    const Tensor dx16 = bf16_out.backward_data(dy, w, in_shape, layout);
+    ASSERT_EQ(dx16.dtype(), DType::bf16);
+    EXPECT_TRUE(testing::bitwise_equal(dx16, rounded(dx)));
+  }
+  backend::Conv2dKernel f32_compute(backend::Conv2dConfig{});
+  EXPECT_THROW(f32_compute.set_output_type(DType::bf16), Error);
 }
 
 struct Case {

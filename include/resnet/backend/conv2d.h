@@ -60,10 +60,18 @@ class Conv2dKernel {
   // The type the convolutions compute in: f32 (default), or bf16 for mixed-precision
   // training: the input, the weights and the incoming gradient are rounded to bf16 on
   // the way in (oneDNN's AVX512_BF16 kernels), products accumulate in f32, and every
-  // output (activation, input gradient, weight and bias gradients) is f32. Tensors in
-  // and out stay f32; the parameters' master copies are never rounded.
+  // output (activation, input gradient, weight and bias gradients) is f32 unless
+  // set_output_type / set_grad_input_type ask for bf16. The parameters' master copies
+  // are never rounded.
   void set_compute_type(DType type);
   DType compute_type() const;
+  // The forward output's type: f32, or bf16 with a bf16 compute type, for an output that
+  // only a batch norm reads (it reads bf16 and computes in f32): the f32 result rounded,
+  // bit for bit.
+  void set_output_type(DType type);
+  DType output_type() const;
+  // backward_data's output type, likewise: bf16 for a gradient only a batch norm reads.
+  void set_grad_input_type(DType type);
 
  private:
   struct Impl;

@@ -86,6 +86,9 @@ class BatchNorm2d : public Module {
   std::string extra_repr() const override;
   std::string label() const override;  // "BatchNorm2d(64)", for messages
   void report_forward(const Tensor& input, const Tensor& output) override;
+  // Input and output gradient: f32, or bf16 from a mixed-precision convolution's forward
+  // and backward-data (set_bf16_handoffs in ResidualUnit).
+  bool accepts(DType type) const override { return type == DType::f32 || type == DType::bf16; }
 
   void release_saved() override {
     saved_input_ = saved_mean_ = saved_var_ = saved_output_ = Tensor();

@@ -61,6 +61,11 @@ class Conv2d : public Module {
   // f32 or bf16 (mixed precision: nn/precision.h).
   void set_compute_type(DType type) { kernel_->set_compute_type(type); }
   DType compute_type() const { return kernel_->compute_type(); }
+  // The forward output's type (backend::Conv2dKernel::set_output_type); an observed
+  // forward is always reported in f32.
+  void set_output_type(DType type) { kernel_->set_output_type(type); }
+  // backward's input gradient type (backend::Conv2dKernel::set_grad_input_type).
+  void set_grad_input_type(DType type) { kernel_->set_grad_input_type(type); }
   // A 1x1 kernel: the cheapest convolution to run again.
   bool is_pointwise() const { return options_.kernel_h == 1 && options_.kernel_w == 1; }
 

@@ -61,8 +61,9 @@ class ResidualUnit : public Module {
   // Hands the projection's BN its input again (recomputed) before its backward.
   void restore_projection_input();
   // Tells each BN the compute type of the convolutions that read its output and its input
-  // gradient (BatchNorm2d::set_output_type), before a forward that keeps for backward.
-  void set_bf16_handoffs();
+  // gradient (BatchNorm2d::set_output_type), and each convolution the type its BN reads
+  // (bf16 in mixed-precision training, f32 without backward), before a forward.
+  void set_bf16_handoffs(bool training);
 
   std::vector<std::pair<Conv2d*, BatchNorm2d*>> path_;
   ReLU* relu_ = nullptr;
