@@ -9,10 +9,10 @@
 // tensor (the output, the input gradient, every parameter gradient and the running
 // statistics) in relative L2 norm. bf16 keeps 8 significant bits (relative rounding
 // 2^-9), and the rounding at every convolution compounds through the depth and through
-// batch norm's backward, by as much as the network's conditioning allows: from 9%
-// (resnet20) to 45% (plain20) in the worst tensor. So the judge is the network's own
+// batch norm's backward, by as much as the network's conditioning allows: from 4%
+// (resnet1202) to 71% (plain110) in the worst tensor. So the judge is the network's own
 // sensitivity, as f32 is judged against float64 where PyTorch's own f32 is far from it:
-// the f32 step given operands rounded to bf16 (input and parameters) moves by 11% to 52%
+// the f32 step given operands rounded to bf16 (input and parameters) moves by 4% to 52%
 // on the same networks, and the bf16 step must stay within a small multiple of that.
 // The accuracy that bf16 training reaches is the end-to-end check.
 //
@@ -208,14 +208,16 @@ double median_gradient_error(const std::vector<double>& errors, const StepTensor
 // The documented bound, relative to the network's own conditioning. The reference is the
 // f32 step on operands rounded to bf16 (the input and every parameter): how far the f32
 // network itself moves when what it is given is only as precise as bf16. A deep plain
-// network's gradients move by 50% under that alone (plain56), a residual one's by 11% to
-// 27%, so no fixed bound fits every network. bf16 rounds at every convolution, not
-// once, and its step stays within these multiples of the reference, measured over
-// twelve zoo networks at odd shapes: worst tensor at most 1.71 times the reference's
-// worst tensor (plain20), median parameter gradient at most 2.0 times the reference's
-// median (resnet101).
-constexpr double kWorstTensorFactor = 2.5;
-constexpr double kMedianGradientFactor = 3.0;
+// network's gradients move by 45% to 52% under that alone (plain110, plain56), a residual
+// one's by 4% to 27%, so no fixed bound fits every network. bf16 rounds at every
+// convolution, not once, and at up to four points per convolution (its input, its
+// weights, its output for the batch norm, the gradient it receives), so its step moves
+// further than the reference, by a factor measured in 21 cases (20 zoo networks, odd shapes)
+// (README, Numerics): worst tensor at most 2.05 times the reference's worst tensor
+// (resnet101), median parameter gradient at most 2.80 times the reference's median
+// (resnet152). The bounds leave about a factor 1.4 above those.
+constexpr double kWorstTensorFactor = 3.0;
+constexpr double kMedianGradientFactor = 4.0;
 
 TEST_P(Bf16Training, OneStepStaysWithinTheNetworksOwnBf16RoundingError) {
   if (!backend::cpu_has_native_bf16())
