@@ -10,8 +10,8 @@ namespace resnet::backend::detail {
 namespace {
 
 // AVX512_BF16's vcvtneps2bf16, 16 values an instruction: what store() computes for each
-// value (round to nearest even, denormals to signed zero, NaN quiet), about fifteen times
-// fewer instructions than that formula vectorized. Compiled for that instruction set
+// value (round to nearest even, denormals to signed zero, NaN quiet), in one instruction
+// where the formula, vectorized, takes a few dozen. Compiled for that instruction set
 // alone; called only where the CPU has it.
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void round_native(const float* src,
                                                                                   uint16_t* dst,

@@ -88,22 +88,22 @@ DType Conv2dKernel::compute_type() const {
   return impl_->compute;
 }
 
-void Conv2dKernel::set_output_type(DType type) {
-  RESNET_CHECK(type == DType::f32 || (type == DType::bf16 && impl_->compute == DType::bf16),
-               "Conv2d: expected output type f32, or bf16 when computing in bf16, got "
-                   << dtype_name(type) << " computing in " << dtype_name(impl_->compute));
-  impl_->output = type;
+namespace {
+// An output handed to a batch norm: f32, or bf16 only when the convolution computes in it.
+DType checked_handoff_type(const char* what, DType type, DType compute) {
+  RESNET_CHECK(type == DType::f32 || (type == DType::bf16 && compute == DType::bf16),
+               "Conv2d: expected " << what << " type f32, or bf16 when computing in bf16, got "
+                                   << dtype_name(type) << " computing in " << dtype_name(compute));
+  return type;
 }
+}  // namespace
 
-DType Conv2dKernel::output_type() const {
-  return impl_->output;
+void Conv2dKernel::set_output_type(DType type) {
+  impl_->output = checked_handoff_type("output", type, impl_->compute);
 }
 
 void Conv2dKernel::set_grad_input_type(DType type) {
-  RESNET_CHECK(type == DType::f32 || (type == DType::bf16 && impl_->compute == DType::bf16),
-               "Conv2d: expected input gradient type f32, or bf16 when computing in bf16, got "
-                   << dtype_name(type) << " computing in " << dtype_name(impl_->compute));
-  impl_->grad_input = type;
+  impl_->grad_input = checked_handoff_type("input gradient", type, impl_->compute);
 }
 
 Tensor Conv2dKernel::forward(const Tensor& src, const Tensor& weight, const Tensor& bias,

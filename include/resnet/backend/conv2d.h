@@ -69,7 +69,6 @@ class Conv2dKernel {
   // only a batch norm reads (it reads bf16 and computes in f32): the f32 result rounded,
   // bit for bit.
   void set_output_type(DType type);
-  DType output_type() const;
   // backward_data's output type, likewise: bf16 for a gradient only a batch norm reads.
   void set_grad_input_type(DType type);
 
